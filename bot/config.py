@@ -1,0 +1,198 @@
+"""Settings: one typed object, read once where the app is wired.
+
+Every setting comes from the environment (or a `.env` file). Most names carry the
+`AVATARBOT_` prefix; the well-known ones (`REDIS_URL`, `TELEGRAM_BOT_TOKEN`,
+`DISCORD_BOT_TOKEN`) do not. A missing or malformed value fails at start with the
+variable's name; secrets are `SecretStr`, so they never show in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import AvatarbotError
+
+
+class ConfigError(AvatarbotError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Everything avatarbot can be configured with. See README for the table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=False,
+    )
+
+    # --- Redis -------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_URL"),
+        description="Redis server; unset starts an embedded Redis in the data dir.",
+    )
+    key_prefix: str = Field(default="avatarbot", validation_alias=_env("AVATARBOT_KEY_PREFIX"))
+
+    # --- Chat platforms ----------------------------------------------------
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("TELEGRAM_BOT_TOKEN")
+    )
+    telegram_api_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        validation_alias=_env("AVATARBOT_TELEGRAM_API_URL"),
+    )
+    telegram_file_base_url: str = Field(
+        default="https://api.telegram.org/file/bot",
+        validation_alias=_env("AVATARBOT_TELEGRAM_FILE_URL"),
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None, validation_alias=_env("AVATARBOT_TELEGRAM_WEBHOOK_URL")
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("AVATARBOT_TELEGRAM_WEBHOOK_SECRET")
+    )
+    discord_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("DISCORD_BOT_TOKEN")
+    )
+    discord_guild_id: int | None = Field(
+        default=None, validation_alias=_env("AVATARBOT_DISCORD_GUILD_ID")
+    )
+    web_enabled: bool = Field(default=True, validation_alias=_env("AVATARBOT_WEB_ENABLED"))
+    web_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_WEB_HOST"))
+    web_port: int = Field(default=8080, ge=0, le=65535, validation_alias=_env("AVATARBOT_WEB_PORT"))
+    bot_name: str = Field(
+        default="main",
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        validation_alias=_env("AVATARBOT_BOT_NAME"),
+        description="Name of this bot deployment; results for it arrive on its own stream.",
+    )
+
+    # --- Generation --------------------------------------------------------
+    backend: Literal["cpu", "diffusers"] = Field(
+        default="cpu", validation_alias=_env("AVATARBOT_BACKEND")
+    )
+    model: str = Field(
+        default="stabilityai/sd-turbo",
+        validation_alias=_env("AVATARBOT_MODEL"),
+        description="Hub id or local path of the diffusion model.",
+    )
+    output_size: Literal[512, 768, 1024] = Field(
+        default=512, validation_alias=_env("AVATARBOT_OUTPUT_SIZE")
+    )
+    batch_size: int = Field(default=4, ge=1, le=64, validation_alias=_env("AVATARBOT_BATCH_SIZE"))
+    styles_file: Path | None = Field(default=None, validation_alias=_env("AVATARBOT_STYLES_FILE"))
+
+    # --- Quotas and limits ---------------------------------------------------
+    daily_quota: int = Field(default=20, ge=1, validation_alias=_env("AVATARBOT_DAILY_QUOTA"))
+    queue_cap: int = Field(default=500, ge=1, validation_alias=_env("AVATARBOT_QUEUE_CAP"))
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, validation_alias=_env("AVATARBOT_MAX_UPLOAD_BYTES")
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        validation_alias=_env("AVATARBOT_MAX_DELIVERIES"),
+        description="A job delivered to workers this many times without finishing is dead.",
+    )
+    reclaim_idle_s: float = Field(
+        default=30.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_IDLE_S")
+    )
+    reclaim_interval_s: float = Field(
+        default=5.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_INTERVAL_S")
+    )
+
+    # --- Retention -----------------------------------------------------------
+    selfie_ttl_s: int = Field(
+        default=3600,
+        ge=60,
+        validation_alias=_env("AVATARBOT_SELFIE_TTL_S"),
+        description="Upper bound on a selfie's life; it is deleted as soon as its job ends.",
+    )
+    result_ttl_s: int = Field(default=86400, ge=60, validation_alias=_env("AVATARBOT_RESULT_TTL_S"))
+    job_ttl_s: int = Field(default=86400, ge=60, validation_alias=_env("AVATARBOT_JOB_TTL_S"))
+
+    # --- Process -----------------------------------------------------------
+    data_dir: Path = Field(default=Path("data"), validation_alias=_env("AVATARBOT_DATA_DIR"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=_env("AVATARBOT_LOG_LEVEL")
+    )
+    log_json: bool = Field(default=False, validation_alias=_env("AVATARBOT_LOG_JSON"))
+    workers: int = Field(
+        default=1,
+        ge=0,
+        le=32,
+        validation_alias=_env("AVATARBOT_WORKERS"),
+        description="Worker processes `avatarbot run` starts beside the bot.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class _ExplicitSettings(Settings):
+    """Settings read only from the mapping given (no process environment, no .env)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings once. `environ` replaces the process environment (tests pass their own).
+
+    Raises ConfigError naming every bad variable.
+    """
+    try:
+        if environ is None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+        return _ExplicitSettings(**{k: v for k, v in environ.items() if v != ""})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err["loc"][0] if err["loc"] else "?"
+            name = _variable_name(str(loc))
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
+
+
+def _variable_name(field_or_alias: str) -> str:
+    field = Settings.model_fields.get(field_or_alias)
+    if field is None:
+        return field_or_alias.upper()
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return str(first)
+    return field_or_alias.upper()

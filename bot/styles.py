@@ -1,0 +1,154 @@
+"""The style catalog: what a user can pick, and how each backend renders it.
+
+The catalog is data (`bot/data/styles.toml`); operators edit a copy and point
+`AVATARBOT_STYLES_FILE` at it. Each style has a CPU recipe (an effect of the CPU
+style engine and its parameters) and a diffusion recipe (prompt and sampler knobs).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bot.errors import AvatarbotError
+
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class StyleCatalogError(AvatarbotError):
+    """The catalog file is unreadable or malformed; the message says where."""
+
+
+class UnknownStyleError(AvatarbotError):
+    user_message = "I don't know that style. Send /styles to see the ones I can do."
+
+
+@dataclass(frozen=True)
+class CpuRecipe:
+    effect: str
+    params: Mapping[str, float | int | str | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe:
+    prompt: str
+    negative_prompt: str = ""
+    strength: float = 0.6
+    steps: int = 4
+    guidance: float = 0.0
+    lora: str | None = None
+    lora_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Style:
+    id: str
+    title: str
+    emoji: str
+    description: str
+    cpu: CpuRecipe
+    diffusion: DiffusionRecipe
+
+    @property
+    def label(self) -> str:
+        return f"{self.emoji} {self.title}"
+
+
+class StyleCatalog:
+    """An ordered, read-only set of styles."""
+
+    def __init__(self, styles: list[Style]) -> None:
+        if not styles:
+            raise StyleCatalogError("the style catalog is empty")
+        self._styles: dict[str, Style] = {}
+        for style in styles:
+            if style.id in self._styles:
+                raise StyleCatalogError(f"duplicate style id {style.id!r}")
+            self._styles[style.id] = style
+
+    def __iter__(self) -> Iterator[Style]:
+        return iter(self._styles.values())
+
+    def __len__(self) -> int:
+        return len(self._styles)
+
+    def __contains__(self, style_id: object) -> bool:
+        return style_id in self._styles
+
+    def get(self, style_id: str) -> Style:
+        try:
+            return self._styles[style_id]
+        except KeyError:
+            raise UnknownStyleError(f"unknown style {style_id!r}") from None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._styles)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> StyleCatalog:
+        """Load `path`, or the catalog shipped with avatarbot when `path` is None."""
+        if path is None:
+            text = resources.files("bot").joinpath("data/styles.toml").read_text("utf-8")
+            where = "bot/data/styles.toml"
+        else:
+            try:
+                text = path.read_text("utf-8")
+            except OSError as exc:
+                raise StyleCatalogError(f"cannot read style catalog {path}: {exc}") from None
+            where = str(path)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise StyleCatalogError(f"{where}: {exc}") from None
+        entries = data.get("style")
+        if not isinstance(entries, list):
+            raise StyleCatalogError(f"{where}: expected [[style]] tables")
+        return cls([_parse_style(entry, where, i) for i, entry in enumerate(entries)])
+
+
+def preview_path(style_id: str) -> Path:
+    """The committed preview image of a style (made by `avatarbot previews`)."""
+    return Path(str(resources.files("bot").joinpath(f"data/previews/{style_id}.jpg")))
+
+
+def _parse_style(entry: Any, where: str, index: int) -> Style:
+    at = f"{where}: style #{index + 1}"
+    if not isinstance(entry, dict):
+        raise StyleCatalogError(f"{at}: not a table")
+    try:
+        style_id = str(entry["id"])
+        at = f"{where}: style {style_id!r}"
+        if not style_id or not set(style_id) <= _ID_CHARS or len(style_id) > 32:
+            raise StyleCatalogError(f"{at}: id must be 1-32 chars of a-z, 0-9, _ or -")
+        cpu = entry["cpu"]
+        diffusion = entry["diffusion"]
+        recipe = DiffusionRecipe(
+            prompt=str(diffusion["prompt"]),
+            negative_prompt=str(diffusion.get("negative_prompt", "")),
+            strength=float(diffusion.get("strength", 0.6)),
+            steps=int(diffusion.get("steps", 4)),
+            guidance=float(diffusion.get("guidance", 0.0)),
+            lora=str(diffusion["lora"]) if diffusion.get("lora") else None,
+            lora_scale=float(diffusion.get("lora_scale", 1.0)),
+        )
+        if not 0.0 < recipe.strength <= 1.0:
+            raise StyleCatalogError(f"{at}: diffusion.strength must be in (0, 1]")
+        if not 1 <= recipe.steps <= 50:
+            raise StyleCatalogError(f"{at}: diffusion.steps must be 1..50")
+        return Style(
+            id=style_id,
+            title=str(entry["title"]),
+            emoji=str(entry.get("emoji", "🎨")),
+            description=str(entry.get("description", "")),
+            cpu=CpuRecipe(effect=str(cpu["effect"]), params=dict(cpu.get("params", {}))),
+            diffusion=recipe,
+        )
+    except KeyError as exc:
+        raise StyleCatalogError(f"{at}: missing {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise StyleCatalogError(f"{at}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Generation: the worker process, its backends, face handling and provenance."""

@@ -1,0 +1,1 @@
+"""Generation backends, all behind `generation.backends.base.Backend`."""

@@ -177,7 +177,7 @@ def load_settings(
     try:
         if environ is None:
             return Settings(_env_file=env_file)  # type: ignore[call-arg]  # pydantic-settings init kwarg
-        return _ExplicitSettings(**{k: v for k, v in environ.items() if v != ""})
+        return _ExplicitSettings.model_validate({k: v for k, v in environ.items() if v != ""})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -1,0 +1,349 @@
+"""Selfie intake on real files: every hostile upload gets its own typed error, every
+awkward-but-valid selfie comes out as a square upright RGB JPEG around the face."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.errors import AvatarbotError
+from bot.faces import DlibHogDetector, FaceBox, FaceDetector
+from bot.selfie import (
+    CorruptImage,
+    FaceTooSmall,
+    FileTooLarge,
+    ImageTooLarge,
+    ImageTooSmall,
+    IntakeError,
+    IntakeLimits,
+    MultipleFaces,
+    NoFaceFound,
+    Selfie,
+    SelfieIntake,
+    UnsupportedFormat,
+    decode_image,
+    load_selfie,
+)
+from tests import hostile
+
+ROOT = Path(__file__).parent.parent
+
+
+class FixedDetector(FaceDetector):
+    """A fake detector that reports the boxes it was given (for the face-choice rules)."""
+
+    def __init__(self, *boxes: FaceBox) -> None:
+        self.boxes = list(boxes)
+
+    def detect(self, rgb: np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]) -> list[FaceBox]:
+        return sorted(self.boxes, key=lambda box: box.score, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def intake() -> SelfieIntake:
+    return SelfieIntake(DlibHogDetector())
+
+
+def open_output(selfie: Selfie) -> Image.Image:
+    image = Image.open(io.BytesIO(selfie.jpeg))
+    assert image.format == "JPEG"
+    image.load()
+    return image
+
+
+def assert_normalised(selfie: Selfie) -> Image.Image:
+    """The contract every accepted selfie meets."""
+    image = open_output(selfie)
+    assert image.mode == "RGB"
+    assert image.size == (selfie.width, selfie.height)
+    assert selfie.width == selfie.height <= IntakeLimits().output_max
+    face = selfie.face
+    assert 0 <= face.left < face.right <= selfie.width
+    assert 0 <= face.top < face.bottom <= selfie.height
+    cx, cy = face.center
+    assert abs(cx / selfie.width - 0.5) < 0.1, "face centred horizontally"
+    assert 0.35 < cy / selfie.height < 0.55, "face a little above the middle (portrait)"
+    assert face.size / selfie.width > 0.3, "the crop is around the face, not the whole photo"
+    return image
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+@pytest.mark.parametrize("name", list(hostile.BAD_FILES))
+def test_bad_file_raises_its_error(intake: SelfieIntake, name: str) -> None:
+    case = hostile.BAD_FILES[name]
+    with pytest.raises(IntakeError) as caught:
+        intake.process(case.make())
+    assert type(caught.value) is case.error
+    assert isinstance(caught.value, AvatarbotError)
+    message = caught.value.user_message
+    assert message.strip() == message
+    assert "\n" not in message
+    assert 20 < len(message) < 200
+
+
+def test_bad_files_cover_every_error_and_twenty_cases() -> None:
+    errors = {case.error for case in hostile.BAD_FILES.values()}
+    assert errors == set(IntakeError.__subclasses__())
+    assert len(hostile.BAD_FILES) >= 20
+
+
+@pytest.mark.parametrize(
+    ("name", "format_name"),
+    [
+        ("svg_named_jpg", "SVG"),
+        ("eps", "EPS"),
+        ("ico_named_jpg", "ICO"),
+        ("tga_named_jpg", "TGA"),
+        ("tiff", "TIFF"),
+        ("bmp", "BMP"),
+    ],
+)
+def test_unsupported_format_is_named(name: str, format_name: str) -> None:
+    with pytest.raises(UnsupportedFormat) as caught:
+        decode_image(hostile.BAD_FILES[name].make())
+    assert caught.value.format_name == format_name
+    assert format_name in caught.value.user_message
+
+
+def test_limits_appear_in_messages() -> None:
+    with pytest.raises(FileTooLarge) as too_big:
+        decode_image(hostile.oversize())
+    assert "20 MB" in too_big.value.user_message
+    assert too_big.value.limit == 20 * 1024 * 1024
+
+    with pytest.raises(ImageTooSmall) as too_small:
+        decode_image(hostile.one_pixel())
+    assert "128" in too_small.value.user_message
+    assert (too_small.value.width, too_small.value.height) == (1, 1)
+
+    small_limit = IntakeLimits(max_bytes=1024 * 1024)
+    with pytest.raises(FileTooLarge) as custom:
+        decode_image(hostile.oversize(1024 * 1024), small_limit)
+    assert "1 MB" in custom.value.user_message
+
+
+def test_byte_limit_is_checked_before_parsing() -> None:
+    """A valid photo one byte over the limit is refused without being looked at."""
+    data = hostile.ASTRONAUT.read_bytes()
+    with pytest.raises(FileTooLarge):
+        decode_image(data, IntakeLimits(max_bytes=len(data) - 1))
+    assert decode_image(data, IntakeLimits(max_bytes=len(data))).size == (512, 512)
+
+
+def test_bomb_is_refused_from_its_header() -> None:
+    """64 Mpx: over our limit, under Pillow's own; refused with the header's size."""
+    with pytest.raises(ImageTooLarge) as caught:
+        decode_image(hostile.png_bomb(8000))
+    assert (caught.value.width, caught.value.height) == (8000, 8000)
+
+
+def test_bomb_decoding_uses_bounded_memory() -> None:
+    """In a fresh process (Pillow warnings on default settings), the 12000² PNG bomb is
+    refused with its size while peak memory stays far below the 144 MB it would decode to."""
+    script = textwrap.dedent(
+        """
+        import resource, warnings
+        from bot.selfie import ImageTooLarge, decode_image
+        from tests.hostile import png_bomb
+        data = png_bomb(12000)
+        warnings.simplefilter("ignore")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            decode_image(data)
+        except ImageTooLarge as exc:
+            print(exc.width, exc.height)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) // 1024)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    size_line, growth_mb = result.stdout.split("\n")[:2]
+    assert size_line == "12000 12000"
+    assert int(growth_mb) < 20
+
+
+# --------------------------------------------------------------------------- good files
+
+
+@pytest.mark.parametrize("name", list(hostile.GOOD_FILES))
+def test_good_file_is_normalised(intake: SelfieIntake, name: str) -> None:
+    selfie = intake.process(hostile.GOOD_FILES[name]())
+    image = assert_normalised(selfie)
+    assert not image.getexif(), "no metadata (EXIF, GPS) survives intake"
+    assert "icc_profile" not in image.info
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotation_gives_the_upright_picture(intake: SelfieIntake, orientation: int) -> None:
+    upright = intake.process(hostile.upright_landscape())
+    rotated = intake.process(hostile.exif_rotated(orientation))
+    assert rotated.width == upright.width
+    for got, want in zip(
+        (rotated.face.left, rotated.face.top, rotated.face.size),
+        (upright.face.left, upright.face.top, upright.face.size),
+        strict=True,
+    ):
+        assert abs(got - want) <= 3
+    a = np.asarray(open_output(upright).convert("L"), dtype=np.float64).ravel()
+    b = np.asarray(open_output(rotated).convert("L"), dtype=np.float64).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.95
+
+
+def test_exif_rotation_swaps_the_decoded_size() -> None:
+    stored = hostile.exif_rotated(6)
+    with Image.open(io.BytesIO(stored)) as raw:
+        assert raw.size == (384, 512)  # portrait as stored
+    assert decode_image(stored).size == (512, 384)  # landscape as taken
+    assert decode_image(hostile.upright_landscape()).size == (512, 384)
+
+
+def test_sixteen_bit_grey_keeps_its_tones(intake: SelfieIntake) -> None:
+    decoded = decode_image(hostile.png_grey16())
+    assert decoded.mode == "RGB"
+    grey = np.asarray(decoded)[..., 0].astype(np.float64)
+    reference = np.asarray(hostile.astronaut().convert("L"), dtype=np.float64)
+    assert len(np.unique(grey)) > 200
+    assert abs(grey.mean() - reference.mean()) < 2
+    assert np.corrcoef(grey.ravel(), reference.ravel())[0, 1] > 0.99
+
+    output = np.asarray(open_output(intake.process(hostile.png_grey16())).convert("L"))
+    assert len(np.unique(output)) > 2 * 50
+
+
+def test_alpha_is_flattened_on_white() -> None:
+    decoded = decode_image(hostile.png_alpha())
+    assert decoded.mode == "RGB"
+    assert decoded.getpixel((0, 0)) == (255, 255, 255)
+    assert decoded.getpixel((256, 220)) == hostile.astronaut().getpixel((256, 220))
+
+
+def test_cmyk_comes_out_in_true_colour() -> None:
+    decoded = np.asarray(decode_image(hostile.cmyk_jpeg()), dtype=np.float64)
+    original = np.asarray(hostile.astronaut(), dtype=np.float64)
+    assert np.abs(decoded - original).mean() < 10
+
+
+def test_big_jpeg_is_drafted_but_not_below_the_output_size() -> None:
+    decoded = decode_image(hostile.large_4000())
+    assert decoded.size == (2000, 2000)  # decoded at 1/2 scale by draft()
+
+
+def test_polyglot_payload_is_dropped(intake: SelfieIntake) -> None:
+    selfie = intake.process(hostile.polyglot_jpeg_zip())
+    assert b"PK\x03\x04" not in selfie.jpeg
+
+
+def test_repr_never_shows_bytes(intake: SelfieIntake) -> None:
+    selfie = intake.process(hostile.ASTRONAUT.read_bytes())
+    assert "\\x" not in repr(selfie)
+    assert repr(selfie).startswith(f"Selfie({selfie.width}x{selfie.height}, ")
+
+
+# --------------------------------------------------------------------------- face rules
+
+
+def face(left: int, top: int, size: int, score: float = 1.0) -> FaceBox:
+    return FaceBox(left, top, size, size, score)
+
+
+def test_background_face_does_not_reject_the_selfie() -> None:
+    main = face(179, 83, 88, score=1.5)
+    background = face(400, 40, 40, score=2.0)  # a stronger but much smaller face
+    selfie = SelfieIntake(FixedDetector(main, background)).process(hostile.ASTRONAUT.read_bytes())
+    assert selfie.face.score == main.score
+
+
+def test_two_comparable_faces_are_refused() -> None:
+    detector = FixedDetector(face(179, 83, 88), face(300, 200, 60, score=0.5))
+    with pytest.raises(MultipleFaces) as caught:
+        SelfieIntake(detector).process(hostile.ASTRONAUT.read_bytes())
+    assert caught.value.count == 2
+
+
+def test_weak_false_hit_does_not_reject_a_good_selfie(intake: SelfieIntake) -> None:
+    """dlib scores a suit patch ~0.1 as a face of the same size; intake must accept."""
+    raw = DlibHogDetector(threshold=0.0).detect(np.asarray(hostile.astronaut()))
+    assert len(raw) == 2
+    assert intake.process(hostile.ASTRONAUT.read_bytes()).face.score > 1.0
+
+
+def test_face_size_rules() -> None:
+    data = hostile.ASTRONAUT.read_bytes()
+    with pytest.raises(NoFaceFound):
+        SelfieIntake(FixedDetector()).process(data)
+    with pytest.raises(FaceTooSmall) as caught:
+        SelfieIntake(FixedDetector(face(200, 100, 60))).process(data)
+    assert (caught.value.face_px, caught.value.min_face_px) == (60, 80)
+    relaxed = IntakeLimits(min_face_px=40)
+    assert SelfieIntake(FixedDetector(face(200, 100, 60)), relaxed).process(data).width == 144
+
+
+def test_face_near_the_edge_shifts_the_crop_inside() -> None:
+    """Room for a 1.6x margin inside the photo: the crop moves, nothing is padded."""
+    detector = FixedDetector(face(-20, -30, 300))
+    selfie = SelfieIntake(detector).process(hostile.ASTRONAUT.read_bytes())
+    assert selfie.width == 512  # the whole photo, as the 2.4x square would not fit
+    assert (selfie.face.left, selfie.face.top) == (0, 0)  # clipped to the image
+
+
+def test_face_filling_the_photo_is_padded_not_cut() -> None:
+    """A face too big for a 1.6x margin inside the photo: the square is padded."""
+    detector = FixedDetector(face(-20, -30, 400))
+    selfie = SelfieIntake(detector).process(hostile.ASTRONAUT.read_bytes())
+    assert selfie.width == round(1.6 * 400)
+    assert (selfie.face.left, selfie.face.top, selfie.face.size) == (120, 88, 400)
+    padded = np.asarray(load_selfie(selfie.jpeg), dtype=np.float64)[:100, :100]
+    assert padded.std(axis=(0, 1)).max() < 4, "padding is one flat colour"
+
+
+def test_large_photo_gives_a_bounded_output(intake: SelfieIntake) -> None:
+    selfie = intake.process(hostile.large_4000())
+    assert_normalised(selfie)
+    assert 600 < selfie.width <= 1024
+    small = SelfieIntake(DlibHogDetector(), IntakeLimits(output_max=256)).process(
+        hostile.large_4000()
+    )
+    assert small.width <= 256
+    assert_normalised(small)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def test_load_selfie_round_trip(intake: SelfieIntake) -> None:
+    selfie = intake.process(hostile.heic())
+    loaded = load_selfie(selfie.jpeg)
+    assert loaded.mode == "RGB"
+    assert loaded.size == (selfie.width, selfie.height)
+
+
+def test_load_selfie_refuses_anything_else() -> None:
+    with pytest.raises(CorruptImage):
+        load_selfie(b"definitely not a jpeg")
+    with pytest.raises(CorruptImage):
+        load_selfie(hostile.webp())
+
+
+async def test_intake_from_threads(intake: SelfieIntake) -> None:
+    data = hostile.ASTRONAUT.read_bytes()
+    results = await asyncio.gather(*(asyncio.to_thread(intake.process, data) for _ in range(3)))
+    assert len({r.jpeg for r in results}) == 1
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match="min_side"):
+        IntakeLimits(min_side=500, max_side=400)
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        IntakeLimits(jpeg_quality=100)

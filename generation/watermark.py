@@ -40,9 +40,11 @@ CANONICAL_SIZE = 512
 BLOCK = 4
 STRENGTH = 40.0
 """Quantisation step on the largest singular value; sets the invisibility/robustness trade."""
-CONFIDENCE_THRESHOLD = 0.25
+CONFIDENCE_THRESHOLD = 0.15
 """Mean |soft bit| needed (with a CRC match) to call a mark found."""
 REFINE_PASSES = 2
+_HEADROOM = 6.0
+"""Grey levels from 0/255 within which a block is only ever moved away from the limit."""
 KEY_BYTES = 32
 
 Float = npt.NDArray[np.float64]
@@ -174,9 +176,9 @@ def _haar_ll_inverse(ll: Float) -> Float:
     return out
 
 
-def _blocks(ll: Float) -> Float:
-    n = ll.shape[0] // BLOCK
-    return ll.reshape(n, BLOCK, n, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
+def _blocks(plane: Float, size: int = BLOCK) -> Float:
+    n = plane.shape[0] // size
+    return plane.reshape(n, size, n, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
 
 
 def _unblocks(blocks: Float, side: int) -> Float:
@@ -221,8 +223,14 @@ def _embed_canonical(canon: Float, bits: npt.NDArray[np.int8], layout: _Layout) 
     u0, s0, v0 = _analyse(canon)
     wanted = (bits[layout.bit_of_block] ^ layout.chips).astype(np.float64)
     offset = layout.dither + wanted / 2.0
-    target = STRENGTH * (np.round(s0 / STRENGTH - offset) + offset)
-    target = np.where(target < 0, target + STRENGTH, target)
+    below = STRENGTH * (np.floor(s0 / STRENGTH - offset) + offset)
+    above = below + STRENGTH
+    target = np.where(s0 - below <= above - s0, below, above)
+    # Near white a raise would clip (and be lost), near black a cut would: move the other way.
+    pixels = _blocks(canon, BLOCK * 2)
+    target = np.where(pixels.max(axis=(1, 2)) > 255 - _HEADROOM, below, target)
+    target = np.where(pixels.min(axis=(1, 2)) < _HEADROOM, above, target)
+    target = np.where(target < 0, above, target)
     change = (target - s0)[:, None, None] * (u0[:, :, None] @ v0[:, None, :])
     ll_change = _unblocks(_DCT.T @ change @ _DCT, canon.shape[0] // 2)
     return _haar_ll_inverse(ll_change)

@@ -1,0 +1,89 @@
+"""Selfie intake speed: face detector alone and the whole intake, per photo size.
+
+Run from the repository root: `.venv/bin/python bench/intake_bench.py`.
+Each figure is the median (and min) of several runs after a warm-up, on this machine;
+the baseline is a naive full decode (`Image.open(...).convert("RGB")`) of the same file.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.faces import DlibHogDetector  # noqa: E402
+from bot.selfie import SelfieIntake  # noqa: E402
+from tests.hostile import astronaut, heic  # noqa: E402
+
+
+def timing(fn: Callable[[], object], runs: int = 9) -> str:
+    """'median (min) ms' over `runs` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return f"{statistics.median(times):6.1f} ({min(times):5.1f}) ms"
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """A phone-like photo: the portrait enlarged to `width`, cropped to `height`."""
+    big = astronaut().resize((width, width), Image.Resampling.BICUBIC)
+    top = (width - height) // 4
+    return big.crop((0, top, width, top + height))
+
+
+def jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def naive_decode(data: bytes) -> None:
+    with Image.open(io.BytesIO(data)) as image:
+        image.convert("RGB")
+
+
+def main() -> None:
+    detector = DlibHogDetector()
+    intake = SelfieIntake(detector)
+    print(f"{platform.machine()} {platform.python_version()}, {platform.processor() or ''}")
+    print("\nDetector alone (RGB array in), median (min):")
+    for label, image in (
+        ("512 x 512", astronaut()),
+        ("3000 x 3000", astronaut().resize((3000, 3000), Image.Resampling.BICUBIC)),
+        ("4000 x 3000", photo(4000, 3000)),
+    ):
+        rgb = np.asarray(image)
+        print(f"  {label:>12}: {timing(lambda rgb=rgb: detector.detect(rgb))}")
+
+    print("\nIntake (bytes in, Selfie out) vs naive full decode:")
+    cases = {
+        "512 JPEG": jpeg(astronaut()),
+        "3000x2250 JPEG": jpeg(photo(3000, 2250)),
+        "4000x3000 JPEG": jpeg(photo(4000, 3000)),
+        "512 HEIC": heic(),
+    }
+    for label, data in cases.items():
+        selfie = intake.process(data)
+        t_intake = timing(lambda data=data: intake.process(data))
+        t_naive = timing(lambda data=data: naive_decode(data))
+        print(
+            f"  {label:>15}: intake {t_intake}   naive decode {t_naive}   "
+            f"-> {selfie.width}px, {len(selfie.jpeg) // 1024} KB"
+        )
+
+
+if __name__ == "__main__":
+    main()

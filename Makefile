@@ -29,6 +29,7 @@ pytest: install
 test: lint typecheck pytest
 
 bench: install
+	$(PY) bench/intake_bench.py
 	$(PY) bench/queue_bench.py
 	$(PY) bench/styles_bench.py
 

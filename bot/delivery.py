@@ -1,0 +1,263 @@
+"""Getting results and status updates from the queue to the chats that wait for them.
+
+`DeliveryPump` reads this bot's outcomes stream (through its consumer group, so results
+survive a bot restart), claims each outcome with `JobQueue.mark_delivered` (true exactly
+once per outcome: a redelivered or reclaimed entry never reaches a user twice), renders
+it into replies with the conversation and hands them to the adapter of the job's
+platform. An adapter that raises is logged once and the delivery is retried from memory
+with capped backoff (up to `max_attempts`), not dropped. The queue's guarantee is at
+most once: a bot killed between the claim and the send loses that message, while the
+result itself stays in Redis (`get_result`) until `result_ttl_s`.
+
+`StatusTracker` keeps the "you're number 3 in the queue" messages current: it polls the
+status of the jobs this bot waits on (`bot.waiting.WaitingJobs`, in Redis) and calls the
+adapter when the text would change, at most once per chat every `throttle_s` seconds
+(Telegram's flood control bites otherwise). The throttle is a Redis key, so several bot
+processes share it.
+
+One pump and one tracker run per bot process; each adapter registers its callbacks for
+its platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
+
+import redis.asyncio as aioredis
+
+from bot.jobs import Job
+from bot.metrics import BotMetrics
+from bot.replies import Queued, Reply
+from bot.waiting import Shown, WaitingJobs
+
+if TYPE_CHECKING:
+    from bot.queue import Delivery, JobQueue, Receipt
+
+log = logging.getLogger(__name__)
+
+DeliverCallback = Callable[["Delivery", Sequence[Reply]], Awaitable[None]]
+"""Adapter side of delivery: send `replies` to `delivery.job.owner` / `.route`."""
+StatusCallback = Callable[[Job, Queued], Awaitable[None]]
+"""Adapter side of status updates: edit (or send) the job's queue message."""
+
+
+class OutcomeRenderer(Protocol):
+    async def outcome_replies(self, delivery: Delivery) -> list[Reply]: ...
+
+    def status_reply(self, receipt: Receipt) -> Queued: ...
+
+
+@dataclass
+class _Retry:
+    delivery: Delivery
+    attempts: int
+    due: float
+
+
+class DeliveryPump:
+    """Reads `bot`'s outcomes as `consumer` and delivers them through platform callbacks."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        renderer: OutcomeRenderer,
+        bot: str,
+        consumer: str,
+        *,
+        batch: int = 16,
+        block_ms: int = 1000,
+        retry_base_s: float = 2.0,
+        retry_max_s: float = 60.0,
+        max_attempts: int = 30,
+        metrics: BotMetrics | None = None,
+    ) -> None:
+        self.queue = queue
+        self.renderer = renderer
+        self.bot = bot
+        self.consumer = consumer
+        self.batch = batch
+        self.block_ms = block_ms
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.max_attempts = max_attempts
+        self.metrics = metrics
+        self._handlers: dict[str, DeliverCallback] = {}
+        self._retries: dict[str, _Retry] = {}
+        self.delivered = 0
+        """Outcomes handed to an adapter and marked delivered (for metrics and tests)."""
+
+    def register(self, platform: str, deliver: DeliverCallback) -> None:
+        self._handlers[platform] = deliver
+
+    @property
+    def retrying(self) -> int:
+        """Entries whose delivery failed and waits for another try."""
+        return len(self._retries)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set. Redis errors are logged and retried, not fatal."""
+        await self.queue.ensure_groups()
+        log.info("delivering results for bot %r as %s", self.bot, self.consumer)
+        while not stop.is_set():
+            try:
+                await self.pump_once()
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("delivery: Redis unavailable (%s); retrying", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def pump_once(self, block_ms: int | None = None) -> int:
+        """Retry what is due, then read and deliver one batch; returns deliveries made."""
+        done = 0
+        now = time.monotonic()
+        for retry in list(self._retries.values()):
+            if retry.due <= now and await self._deliver(retry.delivery, retry.attempts):
+                done += 1
+        wait = self.block_ms if block_ms is None else block_ms
+        if self._retries:  # do not sleep past the next retry
+            next_due = min(r.due for r in self._retries.values())
+            wait = max(1, min(wait, round((next_due - time.monotonic()) * 1000)))
+        for delivery in await self.queue.read_outcomes(self.bot, self.consumer, self.batch, wait):
+            if delivery.entry_id in self._retries:
+                continue  # already ours, waiting for its retry
+            if await self._deliver(delivery, 0):
+                done += 1
+        return done
+
+    async def _deliver(self, delivery: Delivery, attempts: int) -> bool:
+        job = delivery.job
+        entry_id = delivery.entry_id
+        # Claim the right to tell the user first (the queue's contract): only one reader
+        # ever wins, so a redelivered or reclaimed entry never reaches a user twice. The
+        # claim acknowledges the entry; from here a failed send is retried from memory.
+        if attempts == 0 and not await self.queue.mark_delivered(self.bot, delivery):
+            log.info("outcome of job %s already delivered; skipped", delivery.outcome.job_id)
+            return False
+        if job is None:  # the queue drops these while reading; kept for the type
+            log.warning("outcome for vanished job %s dropped", delivery.outcome.job_id)
+            return False
+        handler = self._handlers.get(job.owner.platform)
+        try:
+            if handler is None:
+                raise LookupError(f"no adapter for platform {job.owner.platform!r} here")
+            replies = await self.renderer.outcome_replies(delivery)
+            await handler(delivery, replies)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter failure must not stop the pump
+            if attempts + 1 >= self.max_attempts:
+                log.error(
+                    "giving up delivering job %s after %d attempts (%s); its result stays "
+                    "in Redis until it expires",
+                    job.id,
+                    attempts + 1,
+                    type(exc).__name__,
+                )
+                self._retries.pop(entry_id, None)
+                return False
+            if attempts == 0:
+                log.warning(
+                    "delivering job %s failed (%s: %s); will retry",
+                    job.id,
+                    type(exc).__name__,
+                    exc,
+                )
+            delay = min(self.retry_max_s, self.retry_base_s * 2**attempts)
+            self._retries[entry_id] = _Retry(delivery, attempts + 1, time.monotonic() + delay)
+            return False
+        self._retries.pop(entry_id, None)
+        self.delivered += 1
+        if self.metrics is not None:
+            self.metrics.observe_delivery(
+                job.owner.platform,
+                delivery.outcome.status.value,
+                delivery.result.elapsed_s if delivery.result is not None else None,
+                (job.finished_at or time.time()) - job.created_at,
+            )
+        return True
+
+
+class StatusTracker:
+    """Polls the status of waited-on jobs and pushes changed texts, throttled per chat."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        renderer: OutcomeRenderer,
+        waiting: WaitingJobs,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        interval_s: float = 1.0,
+        throttle_s: float = 3.0,
+    ) -> None:
+        self.queue = queue
+        self.renderer = renderer
+        self.waiting = waiting
+        self._redis = redis
+        self._prefix = prefix
+        self.interval_s = interval_s
+        self.throttle_s = throttle_s
+        self._handlers: dict[str, StatusCallback] = {}
+
+    def register(self, platform: str, update: StatusCallback) -> None:
+        self._handlers[platform] = update
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.poll_once()
+            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+                log.warning("status: Redis unavailable (%s)", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    async def poll_once(self) -> int:
+        """One pass over the waited-on jobs; returns how many updates were pushed."""
+        pushed = 0
+        for job_id, shown in (await self.waiting.all()).items():
+            receipt = await self.queue.status(job_id)
+            if receipt is None or receipt.job.status.final:
+                await self.waiting.remove(job_id)  # the pump tells the user the outcome
+                continue
+            if await self._push(receipt, shown):
+                pushed += 1
+        return pushed
+
+    async def _push(self, receipt: Receipt, shown: Shown) -> bool:
+        job = receipt.job
+        reply = self.renderer.status_reply(receipt)
+        state = Shown(
+            status=job.status.value,
+            position=reply.position,
+            eta_s=round(reply.eta_s),
+            since=shown.since,
+            text=reply.text,
+        )
+        if state.text == shown.text:
+            return False
+        handler = self._handlers.get(job.owner.platform)
+        if handler is None or not await self._take_slot(job):
+            return False
+        try:
+            await handler(job, reply)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed edit is not worth more than a log line
+            log.warning("status update for job %s failed: %s", job.id, type(exc).__name__)
+            return False
+        await self.waiting.update(job.id, state)
+        return True
+
+    async def _take_slot(self, job: Job) -> bool:
+        """At most one update per chat per `throttle_s`, across processes."""
+        chat = ":".join(quote(p, safe="") for p in (job.owner.platform, job.owner.chat_id))
+        key = f"{self._prefix}:conv:throttle:{chat}"
+        return bool(await self._redis.set(key, "1", nx=True, px=round(self.throttle_s * 1000)))

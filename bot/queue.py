@@ -1,0 +1,866 @@
+"""The job queue: a thin, crash-safe layer on Redis Streams shared by bots and workers.
+
+Keys (all under `{prefix}:`), and how each one ends:
+
+- `jobs` — stream of job entries (`job_id` only), consumer group `workers` created at id 0
+  with MKSTREAM by both sides. Entries are acknowledged *and deleted* when their job ends,
+  so the stream holds only queued and in-flight jobs (never trimmed with MAXLEN, which can
+  drop unacknowledged jobs). No TTL: it carries the consumer group.
+- `job:{id}` — hash with the job's state (see `bot.jobs.Job`) plus bookkeeping fields
+  (`owner_key`, `bot`, `entry`, `quota_key`, `outcome_entry`, `dead_entry`, `worker`).
+  TTL `job_ttl_s`.
+- `selfie:{id}` — the selfie JPEG. TTL `selfie_ttl_s`; deleted as soon as the job ends
+  (a dead-lettered job keeps it until the TTL, so an operator can retry it).
+- `result:{id}` — hash with the result images. TTL `result_ttl_s`.
+- `results:{bot}` — stream of outcomes for one bot deployment, consumer group `delivery`.
+  Entries are deleted when delivered; each bot trims entries older than `job_ttl_s` (their
+  jobs are gone). No TTL: it carries the consumer group.
+- `dead` — stream of dead letters; trimmed by MINID age (`job_ttl_s`) on the reclaim timer.
+  No TTL: an operator's inbox.
+- `active:{owner}` — the user's one active job id. TTL `job_ttl_s`.
+- `user:{owner}` — set of the user's job ids, so forgetting a user needs no SCAN.
+  TTL: the longest retention, refreshed on every enqueue.
+- `quota:{sha256}` — the user's daily counter, named by a hash of (prefix, user, UTC day).
+  It is deliberately *not* in the user's index: forgetting yourself must not reset your
+  quota. It holds no identifier in clear and expires at the end of its day (+1 min).
+- `active_jobs` — sorted set of queued+running job ids in enqueue order (positions, cap).
+  TTL `job_ttl_s`, refreshed on every enqueue; pruned of vanished jobs on the reclaim timer.
+- `workers` — sorted set of live workers scored by expiry time (ETA, stats).
+  TTL refreshed on every registration.
+- `stats` — hash with the EWMA of the per-job duration (ETA). TTL 7 days, refreshed.
+
+Guarantees: a job is generated at least once (a worker that dies leaves its entries
+pending; `reclaim` hands them to another after `reclaim_idle_s`), at most
+`max_deliveries` times (then it is dead-lettered and its user told), and its outcome is
+published exactly once (the finishing script checks the job's state atomically).
+Delivery to the user is at most once; see `mark_delivered`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bot import queue_scripts as lua
+from bot.errors import AvatarbotError
+from bot.jobs import (
+    FailureReason,
+    Job,
+    JobRequest,
+    JobResult,
+    JobStatus,
+    Outcome,
+    Owner,
+)
+from bot.redis_connection import MIN_VERSION, RedisTooOldError, parse_version
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+DAY_S = 86_400
+STATS_TTL_S = 7 * DAY_S
+EWMA_ALPHA = 0.2
+REFUNDED = frozenset(
+    {
+        FailureReason.GENERATION_FAILED,
+        FailureReason.UNKNOWN_STYLE,
+        FailureReason.SELFIE_EXPIRED,
+        FailureReason.DEAD_LETTER,
+    }
+)
+"""Failures that are our fault: the job does not count against the user's daily quota."""
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+class QueueError(AvatarbotError):
+    """Root of the queue's errors."""
+
+
+class QueueFullError(QueueError):
+    """Too many jobs are queued or running."""
+
+    user_message = "I'm very busy right now. Please try again in a few minutes."
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"queue is full ({cap} jobs)")
+        self.cap = cap
+
+
+class UserBusyError(QueueError):
+    """The user already has a job queued or running (one at a time)."""
+
+    user_message = "I'm still working on your previous avatar. Please wait for it (or cancel it)."
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"user already has active job {job_id}")
+        self.job_id = job_id
+
+
+class QuotaExceededError(QueueError):
+    """The user has used their daily quota."""
+
+    def __init__(self, limit: int, retry_after_s: float) -> None:
+        hours = max(1, round(retry_after_s / 3600))
+        super().__init__(
+            f"daily quota of {limit} used; resets in {retry_after_s:.0f}s",
+            user_message=f"You've made {limit} avatars today, the daily limit. "
+            f"Try again in about {hours} hour{'s' if hours != 1 else ''}.",
+        )
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+# --- values --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    prefix: str = "avatarbot"
+    queue_cap: int = 500
+    daily_quota: int = 20
+    max_deliveries: int = 3
+    reclaim_idle_s: float = 30.0
+    selfie_ttl_s: int = 3600
+    result_ttl_s: int = DAY_S
+    job_ttl_s: int = DAY_S
+    default_job_s: float = 15.0
+    """Per-job duration assumed for ETAs until workers have recorded some."""
+    maintenance_interval_s: float = 60.0
+    """How often the reclaim path trims dead letters and prunes indexes."""
+    consumer_idle_s: float = 3600.0
+    """A worker consumer with nothing pending and idle this long is removed from the group."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueueConfig:
+        return cls(
+            prefix=settings.key_prefix,
+            queue_cap=settings.queue_cap,
+            daily_quota=settings.daily_quota,
+            max_deliveries=settings.max_deliveries,
+            reclaim_idle_s=settings.reclaim_idle_s,
+            selfie_ttl_s=settings.selfie_ttl_s,
+            result_ttl_s=settings.result_ttl_s,
+            job_ttl_s=settings.job_ttl_s,
+            maintenance_interval_s=max(settings.reclaim_interval_s, 60.0),
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where a job stands: `position` counts it and the jobs ahead (0 once it ended)."""
+
+    job: Job
+    position: int
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    entry_id: str
+    job: Job
+    selfie_jpeg: bytes = field(repr=False)
+    deliveries: int = 1
+    """How many times the entry was handed to a worker; above 1 it is a suspect (the last
+    worker died on it), and workers run it alone."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An outcome a bot must tell its user about. `job` is never None here (outcomes of
+    vanished jobs are dropped while reading); `result` is set for DONE jobs."""
+
+    entry_id: str
+    outcome: Outcome
+    job: Job | None
+    result: JobResult | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    job_id: str
+    deliveries: int
+    dead_at: float
+    job: Job | None
+
+    def render(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.dead_at))
+        style = self.job.style_id if self.job else "?"
+        retryable = "" if self.job else " (job expired)"
+        return (
+            f"{self.entry_id}  job {self.job_id}  style {style}  "
+            f"{self.deliveries} deliveries  dead since {when}Z{retryable}"
+        )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int
+    """Jobs waiting for a worker."""
+    running: int
+    """Jobs handed to a worker and not yet finished."""
+    pending: Mapping[str, int]
+    """Running jobs per worker consumer."""
+    oldest_age_s: float | None
+    """Age of the oldest queued or running job."""
+    dead_letters: int
+    live_workers: int
+    avg_job_s: float | None
+
+    def render(self) -> str:
+        lines = [
+            f"queued:       {self.depth}",
+            f"running:      {self.running}",
+            f"oldest job:   {'-' if self.oldest_age_s is None else f'{self.oldest_age_s:.1f}s'}",
+            f"live workers: {self.live_workers}",
+            f"avg job:      {'-' if self.avg_job_s is None else f'{self.avg_job_s:.2f}s'}",
+            f"dead letters: {self.dead_letters}",
+        ]
+        lines += [f"  {name}: {count} pending" for name, count in sorted(self.pending.items())]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ForgetReceipt:
+    jobs: int
+    selfies: int
+    results: int
+    queued_cancelled: int
+    running_discarded: int
+    outcomes: int
+    dead_letters: int
+    forgotten_at: float
+
+    @property
+    def total(self) -> int:
+        return self.jobs + self.selfies + self.results + self.outcomes + self.dead_letters
+
+
+# --- the queue -----------------------------------------------------------------------
+
+
+class JobQueue:
+    """Jobs in, outcomes out. One instance per process (it keeps reclaim cursors)."""
+
+    def __init__(
+        self, redis: aioredis.Redis, config: QueueConfig, *, clock: Clock = time.time
+    ) -> None:
+        if redis.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("JobQueue needs a client with decode_responses=False (binary data)")
+        self.redis = redis
+        self.config = config
+        self._clock = clock
+        self._p = f"{config.prefix}:"
+        self._jobs = self._p + "jobs"
+        self._dead = self._p + "dead"
+        self._active = self._p + "active_jobs"
+        self._workers = self._p + "workers"
+        self._stats = self._p + "stats"
+        s = redis.register_script
+        self._enqueue = s(lua.ENQUEUE)
+        self._start = s(lua.START)
+        self._reclaim = s(lua.RECLAIM)
+        self._heartbeat = s(lua.HEARTBEAT)
+        self._finish = s(lua.FINISH)
+        self._cancel = s(lua.CANCEL)
+        self._mark = s(lua.MARK_DELIVERED)
+        self._progress = s(lua.SET_PROGRESS)
+        self._duration = s(lua.RECORD_DURATION)
+        self._forget = s(lua.FORGET)
+        self._retry = s(lua.RETRY_DEAD)
+        self._purge = s(lua.PURGE_DEAD)
+        self._maintain = s(lua.MAINTAIN)
+        self._reclaim_cursor = "0-0"
+        self._outcome_cursors: dict[str, str] = {}
+        self._pending_read: set[tuple[str, str]] = set()
+        self._groups_ready: set[str] = set()
+        self._last_maintenance = float("-inf")
+        self._last_outcome_upkeep: dict[str, float] = {}
+        self._version_checked = False
+
+    # --- keys ------------------------------------------------------------------------
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self._p}job:{job_id}"
+
+    def selfie_key(self, job_id: str) -> str:
+        return f"{self._p}selfie:{job_id}"
+
+    def result_key(self, job_id: str) -> str:
+        return f"{self._p}result:{job_id}"
+
+    def results_stream(self, bot: str) -> str:
+        return f"{self._p}results:{bot}"
+
+    def quota_key(self, owner: Owner, now: float) -> str:
+        day = int(now // DAY_S)
+        digest = hashlib.sha256(f"{self._p}|{owner.key}|{day}".encode()).hexdigest()[:32]
+        return f"{self._p}quota:{digest}"
+
+    # --- setup -----------------------------------------------------------------------
+
+    async def server_version(self) -> tuple[int, int, int]:
+        info = await self.redis.info("server")
+        return parse_version(str(info.get("redis_version", "0")))
+
+    async def check_server(self) -> None:
+        """Raise RedisTooOldError below Redis 6.2 (XAUTOCLAIM); warn when AOF is off."""
+        version = await self.server_version()
+        if version < MIN_VERSION:
+            raise RedisTooOldError(
+                f"Redis {'.'.join(map(str, version))} is too old: the job queue needs "
+                f">= {'.'.join(map(str, MIN_VERSION))} (XAUTOCLAIM)"
+            )
+        persistence = await self.redis.info("persistence")
+        if str(persistence.get("aof_enabled", "1")) != "1":
+            log.warning(
+                "Redis runs without AOF (appendonly no): queued jobs may be lost if it "
+                "restarts; set `appendonly yes` for at-least-once delivery"
+            )
+        self._version_checked = True
+
+    async def ensure_groups(self, *bots: str) -> None:
+        """Create the jobs group (and the results group of each bot named) at id 0 with
+        MKSTREAM, so entries added before the group existed are still read."""
+        if not self._version_checked:
+            await self.check_server()
+        await self._create_group(self._jobs, lua.JOBS_GROUP)
+        for bot in bots:
+            await self._create_group(self.results_stream(bot), lua.DELIVERY_GROUP)
+
+    async def _create_group(self, stream: str, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups_ready.add(stream)
+
+    # --- bots: submitting --------------------------------------------------------------
+
+    async def enqueue(self, request: JobRequest, selfie_jpeg: bytes) -> Receipt:
+        """Queue a job. Raises UserBusyError, QueueFullError or QuotaExceededError; all
+        checks and writes happen in one atomic script."""
+        job = Job.from_request(request)
+        now = self._clock()
+        job = job.with_status(JobStatus.QUEUED, created_at=now)
+        cfg = self.config
+        quota_ttl = int(DAY_S - now % DAY_S) + 60
+        index_ttl = max(cfg.job_ttl_s, cfg.result_ttl_s, cfg.selfie_ttl_s)
+        args: list[str | bytes | int | float] = [
+            self._p,
+            job.id,
+            repr(now),
+            cfg.queue_cap,
+            cfg.daily_quota,
+            quota_ttl,
+            cfg.selfie_ttl_s,
+            cfg.job_ttl_s,
+            index_ttl,
+            request.owner.key,
+            request.route.bot,
+            self.quota_key(request.owner, now),
+            selfie_jpeg,
+        ]
+        for name, value in job.to_fields().items():
+            args += [name, value]
+        reply = await self._enqueue(keys=[], args=args)
+        verdict = _text(reply[0])
+        if verdict == "busy":
+            raise UserBusyError(_text(reply[1]))
+        if verdict == "full":
+            raise QueueFullError(cfg.queue_cap)
+        if verdict == "quota":
+            raise QuotaExceededError(cfg.daily_quota, DAY_S - now % DAY_S)
+        position = int(reply[2]) + 1
+        log.info("job %s queued (style %s, position %d)", job.id, job.style_id, position)
+        return Receipt(job=job, position=position, eta_s=await self._eta(position))
+
+    async def get_job(self, job_id: str) -> Job | None:
+        raw: Any = await self.redis.hgetall(self.job_key(job_id))
+        return _job_or_none(raw)
+
+    async def status(self, job_id: str) -> Receipt | None:
+        """The job with a fresh position and ETA (position 0 and ETA 0 once it ended)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.job_key(job_id))
+            pipe.zrank(self._active, job_id)
+            raw, rank = await pipe.execute()
+        job = _job_or_none(raw)
+        if job is None:
+            return None
+        if job.status.final or rank is None:
+            return Receipt(job=job, position=0, eta_s=0.0)
+        position = int(rank) + 1
+        return Receipt(job=job, position=position, eta_s=await self._eta(position))
+
+    async def _eta(self, position: int) -> float:
+        now = self._clock()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._stats, "avg_job_s")
+            pipe.zcount(self._workers, now, "+inf")
+            avg_raw, workers = await pipe.execute()
+        avg = float(avg_raw) if avg_raw is not None else self.config.default_job_s
+        return position * avg / max(1, int(workers))
+
+    async def active_job(self, owner: Owner) -> Job | None:
+        job_id = await self.redis.get(f"{self._p}active:{owner.key}")
+        if job_id is None:
+            return None
+        job = await self.get_job(_text(job_id))
+        return None if job is None or job.status.final else job
+
+    async def cancel(self, job_id: str, owner: Owner) -> bool:
+        """Cancel the owner's job. A queued job is removed at once and never generated; a
+        running one is marked, its result discarded when the worker finishes. Either way
+        the user's slot is freed and the selfie deleted now. False when the job is unknown,
+        not the owner's, or already ended."""
+        reply = _text(
+            await self._cancel(keys=[], args=[self._p, job_id, owner.key, repr(self._clock())])
+        )
+        if reply.startswith("cancelled"):
+            log.info("job %s cancelled by its owner (%s)", job_id, reply)
+            return True
+        return False
+
+    # --- workers -------------------------------------------------------------------------
+
+    async def claim(self, consumer: str, count: int, block_ms: int) -> list[ClaimedJob]:
+        """New jobs for `consumer` (XREADGROUP >), marked running. Cancelled or vanished
+        jobs are acknowledged and skipped; a job whose selfie expired fails at once
+        (SELFIE_EXPIRED, its user is told)."""
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                lua.JOBS_GROUP, consumer, {self._jobs: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("jobs consumer group missing (Redis lost its data?); recreating it")
+            await self._create_group(self._jobs, lua.JOBS_GROUP)
+            return []
+        pairs: list[str | bytes] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                job_id = fields.get(b"job_id")
+                if job_id is None:
+                    await self.redis.xack(self._jobs, lua.JOBS_GROUP, entry_id)
+                    await self.redis.xdel(self._jobs, entry_id)
+                    continue
+                pairs += [entry_id, job_id]
+        if not pairs:
+            return []
+        started = await self._start(keys=[], args=[self._p, repr(self._clock()), consumer, *pairs])
+        return [c for c in (self._claimed(row, 1) for row in started) if c is not None]
+
+    async def reclaim(self, consumer: str, count: int) -> list[ClaimedJob]:
+        """Take over up to `count` entries idle longer than `reclaim_idle_s` (their worker
+        died): XAUTOCLAIM with a cursor kept between calls, delivery counts from XPENDING.
+        A job delivered more than `max_deliveries` times is dead-lettered instead (status
+        DEAD, outcome published so its user is told). Also runs housekeeping on its timer."""
+        await self._maybe_maintain()
+        cfg = self.config
+        out: list[ClaimedJob] = []
+        # Scan until `count` jobs are in hand or one full pass over the pending list is done
+        # (a pass ends when the cursor comes back to 0-0; starting mid-list takes two).
+        mid_pass = self._reclaim_cursor != "0-0"
+        for _ in range(1000):
+            reply = await self._reclaim(
+                keys=[],
+                args=[
+                    self._p,
+                    repr(self._clock()),
+                    consumer,
+                    int(cfg.reclaim_idle_s * 1000),
+                    self._reclaim_cursor,
+                    count - len(out),
+                    cfg.max_deliveries,
+                ],
+            )
+            self._reclaim_cursor = _text(reply[0])
+            for row in reply[1]:
+                if _text(row[1]) == "dead":
+                    log.warning(
+                        "job %s dead-lettered after %d deliveries", _text(row[2]), int(row[3])
+                    )
+                    continue
+                claimed = self._claimed(row[:-1], int(row[-1]))
+                if claimed is not None:
+                    log.warning(
+                        "reclaimed job %s (delivery %d)", claimed.job.id, claimed.deliveries
+                    )
+                    out.append(claimed)
+            if len(out) >= count:
+                break
+            if self._reclaim_cursor == "0-0":
+                if not mid_pass:
+                    break
+                mid_pass = False
+        return out
+
+    def _claimed(self, row: Sequence[Any], deliveries: int) -> ClaimedJob | None:
+        entry_id, verdict, job_id = _text(row[0]), _text(row[1]), _text(row[2])
+        if verdict == "ok":
+            flat = row[3]
+            raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+            return ClaimedJob(
+                entry_id=entry_id,
+                job=Job.from_fields(raw),
+                selfie_jpeg=bytes(row[4]),
+                deliveries=deliveries,
+            )
+        if verdict == "expired":
+            log.warning("job %s failed: its selfie expired before a worker got to it", job_id)
+        else:
+            log.info("skipped job %s (%s)", job_id, verdict)
+        return None
+
+    async def heartbeat(self, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """Keep in-flight entries from being reclaimed (XCLAIM ... JUSTID to ourselves).
+        Only entries `consumer` still owns are touched; returns those another took."""
+        if not entry_ids:
+            return []
+        lost = await self._heartbeat(keys=[], args=[self._p, consumer, *entry_ids])
+        return [_text(x) for x in lost]
+
+    async def complete(self, claimed: ClaimedJob, result: JobResult) -> bool:
+        """Store the result, mark the job DONE and publish its outcome, all at once.
+        Idempotent: False (and nothing published) when the job had already ended, was
+        cancelled (the result is discarded) or forgotten."""
+        fields: list[str | bytes] = []
+        for name, value in result.to_fields().items():
+            fields += [name, value]
+        return await self._finish_job(claimed, JobStatus.DONE, None, fields)
+
+    async def fail(self, claimed: ClaimedJob, reason: FailureReason) -> bool:
+        """Mark the job FAILED with `reason` and publish the outcome; same bookkeeping and
+        idempotence as `complete`."""
+        return await self._finish_job(claimed, JobStatus.FAILED, reason, [])
+
+    async def _finish_job(
+        self,
+        claimed: ClaimedJob,
+        status: JobStatus,
+        reason: FailureReason | None,
+        fields: list[str | bytes],
+    ) -> bool:
+        reply = await self._finish(
+            keys=[],
+            args=[
+                self._p,
+                repr(self._clock()),
+                claimed.job.id,
+                claimed.entry_id,
+                status.value,
+                reason.value if reason else "",
+                self.config.result_ttl_s,
+                "1" if reason in REFUNDED else "0",
+                *fields,
+            ],
+        )
+        verdict = _text(reply)
+        if verdict != "ok":
+            log.info("job %s: %s not recorded (%s)", claimed.job.id, status.value, verdict)
+        return verdict == "ok"
+
+    async def set_progress(self, job_id: str, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        await self._progress(keys=[], args=[self._p, job_id, repr(round(fraction, 4))])
+
+    async def record_duration(self, seconds: float) -> float:
+        """Fold one job's duration into the EWMA used for ETAs; returns the new average."""
+        avg = await self._duration(keys=[], args=[self._p, repr(seconds), EWMA_ALPHA, STATS_TTL_S])
+        return float(avg)
+
+    async def register_worker(self, consumer: str, ttl_s: float) -> None:
+        """Announce a live worker until now + ttl_s (call again before it lapses)."""
+        now = self._clock()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._workers, {consumer: now + ttl_s})
+            pipe.zremrangebyscore(self._workers, "-inf", now)
+            pipe.expire(self._workers, max(int(ttl_s) + 1, 60))
+            await pipe.execute()
+
+    async def unregister_worker(self, consumer: str) -> None:
+        """A worker stopping cleanly: forget it, and drop its consumer if nothing is pending."""
+        await self.redis.zrem(self._workers, consumer)
+        info = await self.redis.xpending_range(
+            self._jobs, lua.JOBS_GROUP, "-", "+", 1, consumername=consumer
+        )
+        if not info:
+            await self.redis.xgroup_delconsumer(self._jobs, lua.JOBS_GROUP, consumer)
+
+    async def _maybe_maintain(self) -> None:
+        now = self._clock()
+        if now - self._last_maintenance < self.config.maintenance_interval_s:
+            return
+        self._last_maintenance = now
+        await self.maintain()
+
+    async def maintain(self) -> tuple[int, int, int, int]:
+        """Trim dead letters older than `job_ttl_s`, prune the active index and the worker
+        registry, drop idle worker consumers with nothing pending. Returns the counts."""
+        now = self._clock()
+        min_id = f"{int((now - self.config.job_ttl_s) * 1000)}-0"
+        trimmed, pruned, workers = await self._maintain(
+            keys=[], args=[self._p, repr(now), min_id, 10_000]
+        )
+        consumers = 0
+        for info in await self.redis.xinfo_consumers(self._jobs, lua.JOBS_GROUP):
+            idle_ms = int(info.get("idle", 0))
+            if int(info.get("pending", 0)) == 0 and idle_ms > self.config.consumer_idle_s * 1000:
+                await self.redis.xgroup_delconsumer(self._jobs, lua.JOBS_GROUP, info["name"])
+                consumers += 1
+        if trimmed or pruned or workers or consumers:
+            log.info(
+                "queue upkeep: %d dead letters trimmed, %d index entries pruned, "
+                "%d workers expired, %d idle consumers removed",
+                trimmed,
+                pruned,
+                workers,
+                consumers,
+            )
+        return int(trimmed), int(pruned), int(workers), consumers
+
+    # --- bots: delivering ----------------------------------------------------------------
+
+    async def read_outcomes(
+        self, bot: str, consumer: str, count: int, block_ms: int
+    ) -> list[Delivery]:
+        """Outcomes for `bot` to deliver, read through its consumer group.
+
+        After a restart, `consumer`'s own pending entries come first (id 0); entries left
+        pending by a bot consumer that died are reclaimed (XAUTOCLAIM, `reclaim_idle_s`);
+        then new ones, blocking up to `block_ms`. Outcomes whose job vanished, was already
+        delivered or is stale (the job has moved on) are acknowledged and dropped here.
+        """
+        stream = self.results_stream(bot)
+        if stream not in self._groups_ready:
+            await self._create_group(stream, lua.DELIVERY_GROUP)
+        await self._outcome_upkeep(bot)
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        if (bot, consumer) not in self._pending_read:
+            entries = await self._xreadgroup(stream, consumer, "0", count, None)
+            if not entries:
+                self._pending_read.add((bot, consumer))
+        if not entries:
+            cursor = self._outcome_cursors.get(bot, "0-0")
+            reply = await self.redis.xautoclaim(
+                stream,
+                lua.DELIVERY_GROUP,
+                consumer,
+                int(self.config.reclaim_idle_s * 1000),
+                cursor,
+                count=count,
+            )
+            self._outcome_cursors[bot] = _text(reply[0])
+            entries = [(e[0], e[1]) for e in reply[1] if e and e[1] is not None]
+        if not entries:
+            entries = await self._xreadgroup(stream, consumer, ">", count, block_ms)
+        return await self._deliveries(bot, entries)
+
+    async def _xreadgroup(
+        self, stream: str, consumer: str, since: str, count: int, block_ms: int | None
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                lua.DELIVERY_GROUP, consumer, {stream: since}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._create_group(stream, lua.DELIVERY_GROUP)
+            return []
+        out: list[tuple[bytes, dict[bytes, bytes]]] = []
+        for _name, items in reply or []:
+            for eid, fields in items:
+                if fields:
+                    out.append((eid, fields))
+                else:  # a pending entry deleted meanwhile: drop it from our pending list
+                    await self.redis.xack(stream, lua.DELIVERY_GROUP, eid)
+        return out
+
+    async def _deliveries(
+        self, bot: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[Delivery]:
+        if not entries:
+            return []
+        outcomes = [(_text(eid), Outcome.from_fields(fields)) for eid, fields in entries]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _eid, outcome in outcomes:
+                pipe.hgetall(self.job_key(outcome.job_id))
+                pipe.hgetall(self.result_key(outcome.job_id))
+            raws = await pipe.execute()
+        out: list[Delivery] = []
+        stream = self.results_stream(bot)
+        for i, (eid, outcome) in enumerate(outcomes):
+            job = _job_or_none(raws[2 * i])
+            if job is None or job.delivered or job.status is not outcome.status:
+                await self.redis.xack(stream, lua.DELIVERY_GROUP, eid)
+                await self.redis.xdel(stream, eid)
+                continue
+            result = JobResult.from_fields(raws[2 * i + 1]) if raws[2 * i + 1] else None
+            out.append(Delivery(entry_id=eid, outcome=outcome, job=job, result=result))
+        return out
+
+    async def _outcome_upkeep(self, bot: str) -> None:
+        now = self._clock()
+        if now - self._last_outcome_upkeep.get(bot, float("-inf")) < 60.0:
+            return
+        self._last_outcome_upkeep[bot] = now
+        min_id = f"{int((now - self.config.job_ttl_s) * 1000)}-0"
+        await self.redis.xtrim(self.results_stream(bot), minid=min_id)
+
+    async def mark_delivered(self, bot: str, delivery: Delivery) -> bool:
+        """Claim the right to tell the user: True exactly once per job outcome.
+
+        Atomically: if the job is already marked delivered (or vanished, or moved on), return
+        False; otherwise mark it delivered. Either way the results entry is acknowledged and
+        deleted. Call this *before* sending: whatever happens (the entry redelivered after a
+        bot crash, reclaimed by another bot process, read twice), only one caller ever gets
+        True, so a user never receives a result twice. The price is at-most-once: a bot that
+        dies between this call and the send loses that message; the result itself stays in
+        Redis for `result_ttl_s` (`get_result`), so the user can still fetch it.
+        """
+        reply = await self._mark(
+            keys=[],
+            args=[
+                self._p,
+                bot,
+                delivery.entry_id,
+                delivery.outcome.job_id,
+                delivery.outcome.status.value,
+            ],
+        )
+        return bool(int(reply))
+
+    async def already_delivered(self, job_id: str) -> bool:
+        return await self.redis.hget(self.job_key(job_id), "delivered") == b"1"
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        raw: Any = await self.redis.hgetall(self.result_key(job_id))
+        return JobResult.from_fields(raw) if raw else None
+
+    async def drop_results_stream(self, bot: str) -> None:
+        """Delete a bot's results stream and group (one-off bots such as `avatarbot submit`)."""
+        stream = self.results_stream(bot)
+        await self.redis.delete(stream)
+        self._groups_ready.discard(stream)
+        self._pending_read = {k for k in self._pending_read if k[0] != bot}
+
+    # --- operators -----------------------------------------------------------------------
+
+    async def stats(self) -> QueueStats:
+        now = self._clock()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self._jobs)
+            pipe.xpending(self._jobs, lua.JOBS_GROUP)
+            pipe.xrange(self._jobs, "-", "+", count=1)
+            pipe.xlen(self._dead)
+            pipe.zcount(self._workers, now, "+inf")
+            pipe.hget(self._stats, "avg_job_s")
+            length, pending, first, dead, workers, avg = await pipe.execute()
+        running = int(pending["pending"])
+        per_consumer = {_text(c["name"]): int(c["pending"]) for c in pending["consumers"] or []}
+        oldest = None
+        if first:
+            oldest = max(0.0, now - int(_text(first[0][0]).split("-")[0]) / 1000)
+        return QueueStats(
+            depth=max(0, int(length) - running),
+            running=running,
+            pending=per_consumer,
+            oldest_age_s=oldest,
+            dead_letters=int(dead),
+            live_workers=int(workers),
+            avg_job_s=float(avg) if avg is not None else None,
+        )
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        entries: Any = await self.redis.xrange(self._dead, "-", "+", count=limit)
+        out = []
+        for eid, fields in entries:
+            job_id = _text(fields[b"job_id"])
+            out.append(
+                DeadLetter(
+                    entry_id=_text(eid),
+                    job_id=job_id,
+                    deliveries=int(fields.get(b"deliveries", b"0")),
+                    dead_at=float(fields.get(b"dead_at", b"0")),
+                    job=await self.get_job(job_id),
+                )
+            )
+        return out
+
+    async def retry_dead(self, entry_id: str | None = None) -> int:
+        """Requeue one dead letter (or all, with None). A job whose hash or selfie expired
+        cannot be retried; its dead letter is dropped. Returns how many were requeued."""
+        if entry_id is None:
+            everything: Any = await self.redis.xrange(self._dead, "-", "+")
+            ids = [_text(e[0]) for e in everything]
+        else:
+            ids = [entry_id]
+        if not ids:
+            return 0
+        requeued, dropped = await self._retry(
+            keys=[], args=[self._p, repr(self._clock()), self.config.job_ttl_s, *ids]
+        )
+        if dropped:
+            log.warning("%d dead letter(s) could not be retried (job or selfie expired)", dropped)
+        return int(requeued)
+
+    async def purge_dead(self) -> int:
+        """Delete every dead letter (and the selfies kept for retrying them)."""
+        return int(await self._purge(keys=[], args=[self._p]))
+
+    # --- privacy -------------------------------------------------------------------------
+
+    async def forget_user(self, owner: Owner) -> ForgetReceipt:
+        """Delete every key about `owner`: jobs, selfies, results, outcomes waiting for
+        delivery, dead letters, the active slot and the index. A queued job is cancelled
+        (never generated); a running one finishes into the void (its worker finds the job
+        gone and discards the result). The daily-quota counter stays: it is keyed by a
+        hash, holds no identifier in clear and expires within a day, and keeping it means
+        forgetting yourself cannot reset your quota."""
+        now = self._clock()
+        counts = await self._forget(keys=[], args=[self._p, owner.key])
+        jobs, selfies, results, queued, running, outcomes, dead = (int(c) for c in counts)
+        log.info("forgot a user: %d jobs, %d selfies, %d results", jobs, selfies, results)
+        return ForgetReceipt(
+            jobs=jobs,
+            selfies=selfies,
+            results=results,
+            queued_cancelled=queued,
+            running_discarded=running,
+            outcomes=outcomes,
+            dead_letters=dead,
+            forgotten_at=now,
+        )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def _job_or_none(raw: Mapping[bytes, bytes]) -> Job | None:
+    if not raw:
+        return None
+    try:
+        return Job.from_fields(raw)
+    except ValueError:
+        log.warning("ignoring a malformed job record")
+        return None

@@ -1,0 +1,384 @@
+"""The generation worker: takes jobs off the queue, runs the backend, publishes results.
+
+One worker process runs one backend (one GPU) and three loops on one event loop:
+
+- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~1 s so a stop is noticed),
+  group them by style, run each group through the backend in a thread, complete or fail
+  every job on its own (one bad job never spoils its batch);
+- reclaim: on its own timer, take over jobs whose worker died (`JobQueue.reclaim`). Such a
+  job is a suspect (it may be what killed that worker), so it runs alone, with nothing else
+  claimed by this worker meanwhile: if it kills this worker too, no innocent job is charged
+  another delivery, and after `max_deliveries` it is dead-lettered;
+- heartbeat: keep the entries in hand from being reclaimed while a long batch runs, and
+  renew this worker's registration (used for ETAs and `avatarbot queue`).
+
+Generation is serialised by one lock, so a batch claimed is a batch being worked on. On
+stop, the batch in hand is finished and the loops return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib
+import io
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from PIL import Image
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.jobs import FailureReason, Job, JobResult, ResultImage
+from bot.queue import ClaimedJob, JobQueue, QueueConfig
+from bot.styles import StyleCatalog, UnknownStyleError
+from generation.backends.base import (
+    Backend,
+    GenerationError,
+    GenerationOutput,
+    GenerationRequest,
+)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+Encoder = Callable[[Image.Image, Job, int], ResultImage]
+"""Turns one generated image into the bytes users get: (image, job, seed) -> ResultImage.
+The provenance labeller plugs in here."""
+
+T = TypeVar("T")
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def png_encoder(image: Image.Image, job: Job, seed: int) -> ResultImage:
+    """Plain PNG, no labels (tests, and until the labeller is plugged in)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return ResultImage(
+        data=buffer.getvalue(), mime="image/png", width=image.width, height=image.height, seed=seed
+    )
+
+
+def new_consumer_name() -> str:
+    """Unique per process: host, pid and a random tag (pids are reused across restarts)."""
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def load_selfie(jpeg: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return image.convert("RGB")
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        backend: Backend,
+        catalog: StyleCatalog,
+        *,
+        consumer: str | None = None,
+        batch_size: int = 4,
+        output_size: int = 512,
+        reclaim_interval_s: float = 5.0,
+        heartbeat_interval_s: float = 10.0,
+        block_ms: int = 1000,
+        progress_interval_s: float = 1.0,
+        encode: Encoder = png_encoder,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.queue = queue
+        self.backend = backend
+        self.catalog = catalog
+        self.consumer = consumer or new_consumer_name()
+        self.batch_size = batch_size
+        self.output_size = output_size
+        self.reclaim_interval_s = reclaim_interval_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.block_ms = block_ms
+        self.progress_interval_s = progress_interval_s
+        self.encode = encode
+        self._lock = asyncio.Lock()
+        self._in_flight: dict[str, ClaimedJob] = {}
+        self.processed = 0
+        """Jobs this worker completed or failed (for logs and tests)."""
+
+    @property
+    def registration_ttl_s(self) -> float:
+        return self.heartbeat_interval_s * 3
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; the batch in hand is finished first."""
+        await self._retrying(self.queue.ensure_groups, stop)
+        await self._retrying(
+            lambda: self.queue.register_worker(self.consumer, self.registration_ttl_s), stop
+        )
+        log.info("worker %s ready: %s", self.consumer, self.backend.describe())
+        heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat")
+        try:
+            await asyncio.gather(self._consume_loop(stop), self._reclaim_loop(stop))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(*_REDIS_DOWN):
+                await self.queue.unregister_worker(self.consumer)
+            log.info("worker %s stopped after %d job(s)", self.consumer, self.processed)
+
+    # --- loops ---------------------------------------------------------------------------
+
+    async def _consume_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with self._lock:
+                    if stop.is_set():
+                        break
+                    claimed = await self.queue.claim(self.consumer, self.batch_size, self.block_ms)
+                    if claimed:
+                        await self.process(claimed)
+                failures = 0
+            except _REDIS_DOWN as exc:
+                failures += 1
+                await self._pause_after(exc, failures, stop)
+
+    async def _reclaim_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with self._lock:
+                    if stop.is_set():
+                        break
+                    claimed = await self.queue.reclaim(self.consumer, 1)
+                    for suspect in claimed:
+                        await self.process([suspect])
+                failures = 0
+            except _REDIS_DOWN as exc:
+                failures += 1
+                await self._pause_after(exc, failures, stop)
+                continue
+            if not claimed:  # drain suspects back to back; otherwise wait for the timer
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.reclaim_interval_s)
+
+    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
+        """Runs until cancelled by `run` (after the last batch is finished)."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            try:
+                lost = await self.queue.heartbeat(self.consumer, list(self._in_flight))
+                for entry_id in lost:
+                    job = self._in_flight.get(entry_id)
+                    log.warning(
+                        "job %s was taken over by another worker while running here",
+                        job.job.id if job else entry_id,
+                    )
+                if not stop.is_set():
+                    await self.queue.register_worker(self.consumer, self.registration_ttl_s)
+            except _REDIS_DOWN as exc:
+                log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
+
+    async def _pause_after(self, exc: BaseException, failures: int, stop: asyncio.Event) -> None:
+        delay = min(5.0, 0.1 * 2 ** min(failures, 6))
+        log.warning("Redis unavailable (%s); retrying in %.1fs", exc.__class__.__name__, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T:
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except _REDIS_DOWN as exc:
+                failures += 1
+                if stop.is_set():
+                    raise
+                await self._pause_after(exc, failures, stop)
+
+    # --- one batch -----------------------------------------------------------------------
+
+    async def process(self, claimed: Sequence[ClaimedJob]) -> None:
+        """Generate a claimed batch, one backend call per style; finish every job."""
+        for c in claimed:
+            self._in_flight[c.entry_id] = c
+        try:
+            groups: dict[str, list[ClaimedJob]] = {}
+            for c in claimed:
+                if c.job.style_id not in self.catalog:
+                    log.warning("job %s: unknown style %r", c.job.id, c.job.style_id)
+                    await self._fail(c, FailureReason.UNKNOWN_STYLE)
+                    continue
+                groups.setdefault(c.job.style_id, []).append(c)
+            for group in groups.values():
+                await self._generate_group(group)
+        finally:
+            for c in claimed:
+                self._in_flight.pop(c.entry_id, None)
+
+    async def _generate_group(self, group: list[ClaimedJob]) -> None:
+        requests: list[GenerationRequest] = []
+        jobs: list[ClaimedJob] = []
+        for c in group:
+            try:
+                style = self.catalog.get(c.job.style_id)
+                selfie = await asyncio.to_thread(load_selfie, c.selfie_jpeg)
+            except UnknownStyleError:
+                await self._fail(c, FailureReason.UNKNOWN_STYLE)
+                continue
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                log.warning("job %s: selfie unreadable (%s)", c.job.id, exc.__class__.__name__)
+                await self._fail(c, FailureReason.GENERATION_FAILED)
+                continue
+            requests.append(
+                GenerationRequest(
+                    key=c.job.id,
+                    selfie=selfie,
+                    style=style,
+                    seeds=tuple(c.job.seeds),
+                    size=self.output_size,
+                )
+            )
+            jobs.append(c)
+        if not requests:
+            return
+        started = time.perf_counter()
+        try:
+            outputs = await asyncio.to_thread(self.backend.generate, requests, self._progress())
+            if len(outputs) != len(requests):
+                raise RuntimeError(f"backend returned {len(outputs)} for {len(requests)}")
+        except Exception:
+            log.exception("backend %s failed a whole batch of %d", self.backend.name, len(jobs))
+            for c in jobs:
+                await self._fail(c, FailureReason.GENERATION_FAILED)
+            return
+        elapsed = time.perf_counter() - started
+        by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
+        for c, output in zip(jobs, outputs, strict=True):
+            if isinstance(output, GenerationError):
+                log.warning("job %s failed: %s", c.job.id, output)
+                await self._fail(c, output.reason)
+                continue
+            await self._complete(c, by_key.get(c.job.id, output), elapsed)
+        await self._finishing(lambda: self.queue.record_duration(elapsed / len(jobs)))
+
+    async def _complete(self, c: ClaimedJob, output: GenerationOutput, elapsed: float) -> None:
+        try:
+            images = await asyncio.to_thread(
+                lambda: tuple(self.encode(g.image, c.job, g.seed) for g in output.images)
+            )
+        except Exception:
+            log.exception("job %s: encoding the result failed", c.job.id)
+            await self._fail(c, FailureReason.GENERATION_FAILED)
+            return
+        result = JobResult(
+            job_id=c.job.id,
+            style_id=c.job.style_id,
+            images=images,
+            backend=self.backend.name,
+            elapsed_s=elapsed,
+            meta={"device": self.backend.device, "worker": self.consumer},
+        )
+        if await self._finishing(lambda: self.queue.complete(c, result)):
+            log.info("job %s done (%d image(s), %.2fs)", c.job.id, len(images), elapsed)
+        self.processed += 1
+
+    async def _fail(self, c: ClaimedJob, reason: FailureReason) -> None:
+        await self._finishing(lambda: self.queue.fail(c, reason))
+        self.processed += 1
+
+    async def _finishing(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Record a job's end, riding out a short Redis outage. If Redis stays away the
+        entry stays pending and is reclaimed (and regenerated) later: nothing is lost."""
+        for attempt in range(8):
+            try:
+                return await call()
+            except _REDIS_DOWN as exc:
+                delay = min(3.0, 0.1 * 2**attempt)
+                log.warning("recording a job failed (%s); retrying", exc.__class__.__name__)
+                await asyncio.sleep(delay)
+        log.error("could not record a job's end; it will be reclaimed and run again")
+        return None
+
+    def _progress(self) -> Callable[[str, float], None]:
+        """A thread-safe progress callback that writes to the job hash, throttled."""
+        loop = asyncio.get_running_loop()
+        last: dict[str, float] = {}
+
+        def report(key: str, fraction: float) -> None:
+            now = time.monotonic()
+            if fraction < 1.0 and now - last.get(key, float("-inf")) < self.progress_interval_s:
+                return
+            last[key] = now
+            future = asyncio.run_coroutine_threadsafe(self.queue.set_progress(key, fraction), loop)
+            future.add_done_callback(_log_progress_error)
+
+        return report
+
+
+def _log_progress_error(future: concurrent.futures.Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.debug("progress update failed: %s", exc.__class__.__name__)
+
+
+def run_worker(
+    settings: Settings, backend: Backend | None = None, *, encode: Encoder | None = None
+) -> int:
+    """Run one worker process until SIGTERM/SIGINT (the batch in hand is finished)."""
+    return asyncio.run(_serve(settings, backend, encode))
+
+
+async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | None) -> int:
+    from bot.config import ConfigError  # noqa: PLC0415
+    from bot.redis_connection import connect  # noqa: PLC0415
+
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set (the worker needs a Redis to take jobs from)")
+    catalog = StyleCatalog.load(settings.styles_file)
+    if backend is None:
+        # load_backend lives beside the backends (written separately); resolved at run time.
+        backends = importlib.import_module("generation.backends")
+        load = cast("Callable[..., Backend]", backends.load_backend)
+        backend = load(settings.backend, model=settings.model)
+    await asyncio.to_thread(backend.warmup)
+    redis = await connect(settings.redis_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        worker = Worker(
+            JobQueue(redis, QueueConfig.from_settings(settings)),
+            backend,
+            catalog,
+            batch_size=settings.batch_size,
+            output_size=settings.output_size,
+            reclaim_interval_s=settings.reclaim_interval_s,
+            heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
+            encode=encode or png_encoder,
+        )
+        log.info(
+            "worker %s: backend %s, batch %d, %d px, pid %d",
+            worker.consumer,
+            backend.describe(),
+            settings.batch_size,
+            settings.output_size,
+            os.getpid(),
+        )
+        await worker.run(stop)
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await redis.aclose()

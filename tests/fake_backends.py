@@ -1,0 +1,104 @@
+"""Generation backends for queue and worker tests: real `Backend` subclasses, no models.
+
+`FakeBackend` makes a flat image per seed (its colour derived from the style and seed, so
+results are checkable) and can be told to be slow, to fail every request of one style, or
+to kill its whole process on one style (a "poison" job, as a segfaulting model would).
+Every batch it sees is recorded, in-process in `batches` and, when `log_path` is given, one
+JSON line per batch in that file (for worker processes that tests kill).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from generation.backends.base import (
+    Backend,
+    GeneratedImage,
+    GenerationError,
+    GenerationOutput,
+    GenerationRequest,
+    ProgressCallback,
+)
+
+
+def colour(style_id: str, seed: int) -> tuple[int, int, int]:
+    digest = hashlib.sha256(f"{style_id}:{seed}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    device = "cpu"
+
+    def __init__(
+        self,
+        *,
+        delay_s: float = 0.0,
+        fail_style: str | None = None,
+        poison_style: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.delay_s = delay_s
+        self.fail_style = fail_style
+        self.poison_style = poison_style
+        self.log_path = log_path
+        self.batches: list[list[tuple[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def generate(
+        self,
+        batch: Sequence[GenerationRequest],
+        progress: ProgressCallback | None = None,
+    ) -> list[GenerationOutput | GenerationError]:
+        record = [(r.key, r.style.id) for r in batch]
+        with self._lock:
+            self.batches.append(record)
+            if self.log_path is not None:
+                with self.log_path.open("a") as f:
+                    f.write(json.dumps({"pid": os.getpid(), "batch": record}) + "\n")
+        if any(r.style.id == self.poison_style for r in batch):
+            os._exit(3)  # a crash no exception handler can catch
+        steps = 4
+        for step in range(1, steps + 1):
+            if self.delay_s:
+                time.sleep(self.delay_s / steps)
+            if progress is not None:
+                for r in batch:
+                    progress(r.key, step / steps)
+        out: list[GenerationOutput | GenerationError] = []
+        for r in batch:
+            if r.style.id == self.fail_style:
+                out.append(GenerationError(f"style {r.style.id} fails on purpose"))
+                continue
+            images = tuple(
+                GeneratedImage(Image.new("RGB", (r.size, r.size), colour(r.style.id, s)), s)
+                for s in r.seeds
+            )
+            out.append(GenerationOutput(key=r.key, images=images))
+        return out
+
+    @property
+    def keys_seen(self) -> list[str]:
+        with self._lock:
+            return [key for batch in self.batches for key, _style in batch]
+
+
+class RaisingBackend(Backend):
+    """Breaks the contract: raises out of `generate` (a backend bug)."""
+
+    name = "raising"
+
+    def generate(
+        self,
+        batch: Sequence[GenerationRequest],
+        progress: ProgressCallback | None = None,
+    ) -> list[GenerationOutput | GenerationError]:
+        raise RuntimeError("backend blew up")

@@ -43,8 +43,7 @@ STRENGTH = 40.0
 CONFIDENCE_THRESHOLD = 0.15
 """Mean |soft bit| needed (with a CRC match) to call a mark found."""
 REFINE_PASSES = 2
-_HEADROOM = 6.0
-"""Grey levels from 0/255 within which a block is only ever moved away from the limit."""
+_CLIP_MARGIN = 6.0
 KEY_BYTES = 32
 
 Float = npt.NDArray[np.float64]
@@ -226,10 +225,14 @@ def _embed_canonical(canon: Float, bits: npt.NDArray[np.int8], layout: _Layout) 
     below = STRENGTH * (np.floor(s0 / STRENGTH - offset) + offset)
     above = below + STRENGTH
     target = np.where(s0 - below <= above - s0, below, above)
-    # Near white a raise would clip (and be lost), near black a cut would: move the other way.
+    # A raise that would push a block past 255 (or a cut below 0) is clipped away and lost:
+    # such blocks go to the other lattice point instead. A change of d on the singular value
+    # moves a DC-like block's pixels by about d / 8; `_CLIP_MARGIN` errs on the safe side.
     pixels = _blocks(canon, BLOCK * 2)
-    target = np.where(pixels.max(axis=(1, 2)) > 255 - _HEADROOM, below, target)
-    target = np.where(pixels.min(axis=(1, 2)) < _HEADROOM, above, target)
+    raise_clips = pixels.max(axis=(1, 2)) + (above - s0) / _CLIP_MARGIN > 255
+    cut_clips = pixels.min(axis=(1, 2)) - (s0 - below) / _CLIP_MARGIN < 0
+    target = np.where((target == above) & raise_clips & ~cut_clips, below, target)
+    target = np.where((target == below) & cut_clips & ~raise_clips, above, target)
     target = np.where(target < 0, above, target)
     change = (target - s0)[:, None, None] * (u0[:, :, None] @ v0[:, None, :])
     ll_change = _unblocks(_DCT.T @ change @ _DCT, canon.shape[0] // 2)

@@ -1,0 +1,152 @@
+"""Intake + CPU style engine: milliseconds per avatar for every shipped style at 512 px.
+
+Run from the repository root: `.venv/bin/python bench/styles_bench.py [--runs N] [--write]`.
+`--write` replaces the "Intake + CPU style (512 px)" section of docs/benchmarks.md.
+
+Per style, each run does what the bot and a worker do for one avatar on the CPU path:
+intake of the upload (safe decode, dlib HOG face detection, portrait crop, JPEG encode:
+`bot.selfie.SelfieIntake`), the worker's load of that JPEG, and the style at 512 px.
+The baseline row, measured in the same run, is a plain JPEG decode + re-encode of the
+same upload; the ratio column is p50 / baseline p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.faces import DlibHogDetector  # noqa: E402
+from bot.selfie import SelfieIntake, load_selfie  # noqa: E402
+from bot.styles import CpuRecipe, StyleCatalog  # noqa: E402
+from generation.backends.cpu_engine import CpuStyleEngine  # noqa: E402
+
+SECTION = "## Intake + CPU style (512 px)"
+UPLOAD = ROOT / "tests" / "data" / "astronaut.jpg"
+SIZE = 512
+TARGET_MS = 150.0
+
+
+def timings_ms(fn: Callable[[], object], runs: int) -> list[float]:
+    fn()  # warm-up: first-call allocations and lazy initialisation
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def p50_p90(times: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(times, n=10, method="inclusive")
+    return statistics.median(times), q[8]
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}, "
+        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), NumPy {np.__version__}, "
+        f"Pillow {PIL.__version__}, no GPU."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+
+    upload = UPLOAD.read_bytes()
+    intake = SelfieIntake(DlibHogDetector())
+    engine = CpuStyleEngine()
+    catalog = StyleCatalog.load()
+
+    def baseline() -> bytes:
+        with Image.open(io.BytesIO(upload)) as image:
+            out = io.BytesIO()
+            image.convert("RGB").save(out, "JPEG", quality=90)
+        return out.getvalue()
+
+    def intake_only() -> Image.Image:
+        return load_selfie(intake.process(upload).jpeg)
+
+    selfie = intake_only()
+    rows: list[tuple[str, float, float, float]] = []  # name, p50, p90, style-only p50
+    base_p50, base_p90 = p50_p90(timings_ms(baseline, args.runs))
+    intake_p50, intake_p90 = p50_p90(timings_ms(intake_only, args.runs))
+    for style in catalog:
+        recipe = style.cpu
+
+        def full(recipe: CpuRecipe = recipe) -> Image.Image:
+            face = load_selfie(intake.process(upload).jpeg)
+            return engine.render(face, recipe.effect, recipe.params, 7, SIZE)
+
+        def style_only(recipe: CpuRecipe = recipe) -> Image.Image:
+            return engine.render(selfie, recipe.effect, recipe.params, 7, SIZE)
+
+        p50, p90 = p50_p90(timings_ms(full, args.runs))
+        only, _ = p50_p90(timings_ms(style_only, args.runs))
+        rows.append((f"{style.id} ({recipe.effect})", p50, p90, only))
+
+    table = [
+        "| step | p50 | p90 | style alone (p50) | ratio to baseline (p50) |",
+        "|---|---:|---:|---:|---:|",
+        f"| baseline: JPEG decode + encode q90 | {base_p50:.1f} ms | {base_p90:.1f} ms "
+        "| - | 1.0x |",
+        f"| intake alone | {intake_p50:.1f} ms | {intake_p90:.1f} ms | - "
+        f"| {intake_p50 / base_p50:.1f}x |",
+    ]
+    for name, p50, p90, only in rows:
+        mark = "" if p50 < TARGET_MS else " (over target)"
+        table.append(
+            f"| intake + {name} | {p50:.1f} ms{mark} | {p90:.1f} ms | {only:.1f} ms "
+            f"| {p50 / base_p50:.1f}x |"
+        )
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`bench/styles_bench.py`: per avatar, intake of the upload "
+            f"(tests/data/astronaut.jpg, 512 px; decode, dlib HOG face, portrait crop, JPEG) "
+            f"plus the CPU style at {SIZE} px, p50/p90 of {args.runs} runs; seed fixed. "
+            f"Target: p50 < {TARGET_MS:.0f} ms per style including intake.",
+            f"Machine: {machine()} Measured {datetime.now(UTC):%Y-%m-%d}.",
+            "",
+            *table,
+            "",
+        ]
+    )
+    print(section)
+    if args.write:
+        write_section(ROOT / "docs" / "benchmarks.md", section)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this script's section (up to the next `## `), or append it."""
+    text = path.read_text()
+    start = text.find(SECTION)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + ("" if end == -1 else text[end:])
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,7 +80,7 @@ TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-def timing(labeller: Labeller, runs: int) -> list[str]:
+def timing(labeller: Labeller, key: wm.WatermarkKey, runs: int) -> list[str]:
     base = Image.open(ASTRONAUT).convert("RGB")
     info = LabelInfo(mark_id=new_mark_id(), style_id="oil", created_at=datetime.now(UTC))
     rows = [
@@ -94,15 +95,15 @@ def timing(labeller: Labeller, runs: int) -> list[str]:
         jpg = labeller.encode(marked, info, "jpeg")
         signed = labeller.label(image, info, "png")
         steps: dict[str, Callable[[], object]] = {
-            "watermark embed": lambda i=image: labeller.watermark(i, info),
-            "encode PNG (level 1) + XMP + text": lambda m=marked: labeller.encode(m, info, "png"),
-            "encode JPEG q92 + XMP": lambda m=marked: labeller.encode(m, info, "jpeg"),
-            "C2PA sign (PNG)": lambda p=png: labeller.sign(p, info, "png"),
-            "C2PA sign (JPEG)": lambda j=jpg: labeller.sign(j, info, "jpeg"),
-            "**label, PNG (all three)**": lambda i=image: labeller.label(i, info, "png"),
-            "**label, JPEG (all three)**": lambda i=image: labeller.label(i, info, "jpeg"),
-            "verify (C2PA + XMP + watermark)": lambda s=signed: labeller.verify(s),
-            "watermark extract alone": lambda m=marked: wm.extract(m, labeller_key),
+            "watermark embed": partial(labeller.watermark, image, info),
+            "encode PNG (level 1) + XMP + text": partial(labeller.encode, marked, info, "png"),
+            "encode JPEG q92 + XMP": partial(labeller.encode, marked, info, "jpeg"),
+            "C2PA sign (PNG)": partial(labeller.sign, png, info, "png"),
+            "C2PA sign (JPEG)": partial(labeller.sign, jpg, info, "jpeg"),
+            "**label, PNG (all three)**": partial(labeller.label, image, info, "png"),
+            "**label, JPEG (all three)**": partial(labeller.label, image, info, "jpeg"),
+            "verify (C2PA + XMP + watermark)": partial(labeller.verify, signed),
+            "watermark extract alone": partial(wm.extract, marked, key),
         }
         for name, fn in steps.items():
             results.setdefault(name, []).append(p50_ms(fn, runs))
@@ -189,11 +190,7 @@ def machine() -> str:
     )
 
 
-labeller_key: wm.WatermarkKey
-
-
 def main() -> None:
-    global labeller_key  # noqa: PLW0603  # shared by the timing lambdas of this script only
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--write", action="store_true")
@@ -202,7 +199,7 @@ def main() -> None:
         data_dir = Path(tmp)
         labeller_key = load_or_create_watermark_key(data_dir)
         labeller = Labeller(SigningIdentity.load_or_create(data_dir), labeller_key)
-        time_rows = timing(labeller, args.runs)
+        time_rows = timing(labeller, labeller_key, args.runs)
         robust_rows, fpr_rows = robustness(labeller_key)
     section = "\n".join(
         [

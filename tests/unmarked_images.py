@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ def _shapes(rng: np.random.Generator, count: int) -> Iterator[Image.Image]:
 
 def _astronaut_variants(count: int) -> Iterator[Image.Image]:
     base = Image.open(ASTRONAUT).convert("RGB")
-    makers = [
+    makers: list[Callable[[Image.Image], Image.Image]] = [
         lambda im: im,
         ImageOps.mirror,
         ImageOps.flip,

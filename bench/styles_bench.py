@@ -61,7 +61,8 @@ def machine() -> str:
     return (
         f"{os.cpu_count()}-core {platform.machine()}, Python {platform.python_version()}, "
         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), NumPy {np.__version__}, "
-        f"Pillow {PIL.__version__}, no GPU."
+        f"Pillow {PIL.__version__}, no GPU; load average {os.getloadavg()[0]:.1f} at the "
+        "end (the machine is shared: other processes were running)."
     )
 
 

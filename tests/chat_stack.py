@@ -1,0 +1,77 @@
+"""The real bot stack for conversation and adapter tests: queue, intake, conversation, and
+an in-process CPU worker on the same event loop. Everything talks to a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from bot.config import Settings
+from bot.conversation import Conversation, Verifier
+from bot.faces import DlibHogDetector
+from bot.jobs import Owner
+from bot.queue import JobQueue, QueueConfig
+from bot.selfie import IntakeLimits, SelfieIntake
+from bot.styles import StyleCatalog
+from generation.backends import load_backend
+from generation.worker import Worker
+
+
+@dataclass
+class ChatStack:
+    settings: Settings
+    redis: aioredis.Redis
+    queue: JobQueue
+    catalog: StyleCatalog
+    conversation: Conversation
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    def start_worker(self) -> Worker:
+        """A real worker with the CPU style engine, running on this event loop."""
+        worker = Worker(
+            self.queue,
+            load_backend("cpu"),
+            self.catalog,
+            batch_size=4,
+            output_size=self.settings.output_size,
+            reclaim_interval_s=1.0,
+            heartbeat_interval_s=1.0,
+            block_ms=100,
+            progress_interval_s=0.1,
+        )
+        self.workers.append(worker)
+        self._tasks.append(asyncio.create_task(worker.run(self._stop), name="worker"))
+        return worker
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 30)
+        self._tasks.clear()
+
+
+def owner(name: str) -> Owner:
+    return Owner(platform="test", user_id=name, chat_id=f"chat-{name}")
+
+
+@contextlib.asynccontextmanager
+async def chat_stack(
+    settings: Settings, redis: aioredis.Redis, *, verifier: Verifier | None = None
+) -> AsyncIterator[ChatStack]:
+    queue = JobQueue(redis, QueueConfig.from_settings(settings))
+    await queue.ensure_groups(settings.bot_name)
+    catalog = StyleCatalog.load(settings.styles_file)
+    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
+    conversation = Conversation.create(redis, queue, intake, catalog, settings, verifier=verifier)
+    stack = ChatStack(settings, redis, queue, catalog, conversation)
+    try:
+        yield stack
+    finally:
+        await stack.stop()

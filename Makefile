@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/intake_bench.py
 	$(PY) bench/queue_bench.py
 	$(PY) bench/styles_bench.py
+	$(PY) bench/labelling_bench.py
 
 previews: install
 	$(VENV)/bin/avatarbot previews

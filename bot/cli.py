@@ -8,7 +8,6 @@ line (the traceback goes to the log at DEBUG). Never a bare traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -104,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         settings = load_settings()
-        _setup_logging(settings)
+        _setup_logging(settings, quiet=args.command not in _LONG_RUNNING)
         from bot import commands  # noqa: PLC0415  # keeps `--help` fast
 
         return commands.dispatch(args, settings)
@@ -130,7 +129,11 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _setup_logging(settings: Settings) -> None:
+_LONG_RUNNING = frozenset({"worker", "bot", "run"})
+
+
+def _setup_logging(settings: Settings, *, quiet: bool) -> None:
+    """Services log at the configured level; one-shot commands only warnings, unless DEBUG."""
     from bot.logs import setup_logging  # noqa: PLC0415
 
     secrets = [
@@ -142,13 +145,10 @@ def _setup_logging(settings: Settings) -> None:
         )
         if s is not None
     ]
-    setup_logging(settings.log_level, json_lines=settings.log_json, secrets=secrets)
-
-
-def run_async(coro: object) -> int:
-    """Run a command's coroutine; returns its exit code."""
-    result = asyncio.run(coro)  # type: ignore[arg-type]  # callers pass coroutines returning int
-    return int(result)
+    level = settings.log_level
+    if quiet and level == "INFO":
+        level = "WARNING"
+    setup_logging(level, json_lines=settings.log_json, secrets=secrets)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(default=86400, ge=60, validation_alias=_env("AVATARBOT_RESULT_TTL_S"))
     job_ttl_s: int = Field(default=86400, ge=60, validation_alias=_env("AVATARBOT_JOB_TTL_S"))
 
+    # --- Provenance ------------------------------------------------------------
+    c2pa_cert_chain: Path | None = Field(
+        default=None,
+        validation_alias=_env("AVATARBOT_C2PA_CERT_CHAIN"),
+        description="PEM certificate chain for C2PA signing; unset: a local chain in the data dir.",
+    )
+    c2pa_private_key: Path | None = Field(
+        default=None, validation_alias=_env("AVATARBOT_C2PA_PRIVATE_KEY")
+    )
+    mark_ttl_s: int = Field(
+        default=365 * 24 * 3600,
+        ge=3600,
+        validation_alias=_env("AVATARBOT_MARK_TTL_S"),
+        description="How long watermark ids stay verifiable (style and date only, no user data).",
+    )
+
     # --- Process -----------------------------------------------------------
     data_dir: Path = Field(default=Path("data"), validation_alias=_env("AVATARBOT_DATA_DIR"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -69,6 +69,10 @@ class EmbeddedRedis:
         """True when this object started the server (and will stop it)."""
         return self._proc is not None
 
+    def is_running(self) -> bool:
+        """Whether a server answers on this data dir's socket (ours or another process's)."""
+        return self._alive()
+
     def _alive(self) -> bool:
         if not self.socket_path.exists():
             return False

@@ -1,0 +1,397 @@
+"""What each `avatarbot` subcommand does. The parser and exit codes live in `bot.cli`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.config import Settings
+from bot.embedded_redis import EmbeddedRedis
+from bot.errors import AvatarbotError
+from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seeds
+from bot.styles import StyleCatalog, UnknownStyleError
+
+if TYPE_CHECKING:
+    from generation.labelling import Verification
+
+log = logging.getLogger("avatarbot")
+
+
+class InputError(AvatarbotError):
+    """A file or argument the user gave is unusable (exit code 2)."""
+
+    exit_code = 2
+
+
+class NotOursError(AvatarbotError):
+    """`verify`: the image was not made by this instance, or was altered (exit code 1)."""
+
+    exit_code = 1
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+        "styles": cmd_styles,
+        "generate": cmd_generate,
+        "worker": cmd_worker,
+        "bot": cmd_bot,
+        "run": cmd_run,
+        "submit": cmd_submit,
+        "queue": cmd_queue,
+        "dead-letters": cmd_dead_letters,
+        "previews": cmd_previews,
+        "verify": cmd_verify,
+    }
+    return commands[args.command](args, settings)
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _catalog(settings: Settings) -> StyleCatalog:
+    return StyleCatalog.load(settings.styles_file)
+
+
+def _style(catalog: StyleCatalog, style_id: str) -> None:
+    if style_id not in catalog:
+        raise UnknownStyleError(
+            f"unknown style {style_id!r}",
+            user_message=f"unknown style {style_id!r}; choose one of: {', '.join(catalog.ids)}",
+        )
+
+
+def _read_input(path: Path, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise InputError(
+                f"{path} is {size} bytes",
+                user_message=f"{path} is too large ({size / 1e6:.1f} MB; the limit is "
+                f"{limit / 1e6:.0f} MB)",
+            )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(str(path), user_message=f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(str(path), user_message=f"{path} is a directory, not an image") from None
+    except PermissionError:
+        raise InputError(str(path), user_message=f"{path}: permission denied") from None
+
+
+def _output_paths(output: Path, count: int) -> list[Path]:
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(
+            str(output), user_message=f"{output}: the output must end in .png, .jpg or .jpeg"
+        )
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, count + 1)]
+
+
+def _write_outputs(paths: list[Path], blobs: list[bytes]) -> None:
+    for path, blob in zip(paths, blobs, strict=True):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+        except OSError as exc:
+            raise InputError(
+                str(path), user_message=f"cannot write {path}: {exc.strerror}"
+            ) from None
+        print(path)
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Settings) -> Iterator[str]:
+    """REDIS_URL when set; otherwise the embedded Redis (started or attached) in the data dir."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with EmbeddedRedis(settings.data_dir) as server:
+        yield server.url
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
+    for style in _catalog(settings):
+        print(f"{style.id:<12} {style.emoji}  {style.title:<16} {style.description}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
+    from generation.backends import load_backend  # noqa: PLC0415
+    from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
+    from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+
+    catalog = _catalog(settings)
+    _style(catalog, args.style)
+    paths = _output_paths(args.output, args.variants)
+    data = _read_input(args.selfie, settings.max_upload_bytes)
+    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
+    selfie = intake.process(data)
+    backend = load_backend(settings.backend, model=settings.model)
+    seed = args.seed if args.seed is not None else new_seed()
+    request = GenerationRequest(
+        key="cli",
+        selfie=load_selfie(selfie.jpeg),
+        style=catalog.get(args.style),
+        seeds=tuple(variant_seeds(seed, args.variants)),
+        size=settings.output_size,
+    )
+    (output,) = backend.generate([request])
+    if isinstance(output, GenerationError):
+        raise output
+    encoder = ResultEncoder(
+        load_labeller(settings), fmt="png" if paths[0].suffix.lower() == ".png" else "jpeg"
+    )
+    blobs = [encoder.encode(img.image, args.style, img.seed).data for img in output.images]
+    _write_outputs(paths, blobs)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from generation.worker import run_worker  # noqa: PLC0415
+
+    with redis_url_for(settings) as url:
+        return run_worker(settings.model_copy(update={"redis_url": url}))
+
+
+def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import run_bot  # noqa: PLC0415
+
+    with redis_url_for(settings) as url:
+        return asyncio.run(run_bot(settings.model_copy(update={"redis_url": url})))
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Everything on one machine: Redis (embedded if needed), workers, the chat adapters."""
+    from bot.app import run_bot  # noqa: PLC0415
+
+    with redis_url_for(settings) as url, _worker_processes(url, settings.workers):
+        return asyncio.run(run_bot(settings.model_copy(update={"redis_url": url})))
+
+
+@contextlib.contextmanager
+def _worker_processes(redis_url: str, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    env = dict(os.environ, REDIS_URL=redis_url)
+    procs = [
+        subprocess.Popen(  # our own interpreter and module
+            [sys.executable, "-m", "bot.cli", "worker"],
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # finish the batch in hand, then exit
+        deadline = time.monotonic() + 30
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
+
+    catalog = _catalog(settings)
+    _style(catalog, args.style)
+    paths = _output_paths(args.output, args.variants) if args.output else []
+    if args.output and not args.wait:
+        raise InputError("-o without --wait", user_message="-o/--output needs --wait")
+    data = _read_input(args.selfie, settings.max_upload_bytes)
+    selfie = SelfieIntake(
+        DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes)
+    ).process(data)
+    request = JobRequest(
+        owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
+        route=Route(bot=f"cli-{secrets.token_hex(6)}"),
+        style_id=args.style,
+        variants=args.variants,
+        seed=args.seed,
+    )
+    with redis_url_for(settings) as url:
+        return asyncio.run(
+            _submit(
+                settings,
+                url,
+                request,
+                selfie.jpeg,
+                wait=args.wait,
+                wait_s=args.timeout,
+                paths=paths,
+            )
+        )
+
+
+async def _submit(
+    settings: Settings,
+    url: str,
+    request: JobRequest,
+    selfie_jpeg: bytes,
+    *,
+    wait: bool,
+    wait_s: float,
+    paths: list[Path],
+) -> int:
+    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from bot.redis_connection import connect  # noqa: PLC0415
+
+    redis = await connect(url, wait_s=10)
+    try:
+        queue = JobQueue(redis, QueueConfig.from_settings(settings))
+        await queue.ensure_groups()
+        receipt = await queue.enqueue(request, selfie_jpeg)
+        print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
+        if not wait:
+            return 0
+        consumer = f"cli-{os.getpid()}"
+        deadline = time.monotonic() + wait_s
+        try:
+            while time.monotonic() < deadline:
+                for delivery in await queue.read_outcomes(request.route.bot, consumer, 10, 1000):
+                    if delivery.outcome.job_id != receipt.job.id:
+                        continue
+                    await queue.mark_delivered(request.route.bot, delivery)
+                    if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
+                        reason = delivery.outcome.failure
+                        raise AvatarbotError(
+                            f"job failed: {reason}",
+                            user_message=f"job {receipt.job.id} {delivery.outcome.status.value}"
+                            + (f" ({reason.value})" if reason else ""),
+                        )
+                    images = delivery.result.images
+                    if paths:
+                        _write_outputs(paths, [im.data for im in images])
+                    else:
+                        print(f"job {receipt.job.id} done: {len(images)} image(s)")
+                    return 0
+            raise AvatarbotError(
+                "timeout", user_message=f"no result within {wait_s:.0f}s (job {receipt.job.id})"
+            )
+        finally:
+            await queue.drop_results_stream(request.route.bot)
+    finally:
+        await redis.aclose()
+
+
+def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from bot.redis_connection import connect  # noqa: PLC0415
+
+    async def show(url: str) -> int:
+        redis = await connect(url, wait_s=5)
+        try:
+            queue = JobQueue(redis, QueueConfig.from_settings(settings))
+            await queue.ensure_groups()
+            stats = await queue.stats()
+            print(stats.render())
+            return 0
+        finally:
+            await redis.aclose()
+
+    with redis_url_for(settings) as url:
+        return asyncio.run(show(url))
+
+
+def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from bot.redis_connection import connect  # noqa: PLC0415
+
+    async def act(url: str) -> int:
+        redis = await connect(url, wait_s=5)
+        try:
+            queue = JobQueue(redis, QueueConfig.from_settings(settings))
+            await queue.ensure_groups()
+            if args.action == "list":
+                letters = await queue.dead_letters(100)
+                for letter in letters:
+                    print(letter.render())
+                print(f"{len(letters)} dead letter(s)")
+            elif args.action == "retry":
+                count = await queue.retry_dead(args.entry)
+                print(f"requeued {count} job(s)")
+            else:
+                count = await queue.purge_dead()
+                print(f"purged {count} dead letter(s)")
+            return 0
+        finally:
+            await redis.aclose()
+
+    with redis_url_for(settings) as url:
+        return asyncio.run(act(url))
+
+
+def cmd_previews(args: argparse.Namespace, settings: Settings) -> int:
+    from importlib import resources  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from generation.backends import load_backend  # noqa: PLC0415
+    from generation.previews import render_previews  # noqa: PLC0415
+
+    catalog = _catalog(settings)
+    sample_path = Path(str(resources.files("bot").joinpath("data/sample_face.jpg")))
+    out_dir = Path(str(resources.files("bot").joinpath("data/previews")))
+    with Image.open(sample_path) as sample:
+        written = render_previews(catalog, load_backend("cpu"), sample.convert("RGB"), out_dir)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0: made by this instance and intact; 1: not ours, or altered; 2: bad input."""
+    data = _read_input(args.image, settings.max_upload_bytes)
+    verification = asyncio.run(_verify(settings, data))
+    print(verification.describe())
+    return 0 if verification.intact else 1
+
+
+async def _verify(settings: Settings, data: bytes) -> Verification:
+    from bot.redis_connection import RedisUnavailableError, connect  # noqa: PLC0415
+    from generation.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
+    from generation.marks import MarkRegistry  # noqa: PLC0415
+
+    labeller = load_labeller(settings)
+    url = settings.redis_url
+    if url is None:  # look in the embedded Redis only if it is running; never start one
+        embedded = EmbeddedRedis(settings.data_dir)
+        url = embedded.url if embedded.is_running() else None
+    redis = None
+    if url is not None:
+        try:
+            redis = await connect(url, wait_s=2)
+        except RedisUnavailableError:
+            log.warning("mark registry unavailable; verifying the file alone")
+    try:
+        registry = (
+            MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None
+        )
+        verifier = ImageVerifier(labeller, registry=registry, loop=asyncio.get_running_loop())
+        return await asyncio.to_thread(verifier, data)
+    finally:
+        if redis is not None:
+            await redis.aclose()

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from bot import queue_scripts as lua
 from bot.errors import AvatarbotError
@@ -269,7 +269,10 @@ class JobQueue:
         self._active = self._p + "active_jobs"
         self._workers = self._p + "workers"
         self._stats = self._p + "stats"
-        s = redis.register_script
+
+        def s(source: str) -> _Script:
+            return _Script(redis, source)
+
         self._enqueue = s(lua.ENQUEUE)
         self._start = s(lua.START)
         self._reclaim = s(lua.RECLAIM)
@@ -848,6 +851,22 @@ class JobQueue:
             dead_letters=dead,
             forgotten_at=now,
         )
+
+
+class _Script:
+    """A Lua script run with EVALSHA (`register_script`), falling back to EVAL when the
+    server lost its script cache between loading and running (a restart)."""
+
+    def __init__(self, redis: aioredis.Redis, source: str) -> None:
+        self._redis = redis
+        self._source = source
+        self._script = redis.register_script(source)
+
+    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._script(keys=keys, args=args)
+        except NoScriptError:
+            return await self._redis.eval(self._source, len(keys), *keys, *args)
 
 
 def _text(value: object) -> str:

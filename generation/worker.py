@@ -152,6 +152,10 @@ class Worker:
             except _REDIS_DOWN as exc:
                 failures += 1
                 await self._pause_after(exc, failures, stop)
+            except Exception as exc:  # never die silently: log, pause, go on
+                log.exception("consume loop error")
+                failures += 1
+                await self._pause_after(exc, failures, stop)
 
     async def _reclaim_loop(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -165,6 +169,11 @@ class Worker:
                         await self.process([suspect])
                 failures = 0
             except _REDIS_DOWN as exc:
+                failures += 1
+                await self._pause_after(exc, failures, stop)
+                continue
+            except Exception as exc:  # never die silently: log, pause, go on
+                log.exception("reclaim loop error")
                 failures += 1
                 await self._pause_after(exc, failures, stop)
                 continue
@@ -191,7 +200,7 @@ class Worker:
 
     async def _pause_after(self, exc: BaseException, failures: int, stop: asyncio.Event) -> None:
         delay = min(5.0, 0.1 * 2 ** min(failures, 6))
-        log.warning("Redis unavailable (%s); retrying in %.1fs", exc.__class__.__name__, delay)
+        log.warning("worker paused (%s); retrying in %.1fs", exc.__class__.__name__, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
 

@@ -243,10 +243,15 @@ class FakeTelegram:
         return chat
 
     def send_text(
-        self, chat: Mapping[str, Any], user: Mapping[str, Any], text: str
+        self,
+        chat: Mapping[str, Any],
+        user: Mapping[str, Any],
+        text: str,
+        *,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The user sends a text message; a leading /command gets its entity."""
-        message = self._user_message(chat, user, text=text)
+        message = self._user_message(chat, user, reply_to, text=text)
         entities = _command_entities(text)
         if entities:
             message["entities"] = entities
@@ -261,8 +266,10 @@ class FakeTelegram:
         *,
         caption: str | None = None,
         reported_size: int | None = None,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The user sends a photo: Telegram offers several sizes, the original last."""
+        """The user sends a photo: Telegram offers several sizes, the original last.
+        `reply_to`: a message (e.g. one the bot sent) this one replies to."""
         with Image.open(io.BytesIO(jpeg)) as im:
             width, height = im.size
             sizes = []
@@ -292,7 +299,7 @@ class FakeTelegram:
                 "file_size": stored.reported_size,
             }
         )
-        message = self._user_message(chat, user, photo=sizes)
+        message = self._user_message(chat, user, reply_to, photo=sizes)
         if caption is not None:
             message["caption"] = caption
             entities = _command_entities(caption)
@@ -311,6 +318,7 @@ class FakeTelegram:
         mime_type: str = "image/jpeg",
         caption: str | None = None,
         reported_size: int | None = None,
+        reply_to: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         stored = self.add_file(data, reported_size=reported_size, ext="bin", folder="documents")
         document = {
@@ -320,7 +328,7 @@ class FakeTelegram:
             "mime_type": mime_type,
             "file_size": stored.reported_size,
         }
-        message = self._user_message(chat, user, document=document)
+        message = self._user_message(chat, user, reply_to, document=document)
         if caption is not None:
             message["caption"] = caption
             entities = _command_entities(caption)
@@ -633,9 +641,7 @@ class FakeTelegram:
     async def _m_sendMessage(self, call: Call) -> Any:
         f = call.fields
         content: dict[str, Any] = {"text": f["text"]}
-        if "reply_markup" in f:
-            content["reply_markup"] = f["reply_markup"]
-        return self._bot_message(f["chat_id"], content)
+        return self._bot_message(f["chat_id"], content, f.get("reply_markup"), f)
 
     async def _m_sendChatAction(self, call: Call) -> Any:
         self._chat(call.fields["chat_id"])
@@ -645,10 +651,9 @@ class FakeTelegram:
         f = call.fields
         data = self._media_bytes(call, f["photo"], PHOTO_UPLOAD_LIMIT)
         content: dict[str, Any] = {"photo": self._photo_sizes(data)}
-        for key in ("caption", "reply_markup"):
-            if key in f:
-                content[key] = f[key]
-        return self._bot_message(f["chat_id"], content)
+        if "caption" in f:
+            content["caption"] = f["caption"]
+        return self._bot_message(f["chat_id"], content, f.get("reply_markup"), f)
 
     async def _m_sendDocument(self, call: Call) -> Any:
         f = call.fields
@@ -672,10 +677,9 @@ class FakeTelegram:
                 "file_size": len(stored.data),
             }
         }
-        for key in ("caption", "reply_markup"):
-            if key in f:
-                content[key] = f[key]
-        return self._bot_message(f["chat_id"], content)
+        if "caption" in f:
+            content["caption"] = f["caption"]
+        return self._bot_message(f["chat_id"], content, f.get("reply_markup"), f)
 
     async def _m_sendMediaGroup(self, call: Call) -> Any:
         f = call.fields
@@ -688,7 +692,7 @@ class FakeTelegram:
             content: dict[str, Any] = {"photo": self._photo_sizes(data), "media_group_id": group_id}
             if "caption" in item:
                 content["caption"] = item["caption"]
-            messages.append(self._bot_message(f["chat_id"], content))
+            messages.append(self._bot_message(f["chat_id"], content, None, f))
         return messages
 
     async def _m_editMessageText(self, call: Call) -> Any:
@@ -764,7 +768,11 @@ class FakeTelegram:
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
 
     def _user_message(
-        self, chat: Mapping[str, Any], user: Mapping[str, Any], **content: Any
+        self,
+        chat: Mapping[str, Any],
+        user: Mapping[str, Any],
+        reply_to: Mapping[str, Any] | None = None,
+        **content: Any,
     ) -> dict[str, Any]:
         self.chats.setdefault(chat["id"], dict(chat))
         message = {
@@ -774,11 +782,33 @@ class FakeTelegram:
             "from": dict(user),
             **content,
         }
+        if reply_to is not None:
+            replied = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
+            message["reply_to_message"] = replied
         self.messages[(chat["id"], message["message_id"])] = message
         return message
 
-    def _bot_message(self, chat_id: Any, content: dict[str, Any]) -> dict[str, Any]:
+    def _bot_message(
+        self,
+        chat_id: Any,
+        content: dict[str, Any],
+        markup: Any = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A message the bot sent. Only an inline keyboard stays on a message (a reply
+        keyboard or ForceReply acts on the user's client and is not echoed back); a
+        reply (`reply_parameters`) carries the message it replies to."""
         chat = self._chat(chat_id)
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            content = {**content, "reply_markup": markup}
+        reply = (fields or {}).get("reply_parameters")
+        if isinstance(reply, dict):
+            replied = self.messages.get((chat["id"], reply["message_id"]))
+            if replied is not None:
+                inner = {k: v for k, v in replied.items() if k != "reply_to_message"}
+                content = {**content, "reply_to_message": inner}
+            elif not reply.get("allow_sending_without_reply"):
+                raise FakeTelegramError(400, "Bad Request: message to be replied not found")
         message = {
             "message_id": self._next_message_id(chat["id"]),
             "date": int(time.time()),

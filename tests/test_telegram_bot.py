@@ -6,22 +6,37 @@ style engine on the same event loop."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from PIL import Image
 
-from bot.config import Settings
-from bot.replies import Action, format_callback
+from bot.config import ConfigError, Settings
+from bot.faces import DlibHogDetector
+from bot.jobs import JobStatus
+from bot.logs import RedactingFilter
+from bot.replies import Action, Queued, format_callback
+from bot.selfie import FileTooLarge, MultipleFaces, NoFaceFound, NotAnImage, SelfieIntake
+from tests import hostile
+from tests.conftest import free_port
 from tests.fake_telegram import Call, FakeTelegram
-from tests.telegram_harness import TelegramHarness, telegram_env
+from tests.telegram_harness import TelegramHarness, eventually, telegram_env
 
 # PTB 22 itself warns (on every 429) that RetryAfter.retry_after becomes a timedelta in v23.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 STYLE = "sketch"  # the fastest CPU effect
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def intake() -> SelfieIntake:
+    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture
@@ -37,14 +52,21 @@ def tg_settings(settings_factory: Callable[..., Settings], fake: FakeTelegram) -
 
 @pytest.fixture
 async def harness(
-    fake: FakeTelegram, tg_settings: Settings, redis_client: aioredis.Redis
+    fake: FakeTelegram,
+    tg_settings: Settings,
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
 ) -> AsyncIterator[TelegramHarness]:
-    async with TelegramHarness(fake, tg_settings, redis_client) as h:
+    async with TelegramHarness(fake, tg_settings, redis_client, intake=intake) as h:
         await h.start_bot()
         await h.start_worker()
         yield h
         assert h.bot is None or h.bot.errors == []
+        assert h.bot is None or h.bot.adapter.handler_errors == 0
     assert fake.violations == []
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def image_of(data: bytes) -> Image.Image:
@@ -57,30 +79,47 @@ def texts_to(fake: FakeTelegram, chat_id: int) -> list[str]:
     return [str(c.fields.get("text", "")) for c in fake.calls_to("sendMessage", chat_id)]
 
 
-def button_data(call: Call, action: Action) -> str:
-    prefix = format_callback(action, "x").rsplit(":", 1)[0] + ":"
-    for _text, data in FakeTelegram.buttons(call.result):
-        if data.startswith(prefix):
-            return data
-    raise AssertionError(f"no {action} button on {call.method}")
+def has_button(call: Call, data: str) -> bool:
+    return call.result is not None and any(d == data for _, d in FakeTelegram.buttons(call.result))
 
 
-async def pick_style(
-    fake: FakeTelegram, user: dict[str, Any], chat_id: int, style: str = STYLE
+def job_buttons(call: Call) -> dict[str, str]:
+    """action -> callback data of the job buttons on a message."""
+    return {d.split(":")[1]: d for _, d in FakeTelegram.buttons(call.result)}
+
+
+async def wait_text(fake: FakeTelegram, chat_id: int, text: str) -> Call:
+    calls = await fake.wait_for(
+        "sendMessage", lambda c: c.chat_id == chat_id and c.fields.get("text") == text
+    )
+    return calls[0]
+
+
+async def wait_picker(fake: FakeTelegram, chat_id: int, count: int = 1) -> Call:
+    pick = format_callback(Action.PICK, STYLE)
+    calls = await fake.wait_for(
+        "sendMessage", lambda c: c.chat_id == chat_id and has_button(c, pick), count=count
+    )
+    return calls[-1]
+
+
+async def request_avatar(
+    fake: FakeTelegram, user: dict[str, Any], chat: dict[str, Any], jpeg: bytes, variants: int = 1
 ) -> Call:
-    """Wait for the picker in this chat and press a style; returns the picker call."""
-    picker = (
-        await fake.wait_for(
-            "sendMessage",
-            lambda c: (
-                c.chat_id == chat_id
-                and "reply_markup" in c.fields
-                and any(d == format_callback(Action.PICK, style) for _, d in fake.buttons(c.result))
-            ),
-        )
-    )[-1]
-    fake.press(user, picker.result, format_callback(Action.PICK, style))
+    """Photo with /avatar caption, pick the style; returns the picker message call."""
+    before = len([c for c in fake.calls if c.method == "sendMessage" and c.chat_id == chat["id"]])
+    fake.send_photo(chat, user, jpeg, caption="/avatar")
+    picker = await wait_picker(fake, chat["id"], count=1)
+    assert len(fake.calls) > before
+    if variants != 1:
+        edits = len(fake.calls_to("editMessageText", chat["id"]))
+        fake.press(user, picker.result, format_callback(Action.VARIANTS, str(variants)))
+        await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"], count=edits + 1)
+    fake.press(user, picker.result, format_callback(Action.PICK, STYLE))
     return picker
+
+
+# --------------------------------------------------------------------------- the flow
 
 
 async def test_whole_flow_from_avatar_to_album(
@@ -91,36 +130,462 @@ async def test_whole_flow_from_avatar_to_album(
     fake.send_text(chat, user, "/avatar")
     await fake.wait_for("sendMessage", lambda c: c.chat_id == chat["id"])
     fake.send_photo(chat, user, face_jpeg)
-    picker = await fake.wait_for(
-        "sendMessage", lambda c: c.chat_id == chat["id"] and "reply_markup" in c.fields
+    picker = await wait_picker(fake, chat["id"])
+    # The largest photo size was downloaded (the fake offers 90 and 320 px versions too).
+    assert (
+        fake.downloads[-1] == fake.files[fake.calls_to("getFile")[-1].fields["file_id"]].file_path
+    )
+    assert (
+        fake.calls_to("getFile")[-1].fields["file_id"]
+        == max(
+            fake.files.values(),
+            key=lambda f: len(f.data) if f.file_path.startswith("photos") else 0,
+        ).file_id
     )
     # The preview album came first, uploaded (no file ids cached yet).
-    album = fake.calls_to("sendMediaGroup", chat["id"])
-    assert len(album) == 1
-    assert len(album[0].uploads) == len(list(harness.catalog))
-    variants = [d for _, d in fake.buttons(picker[0].result) if d.startswith("v1:n:")]
+    previews = fake.calls_to("sendMediaGroup", chat["id"])
+    assert len(previews) == 1
+    assert len(previews[0].uploads) == len(list(harness.catalog))
+    variants = [d for _, d in fake.buttons(picker.result) if d.startswith("v1:n:")]
     assert variants == [format_callback(Action.VARIANTS, str(n)) for n in (1, 2, 3, 4)]
-    # Choose 3 variants: the picker is edited in place, then pick the style.
-    fake.press(user, picker[0].result, format_callback(Action.VARIANTS, "3"))
-    await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"])
-    fake.press(user, picker[0].result, format_callback(Action.PICK, STYLE))
+    # 3 variants: the picker is edited in place (no second album, no second picker).
+    fake.press(user, picker.result, format_callback(Action.VARIANTS, "3"))
+    edit = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"]))[0]
+    assert has_button(edit, format_callback(Action.VARIANTS, "3"))
+    assert any(label.startswith("✓ 3") for label, _ in fake.buttons(edit.result))
+    fake.press(user, picker.result, format_callback(Action.PICK, STYLE))
+    # The picker turns into the queue message, then the album arrives with its buttons.
     results = await fake.wait_for("sendMediaGroup", lambda c: c.chat_id == chat["id"], count=2)
-    album_call = results[1]
-    assert len(album_call.fields["media"]) == 3
-    for item in album_call.fields["media"]:
-        data = album_call.upload_for(item["media"]).data
-        image = image_of(data)
+    album = results[1]
+    assert len(album.fields["media"]) == 3
+    for item in album.fields["media"]:
+        image = image_of(album.upload_for(item["media"]).data)
         assert image.format in ("PNG", "JPEG")
-        assert image.size == (harness.settings.output_size, harness.settings.output_size)
-    buttons_msg = await fake.wait_for(
-        "sendMessage",
-        lambda c: (
-            c.chat_id == chat["id"]
-            and any(d.startswith("v1:more:") for _, d in fake.buttons(c.result))
-        ),
+        side = harness.settings.output_size
+        assert image.size == (side, side)
+    after = await fake.wait_for(
+        "sendMessage", lambda c: c.chat_id == chat["id"] and "v1:more:" in str(c.fields)
     )
-    labels = [d.split(":")[1] for _, d in fake.buttons(buttons_msg[0].result)]
-    assert labels == ["more", "style", "orig", "forget"]
-    # The queue message was one message, shown and then retired.
-    assert fake.calls_to("deleteMessage", chat["id"])
-    assert fake.calls_to("sendChatAction", chat["id"]) or harness.worker is not None
+    assert list(job_buttons(after[0])) == ["more", "style", "orig", "forget"]
+    job_id = job_buttons(after[0])["more"].split(":")[2]
+    assert (await harness.queue.get_job(job_id)) is not None
+    assert len(fake.calls_to("sendMessage", chat["id"])) == 3  # ask, picker, buttons message
+    # Every callback query was answered exactly once.
+    assert len(fake.calls_to("answerCallbackQuery")) == 2
+
+
+async def test_photo_with_avatar_caption_starts_in_one_step(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(1002)
+    chat = fake.private_chat(user)
+    await request_avatar(fake, user, chat, face_jpeg)
+    result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+    image = image_of(result.uploads["photo"].data)
+    assert image.size == (harness.settings.output_size,) * 2
+    assert list(job_buttons(result)) == ["more", "style", "orig", "forget"]
+    # No "send me a selfie" prompt: the caption did it in one step.
+    assert len(fake.calls_to("sendMessage", chat["id"])) == 1  # the picker only
+
+
+async def test_document_upload_is_a_selfie(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(1003)
+    chat = fake.private_chat(user)
+    message = fake.send_document(chat, user, face_jpeg, file_name="me.jpg")
+    await wait_picker(fake, chat["id"])
+    assert fake.calls_to("getFile")[-1].fields["file_id"] == message["document"]["file_id"]
+    assert len(fake.downloads) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "reported", "max_upload"),
+    [
+        ("photo", 25 * MB, None),  # over Telegram's 20 MB getFile limit
+        ("document", 21 * MB, None),
+        ("document", 3 * MB, 2 * MB),  # over the operator's AVATARBOT_MAX_UPLOAD_BYTES
+    ],
+)
+async def test_oversize_file_is_refused_before_download(  # noqa: PLR0917  # fixtures + params
+    fake: FakeTelegram,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+    kind: str,
+    reported: int,
+    max_upload: int | None,
+) -> None:
+    env = telegram_env(fake)
+    if max_upload is not None:
+        env["AVATARBOT_MAX_UPLOAD_BYTES"] = str(max_upload)
+    settings = settings_factory(**env)
+    async with TelegramHarness(fake, settings, redis_client, intake=intake) as h:
+        await h.start_bot()
+        user = fake.user(1004)
+        chat = fake.private_chat(user)
+        if kind == "photo":
+            fake.send_photo(chat, user, face_jpeg, reported_size=reported)
+        else:
+            fake.send_document(chat, user, face_jpeg, reported_size=reported)
+        limit = min(20 * MB, max_upload or 20 * MB)
+        await wait_text(fake, chat["id"], FileTooLarge(reported, limit).user_message)
+        assert fake.calls_to("getFile") == []
+        assert fake.downloads == []
+        assert h.bot is not None
+        assert h.bot.errors == []
+    assert fake.violations == []
+
+
+async def test_non_image_document_is_refused(harness: TelegramHarness, fake: FakeTelegram) -> None:
+    user = fake.user(1005)
+    chat = fake.private_chat(user)
+    fake.send_document(
+        chat, user, hostile.pdf_file(), file_name="cv.pdf", mime_type="application/pdf"
+    )
+    await wait_text(fake, chat["id"], NotAnImage("a PDF document").user_message)
+    assert fake.downloads == []  # the type Telegram reported was enough
+    # A web page that claims to be a JPEG is downloaded and then refused by intake.
+    fake.send_document(chat, user, hostile.html_page(), file_name="me.jpg", mime_type="image/jpeg")
+    await fake.wait_for("sendMessage", lambda c: c.chat_id == chat["id"], count=2)
+    assert "not a photo" in texts_to(fake, chat["id"])[1]
+    assert len(fake.downloads) == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (hostile.no_face_gradient, NoFaceFound.user_message),
+        (hostile.two_faces, MultipleFaces(2).user_message),
+    ],
+    ids=["no_face", "two_faces"],
+)
+async def test_intake_problems_are_answered_in_plain_words(
+    harness: TelegramHarness,
+    fake: FakeTelegram,
+    make: Callable[[], bytes],
+    message: str,
+) -> None:
+    user = fake.user(1006)
+    chat = fake.private_chat(user)
+    fake.send_photo(chat, user, make(), caption="/avatar")
+    await wait_text(fake, chat["id"], message)
+    assert fake.calls_to("sendMediaGroup") == []  # no picker, no album
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def test_commands_each_get_one_answer(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(1007)
+    chat = fake.private_chat(user)
+    for n, command in enumerate(["/start", "/help", "/cancel", "/forgetme"], start=1):
+        fake.send_text(chat, user, command)
+        await fake.wait_for("sendMessage", lambda c: c.chat_id == chat["id"], count=n)
+    start, helptext, cancel, forget = texts_to(fake, chat["id"])
+    assert "AI" in start
+    assert "/forgetme" in helptext
+    assert cancel == "You have nothing waiting in the queue."
+    assert forget.startswith("🗑 Done.")
+    fake.send_text(chat, user, "/styles")
+    await wait_picker(fake, chat["id"])
+    assert len(fake.calls_to("sendMediaGroup", chat["id"])) == 1
+    # The command menu was set at start.
+    assert {c["command"] for c in fake.calls_to("setMyCommands")[0].fields["commands"]} >= {
+        "avatar",
+        "styles",
+        "cancel",
+        "forgetme",
+        "help",
+    }
+
+
+async def test_preview_album_once_per_chat_then_by_file_id(
+    harness: TelegramHarness, fake: FakeTelegram
+) -> None:
+    first, second = fake.user(1008), fake.user(1009)
+    chat1, chat2 = fake.private_chat(first), fake.private_chat(second)
+    fake.send_text(chat1, first, "/styles")
+    await wait_picker(fake, chat1["id"])
+    fake.send_text(chat1, first, "/styles")
+    await wait_picker(fake, chat1["id"], count=2)
+    assert len(fake.calls_to("sendMediaGroup", chat1["id"])) == 1  # not again in this chat
+    fake.send_text(chat2, second, "/styles")
+    await wait_picker(fake, chat2["id"])
+    uploaded, reused = fake.calls_to("sendMediaGroup")
+    assert len(uploaded.uploads) == len(uploaded.fields["media"])
+    assert reused.uploads == {}
+    first_ids = [m["photo"][-1]["file_id"] for m in uploaded.result]
+    assert [m["media"] for m in reused.fields["media"]] == first_ids
+
+
+async def test_queue_message_is_edited_as_the_queue_moves(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    await harness.stop_worker()  # nothing moves until we say so
+    a, b = fake.user(1010), fake.user(1011)
+    chat_a, chat_b = fake.private_chat(a), fake.private_chat(b)
+    await request_avatar(fake, a, chat_a, face_jpeg)
+    status_a = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat_a["id"]))[0]
+    assert "You're next" in status_a.fields["text"]
+    cancel_a = job_buttons(status_a)["cancel"]
+    await request_avatar(fake, b, chat_b, face_jpeg)
+    status_b = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat_b["id"]))[0]
+    assert "number 2" in status_b.fields["text"]
+    fake.press(a, status_a.result, cancel_a)  # a leaves the queue: b moves up
+    await fake.wait_for(
+        "editMessageText",
+        lambda c: c.chat_id == chat_b["id"] and "You're next" in c.fields["text"],
+    )
+    edits_b = fake.calls_to("editMessageText", chat_b["id"])
+    assert {c.fields["message_id"] for c in edits_b} == {status_b.result["message_id"]}
+    # While it runs, the chat shows "sending a photo".
+    job_id = job_buttons(status_b)["cancel"].split(":")[2]
+    job = await harness.queue.get_job(job_id)
+    assert job is not None
+    assert harness.bot is not None
+    running = Queued(job.id, "Sketch", 0, 5.0, status=JobStatus.RUNNING, text="🎨 Making it…")
+    await harness.bot.adapter.update_status(job, running)
+    sent = await fake.wait_for("sendChatAction", lambda c: c.chat_id == chat_b["id"])
+    assert sent[0].fields["action"] == "upload_photo"
+
+
+# --------------------------------------------------------------------------- groups
+
+
+async def test_group_buttons_only_for_the_requester(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    owner, stranger = fake.user(2001, "Owner"), fake.user(2002, "Stranger")
+    group = fake.group_chat(-5001)
+    fake.send_photo(group, owner, face_jpeg)  # a photo alone does nothing in a group
+    fake.send_text(group, owner, "/avatar@avatar_test_bot")
+    ask = (await fake.wait_for("sendMessage", lambda c: c.chat_id == group["id"]))[0]
+    assert ask.fields["reply_markup"]["force_reply"] is True
+    assert ask.fields["reply_markup"]["selective"] is True
+    assert fake.downloads == []
+    # The selfie, sent as a reply to the bot's question.
+    photo = fake.send_photo(group, owner, face_jpeg, reply_to=ask.result)
+    picker = await wait_picker(fake, group["id"])
+    assert picker.fields["reply_parameters"]["message_id"] == photo["message_id"]
+    queries = len(fake.calls_to("answerCallbackQuery"))
+    fake.press(stranger, picker.result, format_callback(Action.PICK, STYLE))
+    await fake.wait_until(lambda: len(fake.calls_to("answerCallbackQuery")) > queries)
+    refusal = fake.calls_to("answerCallbackQuery")[-1]
+    assert refusal.fields["show_alert"] is True
+    assert "Only the person" in refusal.fields["text"]
+    fake.press(owner, picker.result, format_callback(Action.PICK, STYLE))
+    result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == group["id"]))[0]
+    assert result.fields["reply_parameters"]["message_id"] == photo["message_id"]
+    # The stranger presses "original file" on the owner's result: refused with an alert.
+    queries = len(fake.calls_to("answerCallbackQuery"))
+    fake.press(stranger, result.result, job_buttons(result)["orig"])
+    await fake.wait_until(lambda: len(fake.calls_to("answerCallbackQuery")) > queries)
+    assert fake.calls_to("answerCallbackQuery")[-1].fields["show_alert"] is True
+    assert fake.calls_to("sendDocument") == []
+    fake.press(owner, result.result, job_buttons(result)["orig"])
+    document = (await fake.wait_for("sendDocument", lambda c: c.chat_id == group["id"]))[0]
+    original = document.uploads["document"].data
+    assert image_of(original).format == "PNG"
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+async def test_bot_restart_while_a_job_runs_delivers_once(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    await harness.stop_worker()
+    user = fake.user(3001)
+    chat = fake.private_chat(user)
+    await request_avatar(fake, user, chat, face_jpeg)
+    status = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"]))[0]
+    job_id = job_buttons(status)["cancel"].split(":")[2]
+    await harness.stop_bot()  # the bot goes down; the job runs meanwhile
+    await harness.start_worker()
+
+    async def done() -> bool:
+        job = await harness.queue.get_job(job_id)
+        return job is not None and job.status is JobStatus.DONE
+
+    await eventually(done)
+    assert fake.calls_to("sendPhoto") == []
+    await harness.start_bot()  # a fresh adapter, pump and tracker
+    result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+    # Buttons still work after another restart, and nothing arrives twice.
+    await harness.restart_bot()
+    fake.press(user, result.result, job_buttons(result)["orig"])
+    await fake.wait_for("sendDocument", lambda c: c.chat_id == chat["id"])
+    assert len(fake.calls_to("sendPhoto", chat["id"])) == 1
+
+
+# --------------------------------------------------------------------------- Telegram errors
+
+
+async def test_429_on_send_photo_is_retried(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(4001)
+    chat = fake.private_chat(user)
+    fake.fail_next("sendPhoto", status=429, retry_after=1)
+    await request_avatar(fake, user, chat, face_jpeg)
+    await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"])
+    assert [c.status for c in fake.calls_to("sendPhoto")] == [429, 200]
+
+
+async def test_blocked_user_makes_the_result_undeliverable(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(4002)
+    chat = fake.private_chat(user)
+    await harness.stop_worker()
+    await request_avatar(fake, user, chat, face_jpeg)
+    status = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"]))[0]
+    job_id = job_buttons(status)["cancel"].split(":")[2]
+    fake.block(chat["id"])
+    await harness.start_worker()
+    assert harness.bot is not None
+    adapter, pump = harness.bot.adapter, harness.bot.pump
+
+    async def recorded() -> bool:
+        return await adapter.state.undeliverable(job_id) is not None
+
+    await eventually(recorded)
+    record = await adapter.state.undeliverable(job_id)
+    assert record is not None
+    assert record.reason.startswith("Forbidden")
+    assert record.chat_id == chat["id"]
+    assert [c.status for c in fake.calls_to("sendPhoto")] == [403]
+    assert pump.retrying == 0
+    job = await harness.queue.get_job(job_id)
+    assert job is not None
+    assert job.delivered
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+@pytest.fixture
+def webhook_port() -> int:
+    return free_port()
+
+
+async def test_webhook_requires_the_secret_token(
+    fake: FakeTelegram,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    webhook_port: int,
+) -> None:
+    url = f"http://127.0.0.1:{webhook_port}/telegram/hook"
+    secret = "s3cret-token_ok"  # noqa: S105  # a test secret
+    settings = settings_factory(
+        **telegram_env(fake),
+        AVATARBOT_TELEGRAM_WEBHOOK_URL=url,
+        AVATARBOT_TELEGRAM_WEBHOOK_SECRET=secret,
+    )
+    async with TelegramHarness(fake, settings, redis_client, intake=intake) as h:
+        side = await h.start_bot()
+        app = web.Application()
+        side.adapter.add_routes(app)  # mounted beside /healthz on the shared server
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", webhook_port).start()
+        try:
+            assert fake.webhook == {"url": url, "secret_token": secret}
+            user = fake.user(5001)
+            chat = fake.private_chat(user)
+            body = {
+                "update_id": 99,
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": chat,
+                    "from": user,
+                    "text": "/help",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                },
+            }
+            async with aiohttp.ClientSession() as session:
+                for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+                    async with session.post(url, json=body, headers=headers) as resp:
+                        assert resp.status == 403
+            fake.send_text(chat, user, "/start")  # Telegram posts it with the secret
+            await fake.wait_for("sendMessage", lambda c: c.chat_id == chat["id"])
+            assert fake.webhook_posts == [(1, 200)]
+            assert "AI" in texts_to(fake, chat["id"])[0]
+            assert len(fake.calls_to("sendMessage")) == 1  # the forged /help did nothing
+            assert fake.calls_to("getUpdates") == []
+        finally:
+            await h.stop_bot()
+            await runner.cleanup()
+    assert fake.violations == []
+
+
+def test_webhook_without_secret_is_a_config_error(
+    settings_factory: Callable[..., Settings], redis_client: aioredis.Redis
+) -> None:
+    from adapters.telegram_bot import TelegramAdapter  # noqa: PLC0415
+
+    settings = settings_factory(
+        TELEGRAM_BOT_TOKEN="123456789:TEST-fake-token-for-avatarbot-tests",  # noqa: S106  # fake
+        AVATARBOT_TELEGRAM_WEBHOOK_URL="https://bot.example.org/telegram/hook",
+    )
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):
+        TelegramAdapter(settings, None, redis_client)  # type: ignore[arg-type]  # fails first
+
+
+# --------------------------------------------------------------------------- logs
+
+
+class _Keep(logging.Handler):
+    """Keeps (logger, message) of every record as logged, before any redaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.getMessage()))
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[tuple[io.StringIO, list[tuple[str, str]]]]:
+    """Everything logged (DEBUG and up), through the production redacting filter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    raw = _Keep()
+    records = raw.records
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(raw)
+    root.addHandler(handler)
+    try:
+        yield stream, records
+    finally:
+        root.removeHandler(handler)
+        root.removeHandler(raw)
+        root.setLevel(old_level)
+
+
+async def test_token_never_reaches_the_logs(
+    harness: TelegramHarness,
+    fake: FakeTelegram,
+    face_jpeg: bytes,
+    captured_logs: tuple[io.StringIO, list[tuple[str, str]]],
+) -> None:
+    stream, records = captured_logs
+    user = fake.user(6001)
+    chat = fake.private_chat(user)
+    await request_avatar(fake, user, chat, face_jpeg)
+    await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"])
+    assert fake.token not in stream.getvalue()
+    assert "[REDACTED]" in stream.getvalue()  # httpx's request lines carried it
+    ours = [m for name, m in records if name.startswith(("adapters", "bot", "generation"))]
+    assert ours  # the adapter and the core did log
+    assert not [m for m in ours if fake.token in m]

@@ -116,6 +116,8 @@ class SentMessage:
     payload: dict[str, Any]
     files: list[Upload]
     edits: int = 0
+    loading: bool = False
+    """A deferred response still showing "thinking" (no edit, no followup yet)."""
 
     @property
     def content(self) -> str:
@@ -959,6 +961,7 @@ class FakeDiscord:
                 interaction=interaction,
                 payload=dict(data),
                 files=files,
+                loading=kind == 5,
             )
             interaction.response = message
             self.messages.append(message)
@@ -991,6 +994,7 @@ class FakeDiscord:
         if target is None:
             return 404, {"message": "Unknown Message", "code": 10008}
         interaction.original_edits.append(dict(body or {}))
+        target.loading = False
         target.payload.update(body or {})
         if files:
             target.files = files
@@ -1004,13 +1008,24 @@ class FakeDiscord:
         if not interaction.acknowledged:
             self._violation(f"followup on interaction {interaction.id} before its callback")
             return 404, {"message": "Unknown Webhook", "code": 10015}
+        payload = dict(body or {})
+        loading = interaction.response
+        if loading is not None and loading.loading:
+            # Discord: the first followup after a deferred response *becomes* the loading
+            # message, and keeps the deferral's ephemerality whatever its own flags say.
+            loading.loading = False
+            flags = (int(payload.get("flags") or 0) & ~EPHEMERAL) | (loading.flags & EPHEMERAL)
+            loading.payload = {**payload, "flags": flags}
+            loading.files = files
+            interaction.followups.append(loading)
+            return 200, self._message_payload(loading)
         message = SentMessage(
             id=self.snowflake(),
             channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             kind="followup",
             interaction=interaction,
-            payload=dict(body or {}),
+            payload=payload,
             files=files,
         )
         interaction.followups.append(message)

@@ -25,13 +25,13 @@ def load_backend(
     if name == "diffusers":
         try:
             module = importlib.import_module("generation.backends.diffusers_backend")
-        except ImportError as exc:
+            backend = module.load(model=model, device=device)
+        except ImportError as exc:  # torch, diffusers or transformers missing
             raise BackendUnavailableError(
                 f"the diffusers backend cannot be imported ({exc}); install the diffusion "
                 "extra: pip install 'avatarbot[diffusion]' (torch==2.13.0, diffusers), "
                 "or use the CPU style engine: AVATARBOT_BACKEND=cpu"
             ) from exc
-        backend = module.load(model=model, device=device)
         if not isinstance(backend, Backend):
             raise BackendUnavailableError(f"diffusers_backend.load returned {backend!r}")
         return backend

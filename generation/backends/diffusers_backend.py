@@ -630,7 +630,7 @@ def load(
     tiny_vae: str | None = None,
     compile: bool = False,
     compile_mode: str = "reduce-overhead",
-    channels_last: bool = True,
+    channels_last: bool | None = None,
     size_buckets: Sequence[int] = SIZE_BUCKETS,
     max_batch_images: int = 8,
     preload_loras: Sequence[str] = (),
@@ -675,6 +675,8 @@ def load(
             has_face_embedder=face_embedder is not None,
             local_files_only=local_files_only,
         )
+    if channels_last is None:
+        channels_last = device.startswith("cuda")  # a tensor-core layout; no CPU gain
     if channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)

@@ -119,6 +119,9 @@ ALLOWED_UPDATES = ("message", "callback_query")
 #: A chat action shows for 5 s; repeat it while the job runs, for at most this long.
 CHAT_ACTION_EVERY_S = 4.5
 CHAT_ACTION_MAX_S = 600.0
+#: A status update for a job this young with no queue message yet is skipped: the
+#: handler that enqueued it is about to show it (avoids a second queue message).
+STATUS_GRACE_S = 10.0
 #: Updates handled at once (different chats/users run concurrently, one user's in order).
 CONCURRENT_UPDATES = 64
 _NON_IMAGE_KINDS = {
@@ -149,6 +152,8 @@ class _Where:
     edit: Message | None = None
     """The picker/queue message a button was pressed on; a new picker or a queue
     message replaces it in place."""
+    edited: Message | None = None
+    """The message `edit` became, once it was edited."""
     ask_reply: bool = False
     """Ask for the answer as a reply (groups: so the selfie reaches the bot)."""
     sent: list[Message] = field(default_factory=list)
@@ -366,11 +371,15 @@ class TelegramAdapter:
         if message is None or message.text is None or update.effective_user is None:
             return
         command = message.text.split()[0]
+        name = _command_name(command)
         where = self._where_for(message)
         sender = _owner(update.effective_user.id, where.chat_id)
+        waiting = await self.conversation.queue.active_job(sender) if name == "cancel" else None
         replies = await self.conversation.text(sender, command)
-        where.ask_reply = where.is_group and _command_name(command) == "avatar"
+        where.ask_reply = where.is_group and name in ("avatar", "verify")
         await self._render(where, replies)
+        if waiting is not None:
+            await self._after_cancel(waiting.id, where)
 
     async def _on_text(self, update: Update, context: _Context) -> None:
         message = update.effective_message
@@ -412,46 +421,69 @@ class TelegramAdapter:
         if message is None:  # an inline-mode message; we send none
             await query.answer()
             return
-        where = _Where(
-            chat_id=message.chat.id,
-            is_group=message.chat.type != ChatType.PRIVATE,
-            thread_id=getattr(message, "message_thread_id", None),
-        )
-        presser = _owner(query.from_user.id, where.chat_id)
         try:
-            action, _ = parse_callback(query.data)
+            action, arg = parse_callback(query.data)
         except BadCallbackError as exc:
-            await query.answer(exc.user_message, show_alert=True)
+            await _answer(query, exc.user_message)
             return
         requester = self._requester_of(message)
-        if not action.takes_job and requester is not None and requester != query.from_user.id:
-            await query.answer(texts.NOT_YOUR_BUTTON, show_alert=True)
+        if not action.takes_job and requester not in (None, query.from_user.id):
+            await _answer(query, texts.NOT_YOUR_BUTTON)
             return
+        where = _Where(chat_id=message.chat.id, is_group=message.chat.type != ChatType.PRIVATE)
         if isinstance(message, Message):
-            if requester is not None and where.is_group:
-                where.reply_to = _reply_to_id(message)
-            if action in (Action.PICK, Action.VARIANTS):
-                where.edit = message
-        route = _route_data(where)
-        replies = await self.conversation.button(presser, query.data, route_data=route)
+            if message.is_topic_message:
+                where.thread_id = message.message_thread_id
+            if where.is_group:
+                where.reply_to = _reply_to_id(message)  # the requester's message
+            if action in (Action.PICK, Action.VARIANTS, Action.CANCEL):
+                where.edit = message  # the picker / queue message becomes the answer
+        where.ask_reply = where.is_group and action is Action.AVATAR
+        presser = _owner(query.from_user.id, where.chat_id)
+        replies = await self.conversation.button(presser, query.data, route_data=_route_data(where))
         alert = next((r.text for r in replies if isinstance(r, Text | Failure) and r.ephemeral), "")
         await _answer(query, alert)
         await self._render(where, [r for r in replies if not _is_ephemeral(r)])
+        if action is Action.CANCEL:
+            await self._after_cancel(arg, where)
+
+    async def _after_cancel(self, job_id: str, where: _Where) -> None:
+        """A cancelled job's queue message is done: it became the answer, or it goes."""
+        job = await self.conversation.queue.get_job(job_id)
+        if job is not None and not job.status.final:
+            return  # too late to cancel: the queue message carries on
+        self._stop_chat_action(job_id)
+        ref = await self.state.status_message(job_id)
+        edited = where.edited
+        if ref is not None and edited is not None and ref.message_id == edited.message_id:
+            await self.state.pop_status_message(job_id)  # it says "cancelled" now
+            return
+        await self._retire_status_message(job_id)
 
     async def _on_error(self, update: object, context: _Context) -> None:
+        """Log a failed update once (Telegram refusals briefly, bugs with a traceback) and
+        tell the user something went wrong, unless Telegram itself refused us."""
         self.handler_errors += 1
         exc = context.error
         update_id = update.update_id if isinstance(update, Update) else None
+        if isinstance(exc, Forbidden):
+            log.info("telegram: update %s not answered: %s", update_id, exc.message)
+            return
+        if isinstance(exc, TelegramError):
+            log.warning("telegram: update %s: %s: %s", update_id, type(exc).__name__, exc.message)
+            return
         log.error(
             "telegram: handling update %s failed",
             update_id,
             exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
         )
-        if isinstance(update, Update) and update.effective_chat is not None:
-            text = (
-                exc.user_message if isinstance(exc, AvatarbotError) else AvatarbotError.user_message
-            )
-            with contextlib.suppress(TelegramError):
+        if not isinstance(update, Update) or update.effective_chat is None:
+            return
+        text = exc.user_message if isinstance(exc, AvatarbotError) else AvatarbotError.user_message
+        with contextlib.suppress(TelegramError):
+            if update.callback_query is not None:
+                await update.callback_query.answer(text[:200], show_alert=True)
+            else:
                 await self.bot.send_message(update.effective_chat.id, text)
 
     # ------------------------------------------------------------------ intake helpers
@@ -566,33 +598,35 @@ class TelegramAdapter:
         """Show a job's queue status in its one queue message (the StatusTracker callback)."""
         if reply.status is JobStatus.RUNNING:
             self._start_chat_action(job)
-        where = _delivery_where(job)
-        markup = _keyboard(reply.buttons)
         ref = await self.state.status_message(job.id)
+        if ref is None and time.time() - job.created_at < STATUS_GRACE_S:
+            return  # the handler that enqueued it is still showing it
         try:
             if ref is not None:
                 try:
                     await self.bot.edit_message_text(
-                        reply.text, chat_id=ref.chat_id, message_id=ref.message_id,
-                        reply_markup=markup,
-                    )  # fmt: skip
+                        reply.text,
+                        chat_id=ref.chat_id,
+                        message_id=ref.message_id,
+                        reply_markup=_keyboard(reply.buttons),
+                    )
                     return
                 except BadRequest as exc:
                     if "not modified" in exc.message:
                         return
                     if "not found" not in exc.message:
                         raise
-            await self._send_queued(where, reply)
+            await self._send_queued(_delivery_where(job), reply)  # lost: show it anew
         except Forbidden:
             self._stop_chat_action(job.id)
-            log.info("telegram: status for job %s not shown: bot blocked", job.id)
+            log.info("telegram: status of job %s not shown: the bot was blocked", job.id)
 
     def _start_chat_action(self, job: Job) -> None:
         task = self._chat_actions.get(job.id)
         if task is not None and not task.done():
             return
         chat_id = _delivery_where(job).chat_id
-        task = asyncio.get_running_loop().create_task(self._chat_action_loop(chat_id))
+        task = asyncio.get_running_loop().create_task(self._chat_action_loop(job.id, chat_id))
         self._chat_actions[job.id] = task
         task.add_done_callback(functools.partial(self._chat_action_done, job.id))
 
@@ -605,9 +639,13 @@ class TelegramAdapter:
         if task is not None:
             task.cancel()
 
-    async def _chat_action_loop(self, chat_id: int) -> None:
+    async def _chat_action_loop(self, job_id: str, chat_id: int) -> None:
+        """ "Sending a photo…" while the job runs (Telegram shows it for 5 s at a time)."""
         deadline = time.monotonic() + CHAT_ACTION_MAX_S
         while time.monotonic() < deadline:
+            job = await self.conversation.queue.get_job(job_id)
+            if job is None or job.status is not JobStatus.RUNNING:
+                return
             try:
                 await self.bot.send_chat_action(chat_id, ChatAction.UPLOAD_PHOTO)
             except (Forbidden, BadRequest):
@@ -653,7 +691,10 @@ class TelegramAdapter:
         return kwargs
 
     async def _send_text(self, where: _Where, text: str, buttons: Sequence[Button]) -> None:
-        markup: InlineKeyboardMarkup | ForceReply | None = _keyboard(buttons)
+        keyboard = _keyboard(buttons)
+        if await self._edit_in_place(where, text, keyboard) is not None:
+            return
+        markup: InlineKeyboardMarkup | ForceReply | None = keyboard
         if markup is None and where.ask_reply:
             markup = ForceReply(selective=True, input_field_placeholder="Send your selfie")
         sent = await self.bot.send_message(
@@ -674,10 +715,11 @@ class TelegramAdapter:
                 text, chat_id=target.chat.id, message_id=target.message_id, reply_markup=markup
             )
         except BadRequest as exc:
-            if "not modified" in exc.message:
-                return target
-            return None
-        return edited if isinstance(edited, Message) else target
+            if "not modified" not in exc.message:
+                return None
+            edited = target
+        where.edited = edited if isinstance(edited, Message) else target
+        return where.edited
 
     async def _send_picker(self, where: _Where, picker: StylePicker) -> None:
         markup = _picker_keyboard(picker)

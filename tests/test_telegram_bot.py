@@ -20,7 +20,7 @@ from bot.config import ConfigError, Settings
 from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus
 from bot.logs import RedactingFilter
-from bot.replies import Action, Queued, format_callback
+from bot.replies import Action, format_callback
 from bot.selfie import FileTooLarge, MultipleFaces, NoFaceFound, NotAnImage, SelfieIntake
 from tests import hostile
 from tests.conftest import free_port
@@ -340,17 +340,23 @@ async def test_queue_message_is_edited_as_the_queue_moves(
         "editMessageText",
         lambda c: c.chat_id == chat_b["id"] and "You're next" in c.fields["text"],
     )
+    # a's queue message itself became the answer to the cancel button.
+    cancelled = await fake.wait_for(
+        "editMessageText", lambda c: c.chat_id == chat_a["id"] and "Cancelled" in c.fields["text"]
+    )
+    assert cancelled[0].fields["message_id"] == status_a.fields["message_id"]
     edits_b = fake.calls_to("editMessageText", chat_b["id"])
     assert {c.fields["message_id"] for c in edits_b} == {status_b.result["message_id"]}
-    # While it runs, the chat shows "sending a photo".
-    job_id = job_buttons(status_b)["cancel"].split(":")[2]
-    job = await harness.queue.get_job(job_id)
-    assert job is not None
-    assert harness.bot is not None
-    running = Queued(job.id, "Sketch", 0, 5.0, status=JobStatus.RUNNING, text="🎨 Making it…")
-    await harness.bot.adapter.update_status(job, running)
+    # A worker takes b's job: the message says so and the chat shows "sending a photo".
+    claimed = await harness.queue.claim("test-worker", 1, 100)
+    assert [c.job.owner.user_id for c in claimed] == [str(b["id"])]
+    await fake.wait_for(
+        "editMessageText",
+        lambda c: c.chat_id == chat_b["id"] and "Making your" in c.fields["text"],
+    )
     sent = await fake.wait_for("sendChatAction", lambda c: c.chat_id == chat_b["id"])
     assert sent[0].fields["action"] == "upload_photo"
+    assert fake.calls_to("sendChatAction", chat_a["id"]) == []
 
 
 # --------------------------------------------------------------------------- groups

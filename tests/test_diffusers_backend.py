@@ -7,6 +7,7 @@ at 64 px (a test-only size bucket), so each pipeline call takes milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -15,12 +16,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 from PIL import Image, ImageOps
 
-from bot.jobs import FailureReason
-from bot.styles import CpuRecipe, DiffusionRecipe, Style
+from bot.jobs import FailureReason, JobStatus
+from bot.queue import JobQueue, QueueConfig
+from bot.styles import CpuRecipe, DiffusionRecipe, Style, StyleCatalog
+from generation.backends import load_backend
 from generation.backends.base import (
     Backend,
     BackendUnavailableError,
@@ -35,8 +39,11 @@ from generation.backends.diffusers_backend import (
     load,
     scheduler_steps,
 )
+from generation.worker import Worker
 from tests import tiny_diffusion
 from tests.backend_contract import BackendContract
+from tests.queue_helpers import BOT, collect
+from tests.queue_helpers import request as queue_request
 from tests.tiny_diffusion import TinyModels
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -468,6 +475,54 @@ def test_gpu_fp16_compiled_generation(tiny_models: TinyModels, face: Image.Image
     assert [g.image.size for g in result.images] == [(64, 64), (64, 64)]
     for a, b in zip(result.images, again.images, strict=True):
         assert np.abs(pixels(a.image) - pixels(b.image)).max() <= 2
+
+
+# --- with the worker and the factory ----------------------------------------------------
+
+
+async def test_worker_processes_jobs_from_redis_end_to_end(
+    redis_client: aioredis.Redis, key_prefix: str, face_jpeg: bytes, sd_backend: DiffusersBackend
+) -> None:
+    queue = JobQueue(redis_client, QueueConfig(prefix=key_prefix))
+    await queue.ensure_groups(BOT)
+    receipts = [
+        await queue.enqueue(queue_request(1, style="sketch", variants=2), face_jpeg),
+        await queue.enqueue(queue_request(2, style="oil"), face_jpeg),
+        await queue.enqueue(queue_request(3, style="sketch"), face_jpeg),
+    ]
+    calls = sd_backend.pipeline_calls
+    worker = Worker(
+        queue, sd_backend, StyleCatalog.load(), batch_size=4, output_size=96, block_ms=100
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    deliveries = await collect(queue, len(receipts), timeout_s=60)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+    assert sd_backend.pipeline_calls - calls == 2  # warm-up aside: one call per style
+    by_id = {d.outcome.job_id: d for d in deliveries}
+    for receipt in receipts:
+        delivery = by_id[receipt.job.id]
+        assert delivery.outcome.status is JobStatus.DONE
+        assert delivery.result is not None
+        assert delivery.result.backend == "diffusers"
+        assert [im.seed for im in delivery.result.images] == receipt.job.seeds
+        for image in delivery.result.images:
+            with Image.open(io.BytesIO(image.data)) as decoded:
+                assert decoded.size == (96, 96) == (image.width, image.height)
+                assert decoded.mode == "RGB"
+    first = by_id[receipts[0].job.id].result
+    assert first is not None
+    a, b = (Image.open(io.BytesIO(im.data)) for im in first.images)
+    assert np.abs(pixels(a) - pixels(b)).mean() > 1.0
+
+
+def test_factory_loads_this_module(tiny_models: TinyModels) -> None:
+    # The factory passes only model and device, so the default IP-Adapter (h94/IP-Adapter)
+    # is asked for: offline and not cached, that is a clear start-up error.
+    with pytest.raises(BackendUnavailableError, match="IP-Adapter"):
+        load_backend("diffusers", model=str(tiny_models.sd), device="cpu")
 
 
 # --- the contract every backend passes --------------------------------------------------

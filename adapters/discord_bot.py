@@ -51,7 +51,7 @@ from discord import app_commands
 
 from adapters.discord_redaction import TokenScrubbing
 from adapters.discord_route import DEFAULT_UPLOAD_LIMIT, DiscordRoute, RouteDataError
-from adapters.discord_uploads import fit_images
+from adapters.discord_uploads import FRAMING_BYTES, fit_images
 from bot.config import ConfigError
 from bot.conversation import error_reply
 from bot.errors import AvatarbotError
@@ -87,11 +87,14 @@ ROW_WIDTH = 5
 MAX_ROWS = 5
 MAX_CONTENT = 2000
 MAX_FILES = 10
-#: A custom id the conversation can parse: `v1:<action>:<arg>` (see bot.replies).
-CUSTOM_ID_TEMPLATE = r"v1:(?P<action>[a-z]+):(?P<arg>[a-z0-9_-]{1,32})"
+#: Our custom ids: conversation callback data (`v1:<action>:<arg>`, see bot.replies). Any
+#: version matches, so a button from an older release is answered ("no longer works").
+CUSTOM_ID_TEMPLATE = r"v[0-9]{1,3}:[A-Za-z0-9_:-]{1,90}"
 
 CHECKING = "📥 Got it, checking your photo…"
 READY = "✅ Your avatar is ready: see below."
+FINISHED = "See my message below."
+ON_IT = "⏳ On it…"
 DOWNLOAD_FAILED = "I couldn't download that file from Discord. Please try again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
 DROPPED_NOTE = "({n} more didn't fit in one Discord message: press 📥 Original file to get them.)"
@@ -490,15 +493,20 @@ class DiscordAdapter:
         replies = await self.conversation.styles(owner_of(interaction))
         lines: list[str] = []
         previews: list[discord.File] = []
+        budget = interaction.filesize_limit - FRAMING_BYTES
         for reply in replies:
-            if isinstance(reply, StylePicker):
-                lines.append(reply.text)
-                for option in reply.options:
-                    lines.append(f"{option.label} (`{option.style_id}`): {option.description}")
-                    if option.preview is not None and len(previews) < MAX_FILES:
-                        previews.append(
-                            discord.File(option.preview, filename=f"{option.style_id}.jpg")
-                        )
+            if not isinstance(reply, StylePicker):
+                continue
+            lines.append(reply.text)
+            for option in reply.options:
+                lines.append(f"{option.label} (`{option.style_id}`): {option.description}")
+                if option.preview is None or len(previews) >= MAX_FILES:
+                    continue
+                data = await asyncio.to_thread(option.preview.read_bytes)
+                if len(data) <= budget:
+                    budget -= len(data)
+                    name = f"{option.style_id}.jpg"
+                    previews.append(discord.File(io.BytesIO(data), filename=name))
         await interaction.edit_original_response(
             content="\n".join(lines)[:MAX_CONTENT], attachments=previews
         )
@@ -532,6 +540,9 @@ class DiscordAdapter:
                 await interaction.response.defer()  # these update their own message
             else:
                 await interaction.response.defer(thinking=True, ephemeral=True)
+            if action in (Action.MORE, Action.PICK):
+                # These enqueue a job: settle the deferred message first (module docstring).
+                await interaction.edit_original_response(content=ON_IT)
             route = route_of(interaction)
             replies = await self.conversation.button(
                 owner_of(interaction), custom_id, route_data=route.to_data()
@@ -607,6 +618,8 @@ class DiscordAdapter:
             self.health.undeliverable += 1
             return
         messages = to_outgoing(replies)
+        if not messages:  # e.g. cancelled: the user was answered when they cancelled
+            return
         client = self._live_client()
         sent = 0
         if route.token_alive(self.clock()):
@@ -617,11 +630,13 @@ class DiscordAdapter:
                     sent += 1
             except discord.HTTPException as exc:
                 if not token_dead(exc):
-                    self._log_once(f"followup:{job.id}", "result followup", exc, job)
-                    raise DiscordDeliveryError(f"followup for job {job.id} failed") from exc
+                    raise DiscordDeliveryError(
+                        f"followup for job {job.id} failed ({_describe(exc)})"
+                    ) from exc
                 log.info("discord: token of job %s no longer works; using the fallback", job.id)
             else:
-                await self._retire_status(webhook, job)
+                with_avatar = any(isinstance(r, Avatar) for r in replies)
+                await self._retire_status(webhook, job, READY if with_avatar else FINISHED)
                 return
         await self._fallback(client, job, route, messages[sent:])
 
@@ -634,12 +649,12 @@ class DiscordAdapter:
             wait=True,
         )
 
-    async def _retire_status(self, webhook: discord.Webhook, job: Job) -> None:
+    async def _retire_status(self, webhook: discord.Webhook, job: Job, text: str) -> None:
         """The ephemeral queue message has done its job: say so and drop its buttons."""
         try:
             await webhook.edit_message(
                 ORIGINAL_RESPONSE,
-                content=READY,
+                content=text,
                 view=None,
             )
         except discord.HTTPException as exc:
@@ -661,8 +676,7 @@ class DiscordAdapter:
             log.info("discord: cannot DM the owner of job %s (%s)", job.id, _describe(exc))
             dm_error: discord.HTTPException = exc
         except discord.HTTPException as exc:
-            self._log_once(f"dm:{job.id}", "DM fallback", exc, job)
-            raise DiscordDeliveryError(f"DM for job {job.id} failed") from exc
+            raise DiscordDeliveryError(f"DM for job {job.id} failed ({_describe(exc)})") from exc
         if route.in_dm:  # the DM was the channel: nowhere else to go
             self._undeliverable(job, dm_error)
             return
@@ -676,8 +690,9 @@ class DiscordAdapter:
             self._undeliverable(job, exc)
             return
         except discord.HTTPException as exc:
-            self._log_once(f"channel:{job.id}", "channel fallback", exc, job)
-            raise DiscordDeliveryError(f"channel post for job {job.id} failed") from exc
+            raise DiscordDeliveryError(
+                f"channel post for job {job.id} failed ({_describe(exc)})"
+            ) from exc
         log.info("discord: job %s delivered to its channel with a mention", job.id)
 
     async def _post(
@@ -719,11 +734,11 @@ class DiscordAdapter:
                 view=make_view(reply.buttons),
             )
         except discord.HTTPException as exc:
-            if token_dead(exc) or exc.code == _UNKNOWN_MESSAGE:
-                self._log_once(f"status:{job.id}", "status edit", exc, job, level=logging.INFO)
-                return
-            self._log_once(f"status:{job.id}", "status edit", exc, job)
-            raise
+            # A status edit is not worth a retry: the next change tries again, and the
+            # result does not depend on it. Logged once per job.
+            quiet = token_dead(exc) or exc.code == _UNKNOWN_MESSAGE
+            level = logging.INFO if quiet else logging.WARNING
+            self._log_once(f"status:{job.id}", "status edit", exc, job, level=level)
 
     def _webhook(self, client: AvatarClient, route: DiscordRoute) -> discord.Webhook:
         return discord.Webhook.partial(route.application_id, route.token, client=client)

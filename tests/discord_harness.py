@@ -57,6 +57,7 @@ class DiscordHarness:
         redis: aioredis.Redis,
         *,
         verifier: Verifier | None = None,
+        intake: SelfieIntake | None = None,
         tracker_interval_s: float = 0.05,
         throttle_s: float = 0.05,
         pump_block_ms: int = 50,
@@ -65,7 +66,7 @@ class DiscordHarness:
         self.settings = settings
         self.redis = redis
         self.catalog = StyleCatalog.load(settings.styles_file)
-        self.intake = SelfieIntake(DlibHogDetector())
+        self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
         self.conversation = Conversation.create(
             redis, self.queue, self.intake, self.catalog, settings, verifier=verifier

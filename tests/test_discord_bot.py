@@ -15,10 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from adapters.discord_bot import CHECKING, READY, DiscordAdapter, DiscordStartError
+from adapters.discord_bot import CHECKING, ON_IT, READY, DiscordAdapter, DiscordStartError
 from bot import texts
 from bot.config import ConfigError, Settings
-from bot.selfie import FileTooLarge
+from bot.faces import DlibHogDetector
+from bot.replies import BadCallbackError
+from bot.selfie import FileTooLarge, SelfieIntake
 from bot.styles import UnknownStyleError
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
@@ -39,6 +41,12 @@ def known_images(data: bytes) -> Verdict:
     return Verdict(ours=data == MADE_BY_US, intact=True)
 
 
+@pytest.fixture(scope="session")
+def intake() -> SelfieIntake:
+    """One face detector for the module (building one takes ~0.5 s)."""
+    return SelfieIntake(DlibHogDetector())
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with running_fake() as server:
@@ -47,10 +55,13 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture
 async def harness(
-    fake: FakeDiscord, settings_factory: Callable[..., Settings], redis_client: aioredis.Redis
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
 ) -> AsyncIterator[DiscordHarness]:
     settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
-    h = DiscordHarness(fake, settings, redis_client, verifier=known_images)
+    h = DiscordHarness(fake, settings, redis_client, verifier=known_images, intake=intake)
     await h.start_bot()
     try:
         yield h
@@ -67,12 +78,12 @@ def original(inter: FakeInteraction) -> SentMessage:
     return inter.response
 
 
-async def answered(fake: FakeDiscord, inter: FakeInteraction, *, not_: str = CHECKING) -> str:
+async def answered(fake: FakeDiscord, inter: FakeInteraction) -> str:
     """The text of the interaction's (ephemeral) original response once it settles."""
 
     def settled() -> str | None:
         resp = inter.response
-        if resp is None or resp.loading or resp.content in ("", not_):
+        if resp is None or resp.loading or resp.content in ("", CHECKING, ON_IT):
             return None
         return resp.content
 
@@ -235,6 +246,34 @@ async def test_only_the_requester_may_press_the_buttons_even_after_a_restart(
     assert not second.ephemeral
 
 
+async def test_a_button_from_an_older_release_is_answered(
+    harness: DiscordHarness, fake: FakeDiscord
+) -> None:
+    old = SentMessage(
+        id=fake.snowflake(),
+        channel_id=fake.channel_id,
+        guild_id=fake.guild_id,
+        kind="channel",
+        interaction=None,
+        payload={
+            "content": "an avatar from last year",
+            "components": [
+                {
+                    "type": 1,
+                    "components": [
+                        {"type": 2, "style": 1, "label": "More", "custom_id": "v0:again:x1"}
+                    ],
+                }
+            ],
+        },
+        files=[],
+    )
+    fake.messages.append(old)
+    press = await fake.press(old, "v0:again:x1", user=fake.user())
+    assert await answered(fake, press) == BadCallbackError.user_message
+    assert original(press).ephemeral
+
+
 def harness_owner(user: dict[str, Any], fake: FakeDiscord) -> Any:
     from bot.jobs import Owner  # noqa: PLC0415  # local: only this helper needs it
 
@@ -379,6 +418,8 @@ async def test_styles_forgetme_and_verify(
     for style in harness.catalog:
         assert style.label in listing
     assert original(styles).ephemeral
+    previews = sorted(u.filename for u in original(styles).files)
+    assert previews == sorted(f"{s}.jpg" for s in harness.catalog.ids)
 
     picked = await ask_avatar(fake, alice, face_jpeg)
     await answered(fake, picked)
@@ -418,12 +459,13 @@ async def test_guild_mode_syncs_to_the_guild_only(
     fake: FakeDiscord,
     settings_factory: Callable[..., Settings],
     redis_client: aioredis.Redis,
+    intake: SelfieIntake,
     face_jpeg: bytes,
 ) -> None:
     settings = settings_factory(
         DISCORD_BOT_TOKEN=fake.bot_token, AVATARBOT_DISCORD_GUILD_ID=str(fake.guild_id)
     )
-    h = DiscordHarness(fake, settings, redis_client)
+    h = DiscordHarness(fake, settings, redis_client, intake=intake)
     await h.start_bot()
     try:
         assert None not in fake.commands
@@ -440,9 +482,12 @@ async def test_guild_mode_syncs_to_the_guild_only(
 
 
 async def test_missing_or_rejected_token(
-    fake: FakeDiscord, settings_factory: Callable[..., Settings], redis_client: aioredis.Redis
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
 ) -> None:
-    h = DiscordHarness(fake, settings_factory(), redis_client)
+    h = DiscordHarness(fake, settings_factory(), redis_client, intake=intake)
     with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
         DiscordAdapter(h.settings, h.conversation)
     wrong = settings_factory(DISCORD_BOT_TOKEN="not-the-token")  # noqa: S106  # a test value

@@ -8,6 +8,9 @@ Real discord.py 2.7 talks to it after `patched_discord(fake)` points `Route.BASE
   INTERACTION_CREATE events (slash commands with attachment options, button presses, in
   a guild channel or a DM) and can drop the websocket at any time; events dispatched
   while the bot is away are replayed when it resumes, as Discord does.
+- Interaction responses behave as on Discord where it matters to a bot: a deferred
+  response shows "thinking" until it is edited, and the first followup after a deferral
+  *becomes* that message and keeps its ephemerality; a second callback is refused (40060).
 - REST: every request is checked against Discord's OpenAPI description
   (tests/discord_spec.py); problems land in `violations`, which tests assert empty. The
   endpoints a bot needs are implemented with Discord's answers and error codes: login,

@@ -129,6 +129,12 @@ async def mini() -> AsyncIterator[MiniBot]:
             except discord.HTTPException as exc:
                 errors.append(exc)
 
+        @tree.command(name="quick", description="Defer privately, then follow up")
+        async def quick(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            await interaction.followup.send("first")
+            await interaction.followup.send("second")
+
         async def setup_hook() -> None:
             await tree.sync()
 
@@ -163,6 +169,18 @@ async def test_command_roundtrip_is_recorded_and_valid(mini: MiniBot) -> None:
     assert mini.fetched == [b"\x00\x01payload"]
     assert fake.cdn_fetches == [f"/attachments/{att.channel_id}/{att.id}/x.bin"]
     assert fake.violations == []
+
+
+async def test_first_followup_after_a_deferral_replaces_the_loading_message(
+    mini: MiniBot,
+) -> None:
+    fake = mini.fake
+    inter = await fake.command("quick", user=fake.user())
+    await fake.wait_for(lambda: len(inter.followups) == 2, what="two followups")
+    first, second = inter.followups
+    assert first is inter.response  # Discord turned the "thinking" message into it
+    assert (first.content, first.ephemeral) == ("first", True)  # ephemeral, as deferred
+    assert (second.content, second.ephemeral) == ("second", False)
 
 
 async def test_followup_429_is_retried_by_discord_py(mini: MiniBot) -> None:

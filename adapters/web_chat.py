@@ -348,7 +348,7 @@ class WebChat:
         if job is None:
             return
         uid = job.owner.user_id
-        status = "✅ Done." if any(isinstance(r, Avatar) for r in replies) else "Finished."
+        status = "✅ Done." if any(isinstance(r, Avatar) for r in replies) else "⚠️ Not done."
         finished = wm.finished_status(job.id, status)
         if await self.history.replace(uid, finished):
             await self._push(uid, finished)

@@ -380,7 +380,8 @@ class Conversation:
             return [Text(texts.NOTHING_TO_CANCEL)]
         if not await self.queue.cancel(job.id, job.owner):
             return [Failure(texts.CANNOT_CANCEL)]
-        await self.waiting.remove(job.id)
+        # The job stays watched: the status tracker edits its queue message to "cancelled"
+        # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
         return [Text(texts.CANCELLED, buttons=(Button("📸 New avatar", Action.AVATAR),))]
 
@@ -454,6 +455,16 @@ class Conversation:
         """The queue message for a job's current status (used by `StatusTracker`)."""
         job = receipt.job
         label = self._label(job.style_id)
+        if job.status is JobStatus.CANCELLED:
+            return Queued(
+                job_id=job.id,
+                style_label=label,
+                position=0,
+                eta_s=0.0,
+                status=job.status,
+                progress=job.progress,
+                text=texts.STATUS_CANCELLED,
+            )
         if job.status is JobStatus.RUNNING:
             return Queued(
                 job_id=job.id,

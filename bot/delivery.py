@@ -12,7 +12,9 @@ result itself stays in Redis (`get_result`) until `result_ttl_s`.
 `StatusTracker` keeps the "you're number 3 in the queue" messages current: it polls the
 status of the jobs this bot waits on (`bot.waiting.WaitingJobs`, in Redis) and calls the
 adapter when the text would change, at most once per chat every `throttle_s` seconds
-(Telegram's flood control bites otherwise). The throttle is a Redis key, so several bot
+(Telegram's flood control bites otherwise). A cancelled job gets one last update (its
+message says so; the queue publishes no outcome for it); other finished jobs are left to
+the pump. The throttle is a Redis key, so several bot
 processes share it.
 
 One pump and one tracker run per bot process; each adapter registers its callbacks for
@@ -32,7 +34,7 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
-from bot.jobs import Job
+from bot.jobs import Job, JobStatus
 from bot.metrics import BotMetrics
 from bot.replies import Queued, Reply
 from bot.waiting import Shown, WaitingJobs
@@ -224,11 +226,22 @@ class StatusTracker:
         pushed = 0
         for job_id, shown in (await self.waiting.all()).items():
             receipt = await self.queue.status(job_id)
-            if receipt is None or receipt.job.status.final:
+            if receipt is None:  # expired or forgotten
+                await self.waiting.remove(job_id)
+                continue
+            status = receipt.job.status
+            if status.final and status is not JobStatus.CANCELLED:
                 await self.waiting.remove(job_id)  # the pump tells the user the outcome
                 continue
             if await self._push(receipt, shown):
                 pushed += 1
+                if status is JobStatus.CANCELLED:  # no outcome follows: this was the last word
+                    await self.waiting.remove(job_id)
+            elif (
+                status is JobStatus.CANCELLED
+                and shown.text == self.renderer.status_reply(receipt).text
+            ):
+                await self.waiting.remove(job_id)
         return pushed
 
     async def _push(self, receipt: Receipt, shown: Shown) -> bool:

@@ -270,7 +270,6 @@ async def test_cancel_and_forget_me(stack: ChatStack, face_jpeg: bytes) -> None:
     job = await stack.queue.get_job(queued.job_id)
     assert job is not None
     assert job.status is JobStatus.CANCELLED
-    assert queued.job_id not in await conv.waiting.all()
 
     second = only(await conv.choose(ALICE, "oil"), Queued)
     assert isinstance(second, Queued)
@@ -376,12 +375,20 @@ async def test_status_tracker_pushes_changes_throttled_per_chat(
     tracker.register("test", update)
     assert await tracker.poll_once() == 0  # nothing changed since the Queued replies
 
-    # Alice cancels: her job leaves the watch list; Bob moves up to next.
+    # Alice cancels: her message says so (last word), then her job leaves the watch list;
+    # Bob moves up to next.
     await stack.conversation.cancel(ALICE)
-    assert await tracker.poll_once() == 1
-    assert [(r.job_id, r.position) for r in pushed] == [(second.job_id, 1)]
-    assert pushed[0].text == texts.queued("✏️ Pencil sketch", 1, pushed[0].eta_s)
+    assert await tracker.poll_once() == 2
+    by_job = {r.job_id: r for r in pushed}
+    assert by_job[first.job_id].status is JobStatus.CANCELLED
+    assert by_job[first.job_id].text == texts.STATUS_CANCELLED
+    assert by_job[first.job_id].buttons == ()
+    assert by_job[second.job_id].position == 1
+    assert by_job[second.job_id].text == texts.queued(
+        "✏️ Pencil sketch", 1, by_job[second.job_id].eta_s
+    )
     assert first.job_id not in await stack.conversation.waiting.all()
+    pushed.clear()
 
     # Bob's job starts: the text changes, but his chat had an update within throttle_s.
     stack.start_worker()

@@ -98,6 +98,7 @@ ON_IT = "⏳ On it…"
 DOWNLOAD_FAILED = "I couldn't download that file from Discord. Please try again."
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
 DROPPED_NOTE = "({n} more didn't fit in one Discord message: press 📥 Original file to get them.)"
+DROPPED_PLAIN = "({n} more didn't fit in one Discord message.)"
 
 # HTTP statuses / Discord error codes that mean "this interaction token no longer works".
 _TOKEN_DEAD_STATUSES = frozenset({401})
@@ -127,9 +128,11 @@ class Outgoing:
     buttons: tuple[Button, ...] = ()
     images: tuple[AvatarImage, ...] = ()
     stem: str = "avatar"
-    ephemeral: bool = False
     public: bool = False
-    """Results are public in the channel (others can see, only the owner can press)."""
+    """Results are public in the channel (others can see, only the owner can press);
+    everything else answering an interaction is ephemeral."""
+    originals: bool = False
+    """Labelled original files: never re-encoded (that would strip the C2PA manifest)."""
 
 
 def to_outgoing(replies: Sequence[Reply]) -> list[Outgoing]:
@@ -145,7 +148,7 @@ def to_outgoing(replies: Sequence[Reply]) -> list[Outgoing]:
                     content=first.caption or first.filename,
                     images=tuple(o.image for o in originals),
                     stem=f"avatar-original-{first.job_id}",
-                    ephemeral=True,
+                    originals=True,
                 )
             )
             originals.clear()
@@ -155,13 +158,11 @@ def to_outgoing(replies: Sequence[Reply]) -> list[Outgoing]:
             originals.append(reply)
             continue
         flush()
-        if isinstance(reply, Text | Failure):
-            out.append(Outgoing(reply.text, reply.buttons, ephemeral=reply.ephemeral))
-        elif isinstance(reply, Queued):
-            out.append(Outgoing(reply.text, reply.buttons, ephemeral=True))
+        if isinstance(reply, Text | Failure | Queued):
+            out.append(Outgoing(reply.text, reply.buttons))
         elif isinstance(reply, StylePicker):
             buttons = [o.button for o in reply.options][: ROW_WIDTH * (MAX_ROWS - 1)]
-            out.append(Outgoing(reply.text, (*buttons, *reply.variant_buttons), ephemeral=True))
+            out.append(Outgoing(reply.text, (*buttons, *reply.variant_buttons)))
         elif isinstance(reply, Avatar):
             stem = f"avatar-{reply.style_id}-{reply.job_id}"
             out.append(Outgoing(reply.caption, reply.buttons, reply.images, stem, public=True))
@@ -224,7 +225,6 @@ class Prepared:
     content: str
     uploads: list[tuple[str, bytes]]
     view: discord.ui.View | None
-    ephemeral: bool
 
     def files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.uploads]
@@ -234,14 +234,17 @@ def prepare(message: Outgoing, limit: int, prefix: str = "") -> Prepared:
     content = message.content
     uploads: list[tuple[str, bytes]] = []
     if message.images:
-        fitted = fit_images(message.images[:MAX_FILES], limit, message.stem)
+        images = message.images[:MAX_FILES]
+        fitted = fit_images(images, limit, message.stem, reencode=not message.originals)
         uploads = [(u.filename, u.data) for u in fitted.uploads]
         if fitted.dropped:
-            content += "\n" + DROPPED_NOTE.format(n=fitted.dropped)
+            original_button = any(b.action is Action.ORIGINAL for b in message.buttons)
+            note = DROPPED_NOTE if original_button else DROPPED_PLAIN
+            content += "\n" + note.format(n=fitted.dropped)
             log.info("discord: %d variant(s) left out to fit %d bytes", fitted.dropped, limit)
     if prefix:
         content = f"{prefix} {content}"
-    return Prepared(content[:MAX_CONTENT], uploads, make_view(message.buttons), message.ephemeral)
+    return Prepared(content[:MAX_CONTENT], uploads, make_view(message.buttons))
 
 
 # --------------------------------------------------------------------------- the client

@@ -41,14 +41,22 @@ class FittedUploads:
     """True when the images were re-encoded as JPEG to fit."""
 
 
-def fit_images(images: Sequence[AvatarImage], limit: int, stem: str) -> FittedUploads:
-    """The most of `images` that fits in `limit` bytes, as files named `{stem}-{n}.ext`."""
+def fit_images(
+    images: Sequence[AvatarImage], limit: int, stem: str, *, reencode: bool = True
+) -> FittedUploads:
+    """The most of `images` that fits in `limit` bytes, as files named `{stem}-{n}.ext`.
+
+    With `reencode=False` (labelled originals) the bytes are never changed: only the
+    number of files shrinks."""
     budget = max(0, limit - FRAMING_BYTES)
     originals = tuple(
         Upload(f"{stem}-{i + 1}.{im.extension}", im.data) for i, im in enumerate(images)
     )
     if _total(originals) <= budget:
         return FittedUploads(originals, dropped=0, reencoded=False)
+    if not reencode:
+        return _first_that_fit(originals, budget, reencoded=False)
+    jpegs: tuple[Upload, ...] = ()
     for quality in JPEG_QUALITIES:
         jpegs = tuple(
             Upload(f"{stem}-{i + 1}.jpg", to_jpeg(im.data, quality)) for i, im in enumerate(images)
@@ -56,12 +64,16 @@ def fit_images(images: Sequence[AvatarImage], limit: int, stem: str) -> FittedUp
         if _total(jpegs) <= budget:
             return FittedUploads(jpegs, dropped=0, reencoded=True)
     # Even the smallest JPEGs do not all fit: keep as many as do, in order.
+    return _first_that_fit(jpegs, budget, reencoded=True)
+
+
+def _first_that_fit(uploads: Sequence[Upload], budget: int, *, reencoded: bool) -> FittedUploads:
     kept: list[Upload] = []
-    for upload in jpegs:
+    for upload in uploads:
         if _total(kept) + len(upload.data) > budget:
             break
         kept.append(upload)
-    return FittedUploads(tuple(kept), dropped=len(images) - len(kept), reencoded=True)
+    return FittedUploads(tuple(kept), dropped=len(uploads) - len(kept), reencoded=reencoded)
 
 
 def to_jpeg(data: bytes, quality: int) -> bytes:

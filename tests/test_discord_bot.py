@@ -246,6 +246,20 @@ async def test_only_the_requester_may_press_the_buttons_even_after_a_restart(
     assert not second.ephemeral
 
 
+async def test_original_file_button_sends_the_untouched_files_privately(
+    harness: DiscordHarness, fake: FakeDiscord, face_jpeg: bytes
+) -> None:
+    await harness.start_worker()
+    alice = fake.user("alice")
+    result = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
+    press = await fake.press(result, button(result, "orig"), user=alice)
+    await answered(fake, press)
+    sent = original(press)
+    assert sent.ephemeral
+    assert [u.data for u in sent.files] == [u.data for u in result.files]
+    assert sent.files[0].filename.endswith(".png")
+
+
 async def test_a_button_from_an_older_release_is_answered(
     harness: DiscordHarness, fake: FakeDiscord
 ) -> None:

@@ -63,6 +63,9 @@ def test_too_big_becomes_jpeg_then_fewer_variants(four: list[AvatarImage]) -> No
     two_smallest = sum(len(to_jpeg(im.data, JPEG_QUALITIES[-1])) for im in four[:2])
     few = fit_images(four, two_smallest + FRAMING_BYTES, "a")
     assert (len(few.uploads), few.dropped) == (2, 2)  # the first two, at the lowest quality
+    kept = fit_images(four, len(four[0].data) + FRAMING_BYTES, "a", reencode=False)
+    assert [u.data for u in kept.uploads] == [four[0].data]  # originals: bytes untouched
+    assert (kept.dropped, kept.reencoded) == (3, False)
     nothing = fit_images(four, FRAMING_BYTES + 100, "a")
     assert (len(nothing.uploads), nothing.dropped) == (0, 4)
 
@@ -130,8 +133,8 @@ def test_replies_become_messages_with_buttons(four: list[AvatarImage]) -> None:
     out = to_outgoing(replies)
     assert [m.content for m in out] == ["note", "queued", "orig", "nope"]
     assert len(out[2].images) == 2  # consecutive originals share one message
-    assert out[1].ephemeral
-    assert out[3].ephemeral
+    assert out[2].originals
+    assert not any(m.public for m in out)  # only avatars are public
     view = make_view(out[1].buttons)
     assert view is not None
     assert view.timeout is None  # persistent

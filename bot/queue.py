@@ -39,6 +39,7 @@ Delivery to the user is at most once; see `mark_delivered`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -281,6 +282,7 @@ class JobQueue:
         self._cancel = s(lua.CANCEL)
         self._mark = s(lua.MARK_DELIVERED)
         self._progress = s(lua.SET_PROGRESS)
+        self._fetch_jobs = s(lua.FETCH_JOBS)
         self._duration = s(lua.RECORD_DURATION)
         self._forget = s(lua.FORGET)
         self._retry = s(lua.RETRY_DEAD)
@@ -292,6 +294,7 @@ class JobQueue:
         self._groups_ready: set[str] = set()
         self._last_maintenance = float("-inf")
         self._last_outcome_upkeep: dict[str, float] = {}
+        self._last_outcome_reclaim: dict[str, float] = {}
         self._version_checked = False
 
     # --- keys ------------------------------------------------------------------------
@@ -390,7 +393,8 @@ class JobQueue:
             raise QuotaExceededError(cfg.daily_quota, DAY_S - now % DAY_S)
         position = int(reply[2]) + 1
         log.info("job %s queued (style %s, position %d)", job.id, job.style_id, position)
-        return Receipt(job=job, position=position, eta_s=await self._eta(position))
+        avg = float(reply[3]) if reply[3] else None
+        return Receipt(job=job, position=position, eta_s=self._eta_from(position, avg, reply[4]))
 
     async def get_job(self, job_id: str) -> Job | None:
         raw: Any = await self.redis.hgetall(self.job_key(job_id))
@@ -416,8 +420,13 @@ class JobQueue:
             pipe.hget(self._stats, "avg_job_s")
             pipe.zcount(self._workers, now, "+inf")
             avg_raw, workers = await pipe.execute()
-        avg = float(avg_raw) if avg_raw is not None else self.config.default_job_s
-        return position * avg / max(1, int(workers))
+        return self._eta_from(position, float(avg_raw) if avg_raw is not None else None, workers)
+
+    def _eta_from(self, position: int, avg_job_s: float | None, workers: object) -> float:
+        """Jobs ahead (this one included) times the average job time, shared by the live
+        workers; before any job was timed, `default_job_s` stands in."""
+        avg = avg_job_s if avg_job_s is not None else self.config.default_job_s
+        return position * avg / max(1, int(str(workers)))
 
     async def active_job(self, owner: Owner) -> Job | None:
         job_id = await self.redis.get(f"{self._p}active:{owner.key}")
@@ -517,11 +526,9 @@ class JobQueue:
     def _claimed(self, row: Sequence[Any], deliveries: int) -> ClaimedJob | None:
         entry_id, verdict, job_id = _text(row[0]), _text(row[1]), _text(row[2])
         if verdict == "ok":
-            flat = row[3]
-            raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
             return ClaimedJob(
                 entry_id=entry_id,
-                job=Job.from_fields(raw),
+                job=Job.from_fields(_pairs(row[3])),
                 selfie_jpeg=bytes(row[4]),
                 deliveries=deliveries,
             )
@@ -659,7 +666,7 @@ class JobQueue:
             entries = await self._xreadgroup(stream, consumer, "0", count, None)
             if not entries:
                 self._pending_read.add((bot, consumer))
-        if not entries:
+        if not entries and self._outcome_reclaim_due(bot):
             cursor = self._outcome_cursors.get(bot, "0-0")
             reply = await self.redis.xautoclaim(
                 stream,
@@ -674,6 +681,18 @@ class JobQueue:
         if not entries:
             entries = await self._xreadgroup(stream, consumer, ">", count, block_ms)
         return await self._deliveries(bot, entries)
+
+    def _outcome_reclaim_due(self, bot: str) -> bool:
+        """Entries of dead bot consumers are looked for at most every reclaim_idle_s / 2
+        (and once per full pass of the cursor), not on every read."""
+        now = self._clock()
+        every = min(self.config.reclaim_idle_s / 2, 5.0)
+        if self._outcome_cursors.get(bot, "0-0") != "0-0":
+            return True
+        if now - self._last_outcome_reclaim.get(bot, float("-inf")) < every:
+            return False
+        self._last_outcome_reclaim[bot] = now
+        return True
 
     async def _xreadgroup(
         self, stream: str, consumer: str, since: str, count: int, block_ms: int | None
@@ -702,22 +721,31 @@ class JobQueue:
         if not entries:
             return []
         outcomes = [(_text(eid), Outcome.from_fields(fields)) for eid, fields in entries]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for _eid, outcome in outcomes:
-                pipe.hgetall(self.job_key(outcome.job_id))
-                pipe.hgetall(self.result_key(outcome.job_id))
-            raws = await pipe.execute()
-        out: list[Delivery] = []
+        blobs = await self._fetch_jobs(keys=[], args=[self._p, *(o.job_id for _e, o in outcomes)])
         stream = self.results_stream(bot)
-        for i, (eid, outcome) in enumerate(outcomes):
-            job = _job_or_none(raws[2 * i])
+        live: list[tuple[str, Outcome, Job]] = []
+        stale: list[str] = []
+        for (eid, outcome), blob in zip(outcomes, blobs, strict=True):
+            job = _job_or_none(_pairs(blob)) if blob else None
             if job is None or job.delivered or job.status is not outcome.status:
-                await self.redis.xack(stream, lua.DELIVERY_GROUP, eid)
-                await self.redis.xdel(stream, eid)
-                continue
-            result = JobResult.from_fields(raws[2 * i + 1]) if raws[2 * i + 1] else None
-            out.append(Delivery(entry_id=eid, outcome=outcome, job=job, result=result))
-        return out
+                stale.append(eid)
+            else:
+                live.append((eid, outcome, job))
+        if stale:
+            await self.redis.xack(stream, lua.DELIVERY_GROUP, *stale)
+            await self.redis.xdel(stream, *stale)
+        done = [job.id for _e, _o, job in live if job.status is JobStatus.DONE]
+        results: dict[str, JobResult] = {}
+        if done:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in done:
+                    pipe.hgetall(self.result_key(job_id))
+                raws = await pipe.execute()
+            results = {j: JobResult.from_fields(r) for j, r in zip(done, raws, strict=True) if r}
+        return [
+            Delivery(entry_id=eid, outcome=outcome, job=job, result=results.get(job.id))
+            for eid, outcome, job in live
+        ]
 
     async def _outcome_upkeep(self, bot: str) -> None:
         now = self._clock()
@@ -875,7 +903,13 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _job_or_none(raw: Mapping[bytes, bytes]) -> Job | None:
+def _pairs(blob: bytes | str) -> dict[str, str]:
+    """A hash flattened to a JSON array by a script, back to a mapping."""
+    flat = json.loads(blob)
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _job_or_none(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Job | None:
     if not raw:
         return None
     try:

@@ -90,7 +90,7 @@ local function start_one(entry, id, now, consumer)
   redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', consumer,
              'progress', '0.0')
   redis.call('HINCRBY', jk, 'attempts', 1)
-  return {{entry, 'ok', id, redis.call('HGETALL', jk), selfie}}
+  return {{entry, 'ok', id, cjson.encode(redis.call('HGETALL', jk)), selfie}}
 end
 """
 
@@ -132,7 +132,9 @@ local index = P .. 'user:' .. owner_key
 redis.call('SADD', index, id)
 redis.call('EXPIRE', index, ARGV[9])
 local rank = redis.call('ZRANK', ACTIVE, id)
-return {'ok', entry, rank}
+local avg = redis.call('HGET', P .. 'stats', 'avg_job_s') or ''
+local workers = redis.call('ZCOUNT', P .. 'workers', now, '+inf')
+return {'ok', entry, rank, avg, workers}
 """
 )
 
@@ -188,7 +190,8 @@ return {r[1], out}
 )
 
 # ARGV: prefix, consumer, entry ids...  Resets the idle time of entries this consumer still
-# owns (XCLAIM JUSTID does not count a delivery); returns the ids another consumer took.
+# owns (XCLAIM JUSTID does not count a delivery); returns the ids another consumer took
+# (entries no longer pending were finished meanwhile and are left out).
 HEARTBEAT = (
     _PRELUDE
     + """
@@ -196,7 +199,9 @@ local consumer = ARGV[2]
 local mine, lost = {}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', JOBS, JOBS_GROUP, ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == consumer then mine[#mine + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+  if p[1] then  -- not pending any more: finished meanwhile, neither ours nor lost
+    if p[1][2] == consumer then mine[#mine + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
+  end
 end
 if #mine > 0 then
   redis.call('XCLAIM', JOBS, JOBS_GROUP, consumer, 0, unpack(mine), 'JUSTID')
@@ -263,6 +268,20 @@ redis.call('XDEL', stream, entry)
 if not f[1] or f[2] == '1' or f[1] ~= ARGV[5] then return 0 end
 redis.call('HSET', jkey(id), 'delivered', '1')
 return 1
+"""
+)
+
+# ARGV: prefix, job ids...  Each job's hash as one JSON array of names and values ('' when
+# gone): one reply item per job instead of ~40 keeps the bots' reads cheap.
+FETCH_JOBS = (
+    _PRELUDE
+    + """
+local out = {}
+for i = 2, #ARGV do
+  local flat = redis.call('HGETALL', jkey(ARGV[i]))
+  out[#out + 1] = (#flat > 0) and cjson.encode(flat) or ''
+end
+return out
 """
 )
 

@@ -38,7 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
 from bot.queue import ClaimedJob, JobQueue, QueueConfig
-from bot.styles import StyleCatalog, UnknownStyleError
+from bot.styles import StyleCatalog
 from generation.backends.base import (
     Backend,
     GenerationError,
@@ -78,6 +78,18 @@ def new_consumer_name() -> str:
 def load_selfie(jpeg: bytes) -> Image.Image:
     with Image.open(io.BytesIO(jpeg)) as image:
         return image.convert("RGB")
+
+
+def _load_selfies(blobs: Sequence[bytes]) -> list[Image.Image | None]:
+    """In a thread: decode each selfie; None for one that cannot be read (intake made
+    them, so this means a corrupted entry; that job fails alone)."""
+    out: list[Image.Image | None] = []
+    for blob in blobs:
+        try:
+            out.append(load_selfie(blob))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            out.append(None)
+    return out
 
 
 class Worker:
@@ -236,18 +248,15 @@ class Worker:
                 self._in_flight.pop(c.entry_id, None)
 
     async def _generate_group(self, group: list[ClaimedJob]) -> None:
+        style = self.catalog.get(group[0].job.style_id)
+        selfies = await asyncio.to_thread(_load_selfies, [c.selfie_jpeg for c in group])
         requests: list[GenerationRequest] = []
         jobs: list[ClaimedJob] = []
-        for c in group:
-            try:
-                style = self.catalog.get(c.job.style_id)
-                selfie = await asyncio.to_thread(load_selfie, c.selfie_jpeg)
-            except UnknownStyleError:
-                await self._fail(c, FailureReason.UNKNOWN_STYLE)
-                continue
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                log.warning("job %s: selfie unreadable (%s)", c.job.id, exc.__class__.__name__)
-                await self._fail(c, FailureReason.GENERATION_FAILED)
+        unreadable: list[ClaimedJob] = []
+        for c, selfie in zip(group, selfies, strict=True):
+            if selfie is None:
+                log.warning("job %s: selfie unreadable", c.job.id)
+                unreadable.append(c)
                 continue
             requests.append(
                 GenerationRequest(
@@ -259,6 +268,7 @@ class Worker:
                 )
             )
             jobs.append(c)
+        await self._fail_all(unreadable, FailureReason.GENERATION_FAILED)
         if not requests:
             return
         started = time.perf_counter()
@@ -268,28 +278,43 @@ class Worker:
                 raise RuntimeError(f"backend returned {len(outputs)} for {len(requests)}")
         except Exception:
             log.exception("backend %s failed a whole batch of %d", self.backend.name, len(jobs))
-            for c in jobs:
-                await self._fail(c, FailureReason.GENERATION_FAILED)
+            await self._fail_all(jobs, FailureReason.GENERATION_FAILED)
             return
         elapsed = time.perf_counter() - started
+        encoded = await asyncio.to_thread(self._encode_all, jobs, outputs)
+        finishing: list[Awaitable[None]] = []
+        for c, output in zip(jobs, encoded, strict=True):
+            if isinstance(output, GenerationError):
+                log.warning("job %s failed: %s", c.job.id, output)
+                finishing.append(self._fail(c, output.reason))
+            else:
+                finishing.append(self._complete(c, output, elapsed))
+        await asyncio.gather(*finishing)
+        await self._finishing(lambda: self.queue.record_duration(elapsed / len(jobs)))
+
+    def _encode_all(
+        self,
+        jobs: Sequence[ClaimedJob],
+        outputs: Sequence[GenerationOutput | GenerationError],
+    ) -> list[tuple[ResultImage, ...] | GenerationError]:
+        """In a thread: encode (label) every image; a job whose encoding fails fails alone."""
+        out: list[tuple[ResultImage, ...] | GenerationError] = []
         by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
         for c, output in zip(jobs, outputs, strict=True):
             if isinstance(output, GenerationError):
-                log.warning("job %s failed: %s", c.job.id, output)
-                await self._fail(c, output.reason)
+                out.append(output)
                 continue
-            await self._complete(c, by_key.get(c.job.id, output), elapsed)
-        await self._finishing(lambda: self.queue.record_duration(elapsed / len(jobs)))
+            matched = by_key.get(c.job.id, output)
+            try:
+                out.append(tuple(self.encode(g.image, c.job, g.seed) for g in matched.images))
+            except Exception as exc:
+                log.exception("job %s: encoding the result failed", c.job.id)
+                out.append(GenerationError(f"encoding failed: {exc.__class__.__name__}"))
+        return out
 
-    async def _complete(self, c: ClaimedJob, output: GenerationOutput, elapsed: float) -> None:
-        try:
-            images = await asyncio.to_thread(
-                lambda: tuple(self.encode(g.image, c.job, g.seed) for g in output.images)
-            )
-        except Exception:
-            log.exception("job %s: encoding the result failed", c.job.id)
-            await self._fail(c, FailureReason.GENERATION_FAILED)
-            return
+    async def _complete(
+        self, c: ClaimedJob, images: tuple[ResultImage, ...], elapsed: float
+    ) -> None:
         result = JobResult(
             job_id=c.job.id,
             style_id=c.job.style_id,
@@ -301,6 +326,9 @@ class Worker:
         if await self._finishing(lambda: self.queue.complete(c, result)):
             log.info("job %s done (%d image(s), %.2fs)", c.job.id, len(images), elapsed)
         self.processed += 1
+
+    async def _fail_all(self, jobs: Sequence[ClaimedJob], reason: FailureReason) -> None:
+        await asyncio.gather(*(self._fail(c, reason) for c in jobs))
 
     async def _fail(self, c: ClaimedJob, reason: FailureReason) -> None:
         await self._finishing(lambda: self.queue.fail(c, reason))

@@ -104,16 +104,21 @@ class DeliveryPump:
         return len(self._retries)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set. Redis errors are logged and retried, not fatal."""
-        await self.queue.ensure_groups()
+        """Deliver until `stop` is set. Errors are logged and retried, never fatal: a pump
+        that died would leave every user waiting."""
         log.info("delivering results for bot %r as %s", self.bot, self.consumer)
         while not stop.is_set():
             try:
                 await self.pump_once()
+                continue
+            except asyncio.CancelledError:
+                raise
             except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
                 log.warning("delivery: Redis unavailable (%s); retrying", type(exc).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+            except Exception:
+                log.exception("delivery loop failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     async def pump_once(self, block_ms: int | None = None) -> int:
         """Retry what is due, then read and deliver one batch; returns deliveries made."""
@@ -216,8 +221,12 @@ class StatusTracker:
         while not stop.is_set():
             try:
                 await self.poll_once()
+            except asyncio.CancelledError:
+                raise
             except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
                 log.warning("status: Redis unavailable (%s)", type(exc).__name__)
+            except Exception:
+                log.exception("status loop failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.interval_s)
 

@@ -292,14 +292,31 @@ async def test_upload_limit_origin_check_health_and_metrics(chat: RunningWebChat
             assert family in text
 
 
-async def test_healthz_without_worker_is_503(
-    redis: aioredis.Redis, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+async def test_without_worker_healthz_is_503_and_status_updates_live(
+    browser: Browser,
+    redis: aioredis.Redis,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     settings = web_settings(redis_url, tmp_path_factory.mktemp("web-noworker"))
-    async with (
-        running_web_chat(settings, redis, workers=0) as idle,
-        aiohttp.ClientSession() as http,
-        http.get(idle.url + "/healthz") as response,
-    ):
-        assert response.status == 503
-        assert (await response.json())["reason"] == "no live worker"
+    async with running_web_chat(settings, redis, workers=0) as idle:
+        async with aiohttp.ClientSession() as http, http.get(idle.url + "/healthz") as response:
+            assert response.status == 503
+            assert (await response.json())["reason"] == "no live worker"
+
+        # Nothing generates here, so the job waits: its queue message is live.
+        context, page = await open_chat(browser, idle)
+        try:
+            await send(page, "/avatar")
+            await upload(page, "me.jpg", (DATA / "astronaut.jpg").read_bytes())
+            await page.locator("[data-testid=style-oil]").click()
+            status = page.locator("[data-testid=msg-bot-queued]")
+            await status.wait_for()
+            assert "You're next" in await status.inner_text()
+            await status.locator("[data-testid=button-cancel]").click()
+            await page.locator("[data-testid=msg-bot-text]", has_text="Cancelled. Send").wait_for()
+            # The status tracker edits the queue message in place over the websocket.
+            await page.locator("[data-testid=msg-bot-queued]", has_text="✖ Cancelled.").wait_for()
+            assert await page.locator("[data-testid=msg-bot-queued]").count() == 1
+        finally:
+            await context.close()

@@ -70,11 +70,7 @@ class TinyModels:
 def build(root: Path) -> TinyModels:
     """Build and save every tiny model under `root` (about a second on one CPU thread)."""
     torch.manual_seed(0)
-    tokenizer_dir = root / "tokenizer-src"
-    _write_tokenizer_files(tokenizer_dir)
-    tokenizer = CLIPTokenizer(
-        str(tokenizer_dir / "vocab.json"), str(tokenizer_dir / "merges.txt"), model_max_length=77
-    )
+    tokenizer = make_tokenizer(root / "tokenizer-src")
     models = TinyModels(
         root=root,
         sd=root / "sd",
@@ -139,8 +135,15 @@ def build(root: Path) -> TinyModels:
     return models
 
 
+def make_tokenizer(directory: Path) -> CLIPTokenizer:
+    """A CLIP tokenizer from a byte-level vocabulary with no merges (one token a character)."""
+    _write_tokenizer_files(directory)
+    return CLIPTokenizer(
+        str(directory / "vocab.json"), str(directory / "merges.txt"), model_max_length=77
+    )
+
+
 def _write_tokenizer_files(directory: Path) -> None:
-    """A byte-level BPE vocabulary with no merges: every character is its own token."""
     directory.mkdir(parents=True, exist_ok=True)
     chars = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(161, 256)]
     chars += [chr(c) for c in range(256, 256 + 68)]  # GPT-2's remapped control bytes
@@ -264,9 +267,29 @@ def _write_ip_adapter(
         (sdxl_unet, "sdxl_models", "ip-adapter-plus-face_sdxl_vit-h.safetensors"),
     ):
         (root / folder).mkdir(parents=True, exist_ok=True)
-        weights = _plus_image_proj(int(unet.config.cross_attention_dim))
-        weights |= _ip_attention(unet)
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(root / folder / name))
+        weights = plus_face_weights(
+            unet,
+            image_hidden=_VISION_HIDDEN,
+            resampler_hidden=_RESAMPLER_HIDDEN,
+            queries=_RESAMPLER_QUERIES,
+        )
+        save_file(weights, str(root / folder / name))
+
+
+def plus_face_weights(
+    unet: UNet2DConditionModel,
+    *,
+    image_hidden: int,
+    resampler_hidden: int,
+    queries: int,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
+    """Random IP-Adapter Plus weights for `unet`, in the original file layout (the real
+    plus-face files: resampler 768 wide for SD 1.5, 1280 for SDXL; 16 queries; ViT-H 1280)."""
+    output_dims = int(unet.config.cross_attention_dim)
+    weights = _plus_image_proj(output_dims, image_hidden, resampler_hidden, queries)
+    weights |= _ip_attention(unet)
+    return {k: v.to(dtype).contiguous() for k, v in weights.items()}
 
 
 FACEID_WEIGHT = "ip-adapter-faceid_sd15.safetensors"
@@ -288,12 +311,13 @@ def _write_faceid(root: Path, unet: UNet2DConditionModel) -> None:
     save_file({k: v.contiguous() for k, v in weights.items()}, str(root / FACEID_WEIGHT))
 
 
-def _plus_image_proj(output_dims: int) -> dict[str, torch.Tensor]:
+def _plus_image_proj(
+    output_dims: int, image_hidden: int, h: int = _RESAMPLER_HIDDEN, q: int = _RESAMPLER_QUERIES
+) -> dict[str, torch.Tensor]:
     """The IP-Adapter Plus Resampler (depth 4) in the original repository's key names."""
-    h, q = _RESAMPLER_HIDDEN, _RESAMPLER_QUERIES
     w: dict[str, torch.Tensor] = {
         "image_proj.latents": torch.randn(1, q, h) / h**0.5,
-        "image_proj.proj_in.weight": torch.randn(h, _VISION_HIDDEN) * 0.1,
+        "image_proj.proj_in.weight": torch.randn(h, image_hidden) * 0.1,
         "image_proj.proj_in.bias": torch.zeros(h),
         "image_proj.proj_out.weight": torch.randn(output_dims, h) * 0.1,
         "image_proj.proj_out.bias": torch.zeros(output_dims),

@@ -812,7 +812,13 @@ def _load_ip_adapter(
             local_files_only=local_files_only,
         )
     except Exception as exc:
-        raise BackendUnavailableError(f"cannot load IP-Adapter {source!r}: {exc}") from exc
+        hint = ""
+        if weight.endswith("_sd15.safetensors") and pipe.unet.config.cross_attention_dim != 768:
+            hint = (
+                " (SD 1.5 IP-Adapters need an SD 1.5-based model; SD 2.x models such as"
+                " sd-turbo have none: pick an SDXL or SD 1.5 model, or turn IP-Adapter off)"
+            )
+        raise BackendUnavailableError(f"cannot load IP-Adapter {source!r}: {exc}{hint}") from exc
     pipe.set_ip_adapter_scale(scale)
     kind = _ip_embedding_kind(pipe.unet)
     if kind == "face":

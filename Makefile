@@ -2,7 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS ?= dev
+# diffusion: torch==2.13.0 (CPU wheel) + diffusers, for the diffusers backend's tests and types
+EXTRAS ?= dev,diffusion
 
 .PHONY: install run test lint typecheck pytest bench previews clean
 
@@ -33,6 +34,7 @@ bench: install
 	$(PY) bench/queue_bench.py
 	$(PY) bench/styles_bench.py
 	$(PY) bench/labelling_bench.py
+	$(PY) bench/diffusers_bench.py  # full size needs CUDA; says so and exits 0 without
 
 previews: install
 	$(VENV)/bin/avatarbot previews

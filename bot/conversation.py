@@ -90,6 +90,9 @@ class VerdictLike(Protocol):
     @property
     def intact(self) -> bool: ...
 
+    def origin(self) -> str | None:
+        """'made by this avatarbot instance on <date> in style <style>' when known."""
+
 
 Verifier = Callable[[bytes], VerdictLike]
 """Checks an image's labels; synchronous and CPU-bound (run in a thread). May raise an
@@ -422,7 +425,7 @@ class Conversation:
             verdict = await asyncio.to_thread(self.verifier, data)
         except AvatarbotError as exc:
             return [Failure(exc.user_message)]
-        return [Text(texts.verdict(verdict.ours, verdict.intact))]
+        return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
 
     # ------------------------------------------------------------------ results
 

@@ -117,12 +117,13 @@ def forgot_everything(jobs_cancelled: int, had_selfie: bool) -> str:
     return " ".join(parts)
 
 
-def verdict(ours: bool, intact: bool) -> str:
+def verdict(ours: bool, intact: bool, origin: str | None = None) -> str:
+    detail = f"\n{origin[0].upper()}{origin[1:]}." if origin else ""
     if ours and intact:
-        return "✅ I made this image, and it hasn't been changed since."
+        return "✅ I made this image, and it hasn't been changed since." + detail
     if ours:
         return (
             "⚠️ I made this image, but it has been changed since (re-saved, edited or "
-            "re-compressed), so its content credentials no longer match."
+            "re-compressed), so its content credentials no longer match." + detail
         )
     return "❌ I didn't make this image: it carries none of my labels."

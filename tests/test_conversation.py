@@ -289,6 +289,9 @@ class _Verdict:
     ours: bool
     intact: bool
 
+    def origin(self) -> str | None:
+        return None
+
 
 async def test_verify_hook(
     settings: Settings, redis_client: aioredis.Redis, face_jpeg: bytes

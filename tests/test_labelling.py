@@ -81,3 +81,31 @@ def test_another_instance_does_not_claim_our_image(
     verdict = ImageVerifier(load_labeller(other_settings))(ours.data)
     assert not verdict.ours
     assert verdict.summary() == "not made by this avatarbot instance"
+
+
+async def test_verify_through_the_conversation_tells_origin(
+    settings: Settings, redis_client: aioredis.Redis, key_prefix: str, avatar: Image.Image
+) -> None:
+    from tests.chat_stack import chat_stack, owner  # noqa: PLC0415
+
+    labeller = load_labeller(settings)
+    loop = asyncio.get_running_loop()
+    registry = MarkRegistry(redis_client, key_prefix, ttl_s=3600)
+    made = await asyncio.to_thread(
+        ResultEncoder(labeller, registry=registry, loop=loop, clock=lambda: WHEN), avatar, _job(), 1
+    )
+    verifier = ImageVerifier(labeller, registry=registry, loop=loop)
+    alice = owner("alice")
+    async with chat_stack(settings, redis_client, verifier=verifier) as stack:
+        await stack.conversation.text(alice, "/verify")
+        (reply,) = await stack.conversation.image(alice, made.data)
+        text = getattr(reply, "text", "")
+        assert text.startswith("✅ I made this image")
+        assert "Made by this avatarbot instance on 2026-11-23 in style oil." in text
+
+        await stack.conversation.text(alice, "/verify")
+        with Image.open(DATA / "astronaut.jpg") as im:
+            buffer = io.BytesIO()
+            im.save(buffer, "PNG")
+        (reply,) = await stack.conversation.image(alice, buffer.getvalue())
+        assert getattr(reply, "text", "").startswith("❌ I didn't make this image")

@@ -32,6 +32,9 @@ class Verdict:
     ours: bool
     intact: bool
 
+    def origin(self) -> str | None:
+        return "made by this test bot" if self.ours else None
+
 
 MADE_BY_US = b"\x89PNG pretend this is one of ours"
 
@@ -444,10 +447,10 @@ async def test_styles_forgetme_and_verify(
 
     ours = fake.attachment(MADE_BY_US, "avatar.png", "image/png")
     verify = await fake.command("verify", {"image": ours}, user=alice, dm=True)
-    assert await answered(fake, verify) == texts.verdict(ours=True, intact=True)
+    assert await answered(fake, verify) == texts.verdict(True, True, "made by this test bot")
     other = fake.attachment(b"something else", "x.png", "image/png")
     verify = await fake.command("verify", {"image": other}, user=alice)
-    assert await answered(fake, verify) == texts.verdict(ours=False, intact=True)
+    assert await answered(fake, verify) == texts.verdict(False, True)
 
 
 async def test_no_token_in_any_log_line(

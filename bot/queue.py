@@ -550,41 +550,53 @@ class JobQueue:
         """Store the result, mark the job DONE and publish its outcome, all at once.
         Idempotent: False (and nothing published) when the job had already ended, was
         cancelled (the result is discarded) or forgotten."""
-        fields: list[str | bytes] = []
-        for name, value in result.to_fields().items():
-            fields += [name, value]
-        return await self._finish_job(claimed, JobStatus.DONE, None, fields)
+        return (await self.finish_many([(claimed, result)]))[0]
 
     async def fail(self, claimed: ClaimedJob, reason: FailureReason) -> bool:
         """Mark the job FAILED with `reason` and publish the outcome; same bookkeeping and
         idempotence as `complete`."""
-        return await self._finish_job(claimed, JobStatus.FAILED, reason, [])
+        return (await self.finish_many([(claimed, reason)]))[0]
 
-    async def _finish_job(
-        self,
-        claimed: ClaimedJob,
-        status: JobStatus,
-        reason: FailureReason | None,
-        fields: list[str | bytes],
-    ) -> bool:
-        reply = await self._finish(
-            keys=[],
-            args=[
-                self._p,
-                repr(self._clock()),
-                claimed.job.id,
-                claimed.entry_id,
-                status.value,
-                reason.value if reason else "",
-                self.config.result_ttl_s,
-                "1" if reason in REFUNDED else "0",
-                *fields,
-            ],
-        )
-        verdict = _text(reply)
-        if verdict != "ok":
-            log.info("job %s: %s not recorded (%s)", claimed.job.id, status.value, verdict)
-        return verdict == "ok"
+    async def finish_many(
+        self, items: Sequence[tuple[ClaimedJob, JobResult | FailureReason]]
+    ) -> list[bool]:
+        """`complete` (with a JobResult) or `fail` (with a FailureReason) several jobs in one
+        round trip (a pipeline of the same atomic script, one call per job)."""
+        calls = [self._finish_args(claimed, outcome) for claimed, outcome in items]
+        if len(calls) == 1:
+            replies = [await self._finish(keys=[], args=calls[0])]
+        else:
+            replies = await self._finish.many(calls)
+        verdicts = []
+        for (claimed, outcome), reply in zip(items, replies, strict=True):
+            verdict = _text(reply)
+            if verdict != "ok":
+                what = "result" if isinstance(outcome, JobResult) else outcome.value
+                log.info("job %s: %s not recorded (%s)", claimed.job.id, what, verdict)
+            verdicts.append(verdict == "ok")
+        return verdicts
+
+    def _finish_args(
+        self, claimed: ClaimedJob, outcome: JobResult | FailureReason
+    ) -> list[str | bytes | int]:
+        fields: list[str | bytes] = []
+        if isinstance(outcome, JobResult):
+            status, reason = JobStatus.DONE, None
+            for name, value in outcome.to_fields().items():
+                fields += [name, value]
+        else:
+            status, reason = JobStatus.FAILED, outcome
+        return [
+            self._p,
+            repr(self._clock()),
+            claimed.job.id,
+            claimed.entry_id,
+            status.value,
+            reason.value if reason else "",
+            self.config.result_ttl_s,
+            "1" if reason in REFUNDED else "0",
+            *fields,
+        ]
 
     async def set_progress(self, job_id: str, fraction: float) -> None:
         fraction = min(1.0, max(0.0, fraction))
@@ -721,31 +733,26 @@ class JobQueue:
         if not entries:
             return []
         outcomes = [(_text(eid), Outcome.from_fields(fields)) for eid, fields in entries]
-        blobs = await self._fetch_jobs(keys=[], args=[self._p, *(o.job_id for _e, o in outcomes)])
+        reply = await self._fetch_jobs(keys=[], args=[self._p, *(o.job_id for _e, o in outcomes)])
         stream = self.results_stream(bot)
-        live: list[tuple[str, Outcome, Job]] = []
+        out: list[Delivery] = []
         stale: list[str] = []
-        for (eid, outcome), blob in zip(outcomes, blobs, strict=True):
+        for i, (eid, outcome) in enumerate(outcomes):
+            blob, flat = reply[2 * i], reply[2 * i + 1]
             job = _job_or_none(_pairs(blob)) if blob else None
             if job is None or job.delivered or job.status is not outcome.status:
                 stale.append(eid)
-            else:
-                live.append((eid, outcome, job))
+                continue
+            result = None
+            if flat and job.status is JobStatus.DONE:
+                result = JobResult.from_fields(
+                    {flat[j]: flat[j + 1] for j in range(0, len(flat), 2)}
+                )
+            out.append(Delivery(entry_id=eid, outcome=outcome, job=job, result=result))
         if stale:
             await self.redis.xack(stream, lua.DELIVERY_GROUP, *stale)
             await self.redis.xdel(stream, *stale)
-        done = [job.id for _e, _o, job in live if job.status is JobStatus.DONE]
-        results: dict[str, JobResult] = {}
-        if done:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in done:
-                    pipe.hgetall(self.result_key(job_id))
-                raws = await pipe.execute()
-            results = {j: JobResult.from_fields(r) for j, r in zip(done, raws, strict=True) if r}
-        return [
-            Delivery(entry_id=eid, outcome=outcome, job=job, result=results.get(job.id))
-            for eid, outcome, job in live
-        ]
+        return out
 
     async def _outcome_upkeep(self, bot: str) -> None:
         now = self._clock()
@@ -895,6 +902,19 @@ class _Script:
             return await self._script(keys=keys, args=args)
         except NoScriptError:
             return await self._redis.eval(self._source, len(keys), *keys, *args)
+
+    async def many(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run the script once per argument list (no keys) in one pipeline round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(self._script.sha, 0, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # script cache lost: run those one by one
+                replies[i] = await self(keys=[], args=calls[i])
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
 
 def _text(value: object) -> str:

@@ -271,8 +271,9 @@ return 1
 """
 )
 
-# ARGV: prefix, job ids...  Each job's hash as one JSON array of names and values ('' when
-# gone): one reply item per job instead of ~40 keeps the bots' reads cheap.
+# ARGV: prefix, job ids...  Per job: its hash as one JSON array of names and values ('' when
+# gone; one reply item instead of ~40 keeps the bots' reads cheap), then its result hash
+# (binary-safe, empty unless the job is done).
 FETCH_JOBS = (
     _PRELUDE
     + """
@@ -280,6 +281,7 @@ local out = {}
 for i = 2, #ARGV do
   local flat = redis.call('HGETALL', jkey(ARGV[i]))
   out[#out + 1] = (#flat > 0) and cjson.encode(flat) or ''
+  out[#out + 1] = redis.call('HGETALL', rkey(ARGV[i]))
 end
 return out
 """

@@ -38,12 +38,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
 from bot.queue import ClaimedJob, JobQueue, QueueConfig
-from bot.styles import StyleCatalog
+from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
     Backend,
     GenerationError,
     GenerationOutput,
     GenerationRequest,
+    ProgressCallback,
 )
 
 if TYPE_CHECKING:
@@ -78,18 +79,6 @@ def new_consumer_name() -> str:
 def load_selfie(jpeg: bytes) -> Image.Image:
     with Image.open(io.BytesIO(jpeg)) as image:
         return image.convert("RGB")
-
-
-def _load_selfies(blobs: Sequence[bytes]) -> list[Image.Image | None]:
-    """In a thread: decode each selfie; None for one that cannot be read (intake made
-    them, so this means a corrupted entry; that job fails alone)."""
-    out: list[Image.Image | None] = []
-    for blob in blobs:
-        try:
-            out.append(load_selfie(blob))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            out.append(None)
-    return out
 
 
 class Worker:
@@ -249,15 +238,51 @@ class Worker:
 
     async def _generate_group(self, group: list[ClaimedJob]) -> None:
         style = self.catalog.get(group[0].job.style_id)
-        selfies = await asyncio.to_thread(_load_selfies, [c.selfie_jpeg for c in group])
-        requests: list[GenerationRequest] = []
-        jobs: list[ClaimedJob] = []
-        unreadable: list[ClaimedJob] = []
-        for c, selfie in zip(group, selfies, strict=True):
-            if selfie is None:
-                log.warning("job %s: selfie unreadable", c.job.id)
-                unreadable.append(c)
+        started = time.perf_counter()
+        try:
+            produced = await asyncio.to_thread(self._run_group, style, group, self._progress())
+        except Exception:
+            log.exception("backend %s failed a whole batch of %d", self.backend.name, len(group))
+            await self._fail_all(group, FailureReason.GENERATION_FAILED)
+            return
+        elapsed = time.perf_counter() - started
+        items: list[tuple[ClaimedJob, JobResult | FailureReason]] = []
+        for c, images in zip(group, produced, strict=True):
+            if isinstance(images, GenerationError):
+                log.warning("job %s failed: %s", c.job.id, images)
+                items.append((c, images.reason))
                 continue
+            result = JobResult(
+                job_id=c.job.id,
+                style_id=c.job.style_id,
+                images=images,
+                backend=self.backend.name,
+                elapsed_s=elapsed,
+                meta={"device": self.backend.device, "worker": self.consumer},
+            )
+            items.append((c, result))
+        verdicts = await self._finishing(lambda: self.queue.finish_many(items))
+        for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
+            if recorded and isinstance(outcome, JobResult):
+                log.info("job %s done (%d image(s), %.2fs)", c.job.id, len(outcome.images), elapsed)
+        self.processed += len(items)
+        await self._finishing(lambda: self.queue.record_duration(elapsed / len(group)))
+
+    def _run_group(
+        self, style: Style, group: Sequence[ClaimedJob], progress: ProgressCallback
+    ) -> list[tuple[ResultImage, ...] | GenerationError]:
+        """In one worker thread: decode the selfies, generate, encode (label) the images.
+        One entry per job; a job whose selfie or encoding fails gets its own error."""
+        out: list[tuple[ResultImage, ...] | GenerationError | None] = []
+        requests: list[GenerationRequest] = []
+        for c in group:
+            try:
+                selfie = load_selfie(c.selfie_jpeg)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                log.warning("job %s: selfie unreadable (%s)", c.job.id, exc.__class__.__name__)
+                out.append(GenerationError("selfie unreadable"))
+                continue
+            out.append(None)
             requests.append(
                 GenerationRequest(
                     key=c.job.id,
@@ -267,68 +292,30 @@ class Worker:
                     size=self.output_size,
                 )
             )
-            jobs.append(c)
-        await self._fail_all(unreadable, FailureReason.GENERATION_FAILED)
-        if not requests:
-            return
-        started = time.perf_counter()
-        try:
-            outputs = await asyncio.to_thread(self.backend.generate, requests, self._progress())
-            if len(outputs) != len(requests):
-                raise RuntimeError(f"backend returned {len(outputs)} for {len(requests)}")
-        except Exception:
-            log.exception("backend %s failed a whole batch of %d", self.backend.name, len(jobs))
-            await self._fail_all(jobs, FailureReason.GENERATION_FAILED)
-            return
-        elapsed = time.perf_counter() - started
-        encoded = await asyncio.to_thread(self._encode_all, jobs, outputs)
-        finishing: list[Awaitable[None]] = []
-        for c, output in zip(jobs, encoded, strict=True):
-            if isinstance(output, GenerationError):
-                log.warning("job %s failed: %s", c.job.id, output)
-                finishing.append(self._fail(c, output.reason))
-            else:
-                finishing.append(self._complete(c, output, elapsed))
-        await asyncio.gather(*finishing)
-        await self._finishing(lambda: self.queue.record_duration(elapsed / len(jobs)))
-
-    def _encode_all(
-        self,
-        jobs: Sequence[ClaimedJob],
-        outputs: Sequence[GenerationOutput | GenerationError],
-    ) -> list[tuple[ResultImage, ...] | GenerationError]:
-        """In a thread: encode (label) every image; a job whose encoding fails fails alone."""
-        out: list[tuple[ResultImage, ...] | GenerationError] = []
+        outputs = self.backend.generate(requests, progress) if requests else []
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"backend returned {len(outputs)} results for {len(requests)}")
         by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
-        for c, output in zip(jobs, outputs, strict=True):
+        pending = iter(outputs)
+        for i, c in enumerate(group):
+            if out[i] is not None:
+                continue
+            output = next(pending)
             if isinstance(output, GenerationError):
-                out.append(output)
+                out[i] = output
                 continue
             matched = by_key.get(c.job.id, output)
             try:
-                out.append(tuple(self.encode(g.image, c.job, g.seed) for g in matched.images))
+                out[i] = tuple(self.encode(g.image, c.job, g.seed) for g in matched.images)
             except Exception as exc:
                 log.exception("job %s: encoding the result failed", c.job.id)
-                out.append(GenerationError(f"encoding failed: {exc.__class__.__name__}"))
-        return out
-
-    async def _complete(
-        self, c: ClaimedJob, images: tuple[ResultImage, ...], elapsed: float
-    ) -> None:
-        result = JobResult(
-            job_id=c.job.id,
-            style_id=c.job.style_id,
-            images=images,
-            backend=self.backend.name,
-            elapsed_s=elapsed,
-            meta={"device": self.backend.device, "worker": self.consumer},
-        )
-        if await self._finishing(lambda: self.queue.complete(c, result)):
-            log.info("job %s done (%d image(s), %.2fs)", c.job.id, len(images), elapsed)
-        self.processed += 1
+                out[i] = GenerationError(f"encoding failed: {exc.__class__.__name__}")
+        return [x for x in out if x is not None]
 
     async def _fail_all(self, jobs: Sequence[ClaimedJob], reason: FailureReason) -> None:
-        await asyncio.gather(*(self._fail(c, reason) for c in jobs))
+        if jobs:
+            await self._finishing(lambda: self.queue.finish_many([(c, reason) for c in jobs]))
+            self.processed += len(jobs)
 
     async def _fail(self, c: ClaimedJob, reason: FailureReason) -> None:
         await self._finishing(lambda: self.queue.fail(c, reason))

@@ -336,9 +336,14 @@ class DiscordAdapter:
         self.client = client
         self._task = asyncio.create_task(self._run(client), name="discord-client")
         waiter = asyncio.create_task(self.ready.wait())
-        done, _ = await asyncio.wait(
-            {self._task, waiter}, timeout=self.ready_timeout_s, return_when="FIRST_COMPLETED"
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {self._task, waiter}, timeout=self.ready_timeout_s, return_when="FIRST_COMPLETED"
+            )
+        except asyncio.CancelledError:  # a stop signal during start: leave nothing running
+            waiter.cancel()
+            await self.stop()
+            raise
         waiter.cancel()
         if self._task in done:
             exc = self._task.exception()

@@ -5,6 +5,7 @@ by the fake; each test ends by asserting there were no violations."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -513,3 +514,22 @@ async def test_missing_or_rejected_token(
         await adapter.start()
     assert not adapter.running
     assert fake.identifies == 0
+
+
+async def test_a_start_cancelled_by_a_stop_signal_leaves_nothing_running(
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+) -> None:
+    settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
+    h = DiscordHarness(fake, settings, redis_client, intake=intake)
+    adapter = DiscordAdapter(settings, h.conversation, client_options={"guild_ready_timeout": 0})
+    starting = asyncio.create_task(adapter.start())
+    await asyncio.sleep(0)  # start() is under way, not ready yet
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert not adapter.running
+    assert adapter.client is None
+    assert not fake.connected

@@ -114,13 +114,19 @@ class WebChat:
 
     # ------------------------------------------------------------------ the app
 
-    def app(self) -> web.Application:
+    def app(self, *, chat_ui: bool = True) -> web.Application:
+        """The aiohttp app. Without `chat_ui` it serves only `/healthz` and `/metrics` (a
+        production bot on Telegram/Discord that still wants health checks and webhooks)."""
         app = web.Application(
             client_max_size=self.max_upload_bytes,
             middlewares=[self._security_middleware],
         )
         app.on_shutdown.append(self._close_sockets)
         r = app.router
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/metrics", self.metrics_text)
+        if not chat_ui:
+            return app
         r.add_get("/", self.index)
         r.add_get("/static/{name}", self.static)
         r.add_get("/previews/{style_id}.jpg", self.preview)
@@ -131,8 +137,6 @@ class WebChat:
         r.add_post("/api/button", self.api_button)
         r.add_post("/api/choose", self.api_choose)
         r.add_get("/api/ws", self.api_ws)
-        r.add_get("/healthz", self.healthz)
-        r.add_get("/metrics", self.metrics_text)
         return app
 
     @web.middleware
@@ -485,12 +489,16 @@ async def serve_web_chat(
     tracker: StatusTracker | None = None,
     metrics: prom.BotMetrics | None = None,
     ready: Callable[[str], None] | None = None,
+    chat_ui: bool = True,
+    configure: Callable[[web.Application], None] | None = None,
 ) -> None:
     """Serve the web chat on settings.web_host:web_port until `stop` is set.
 
     With `pump`/`tracker` given (a process running several adapters), the web chat
     registers its callbacks on them and the caller runs them; without, it runs its own.
-    `ready(url)` is called once listening (the URL is also logged and printed).
+    `ready(url)` is called once listening (the URL is also logged and printed). Without
+    `chat_ui` only /healthz and /metrics are served; `configure(app)` may add routes (the
+    Telegram webhook) to this same server.
     """
     chat = await WebChat.create(settings, redis, queue, conversation, metrics=metrics)
     own_tasks: list[asyncio.Task[None]] = []
@@ -505,14 +513,18 @@ async def serve_web_chat(
         )
         own_tasks.append(asyncio.create_task(tracker.run(stop), name="web-status"))
     chat.register(pump, tracker)
-    runner = web.AppRunner(chat.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    app = chat.app(chat_ui=chat_ui)
+    if configure is not None:
+        configure(app)  # e.g. the Telegram webhook route, on this same server
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
         url = _url(runner, settings)
         log.info("web chat at %s", url)
-        print(f"avatarbot web chat: {url}", flush=True)  # the one line a user needs
+        what = "web chat" if chat_ui else "health and metrics"
+        print(f"avatarbot {what}: {url}", flush=True)  # the one line a user needs
         if ready is not None:
             ready(url)
         await stop.wait()

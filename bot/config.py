@@ -88,9 +88,7 @@ class Settings(BaseSettings):
         validation_alias=_env("AVATARBOT_MODEL"),
         description="Hub id or local path of the diffusion model.",
     )
-    output_size: Literal[512, 768, 1024] = Field(
-        default=512, validation_alias=_env("AVATARBOT_OUTPUT_SIZE")
-    )
+    output_size: int = Field(default=512, validation_alias=_env("AVATARBOT_OUTPUT_SIZE"))
     batch_size: int = Field(default=4, ge=1, le=64, validation_alias=_env("AVATARBOT_BATCH_SIZE"))
     styles_file: Path | None = Field(default=None, validation_alias=_env("AVATARBOT_STYLES_FILE"))
 
@@ -157,6 +155,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("output_size")
+    @classmethod
+    def _size_bucket(cls, value: int) -> int:
+        if value not in (512, 768, 1024):
+            raise ValueError("must be 512, 768 or 1024")
+        return value
 
     @field_validator("redis_url")
     @classmethod

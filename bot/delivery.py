@@ -279,7 +279,10 @@ class StatusTracker:
         return True
 
     async def _take_slot(self, job: Job) -> bool:
-        """At most one update per chat per `throttle_s`, across processes."""
-        chat = ":".join(quote(p, safe="") for p in (job.owner.platform, job.owner.chat_id))
+        """At most one update per user per chat every `throttle_s`, across processes (on
+        Discord each user's status is its own message; on Telegram AIORateLimiter also keeps
+        a group inside its per-chat flood limit)."""
+        owner = job.owner
+        chat = ":".join(quote(p, safe="") for p in (owner.platform, owner.chat_id, owner.user_id))
         key = f"{self._prefix}:conv:throttle:{chat}"
         return bool(await self._redis.set(key, "1", nx=True, px=round(self.throttle_s * 1000)))

@@ -108,7 +108,13 @@ class EmbeddedRedis:
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         self._proc = subprocess.Popen(  # noqa: S603  # fixed argv, our own executable
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal must not stop Redis before the
+            # workers have finished their batches; we stop it last, ourselves.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while not self._alive():

@@ -49,14 +49,17 @@ def redact_url(url: str) -> str:
 
 def make_client(url: str) -> aioredis.Redis:
     """A client that retries individual commands on transient connection errors."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3)
+    errors: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
+    if url.startswith("unix://"):  # unix sockets reject the TCP keepalive option
+        return aioredis.Redis.from_url(
+            url, socket_connect_timeout=5, health_check_interval=15, retry=retry,
+            retry_on_error=errors,
+        )  # fmt: skip
     return aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+        url, socket_connect_timeout=5, health_check_interval=15, retry=retry,
+        retry_on_error=errors, socket_keepalive=True,
+    )  # fmt: skip
 
 
 def parse_version(text: str) -> tuple[int, int, int]:

@@ -48,6 +48,8 @@ from generation.backends.base import (
 )
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -356,6 +358,17 @@ def _log_progress_error(future: concurrent.futures.Future[None]) -> None:
         log.debug("progress update failed: %s", exc.__class__.__name__)
 
 
+async def _labelling_encoder(settings: Settings, redis: Redis) -> Encoder:
+    """Every avatar leaves the worker labelled as AI-made (C2PA + XMP + watermark), its
+    watermark id recorded so a stripped copy can still be traced to its style and date."""
+    from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+    from generation.marks import MarkRegistry  # noqa: PLC0415
+
+    labeller = await asyncio.to_thread(load_labeller, settings)
+    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s)
+    return ResultEncoder(labeller, registry=registry, loop=asyncio.get_running_loop())
+
+
 def run_worker(
     settings: Settings, backend: Backend | None = None, *, encode: Encoder | None = None
 ) -> int:
@@ -377,6 +390,8 @@ async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | 
         backend = load(settings.backend, model=settings.model)
     await asyncio.to_thread(backend.warmup)
     redis = await connect(settings.redis_url)
+    if encode is None:
+        encode = await _labelling_encoder(settings, redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -390,7 +405,7 @@ async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | 
             output_size=settings.output_size,
             reclaim_interval_s=settings.reclaim_interval_s,
             heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
-            encode=encode or png_encoder,
+            encode=encode,
         )
         log.info(
             "worker %s: backend %s, batch %d, %d px, pid %d",

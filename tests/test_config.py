@@ -22,8 +22,10 @@ def test_reads_well_known_and_prefixed_names() -> None:
             "AVATARBOT_BACKEND": "diffusers",
             "AVATARBOT_DAILY_QUOTA": "7",
             "AVATARBOT_LOG_LEVEL": "debug",
+            "AVATARBOT_OUTPUT_SIZE": "768",
         }
     )
+    assert s.output_size == 768
     assert s.redis_url == "redis://example:6380/2"
     assert s.telegram_bot_token is not None
     assert s.telegram_bot_token.get_secret_value() == "123:SECRET"
@@ -39,6 +41,7 @@ def test_reads_well_known_and_prefixed_names() -> None:
         ({"AVATARBOT_BACKEND": "gpu-magic"}, "AVATARBOT_BACKEND"),
         ({"REDIS_URL": "http://nope"}, "REDIS_URL"),
         ({"AVATARBOT_WEB_PORT": "70000"}, "AVATARBOT_WEB_PORT"),
+        ({"AVATARBOT_OUTPUT_SIZE": "600"}, "AVATARBOT_OUTPUT_SIZE"),
     ],
 )
 def test_malformed_setting_names_the_variable(env: dict[str, str], name: str) -> None:

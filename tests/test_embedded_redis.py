@@ -62,3 +62,12 @@ def test_bad_executable_fails_clearly(tmp_path: Path) -> None:
 def test_too_long_data_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedRedisError, match="too long"):
         EmbeddedRedis(tmp_path / ("x" * 120))
+
+
+async def test_connect_reaches_the_embedded_server_over_its_socket(tmp_path: Path) -> None:
+    from bot.redis_connection import connect  # noqa: PLC0415
+
+    with EmbeddedRedis(tmp_path) as server:
+        client = await connect(server.url, wait_s=5)
+        assert await client.ping()
+        await client.aclose()

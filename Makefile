@@ -2,19 +2,30 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# diffusion: torch==2.13.0 (CPU wheel) + diffusers, for the diffusers backend's tests and types
-EXTRAS ?= dev,diffusion
+# `make run` installs only what the bot and the CPU worker need (no torch). `make test`
+# adds the test tools and the diffusion extra: torch==2.13.0 (pinned through
+# constraints.txt: a looser spec pulls a multi-GB CUDA build) + diffusers.
+# For the diffusers backend: make run RUN_EXTRAS=diffusion AVATARBOT_BACKEND=diffusers
+RUN_EXTRAS  ?=
+TEST_EXTRAS ?= dev,diffusion
 
-.PHONY: install run test lint typecheck pytest bench previews clean
+.PHONY: install install-run run test lint typecheck pytest bench previews clean
 
-$(VENV)/.installed-$(EXTRAS): pyproject.toml constraints.txt
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e '.[$(EXTRAS)]'
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(VENV)/.installed-run-$(RUN_EXTRAS): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e '.$(if $(RUN_EXTRAS),[$(RUN_EXTRAS)])'
 	touch $@
 
-install: $(VENV)/.installed-$(EXTRAS)
+$(VENV)/.installed-test-$(TEST_EXTRAS): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install --disable-pip-version-check -q -c constraints.txt -e '.[$(TEST_EXTRAS)]'
+	touch $@
 
-run: install
+install-run: $(VENV)/.installed-run-$(RUN_EXTRAS)
+install: $(VENV)/.installed-test-$(TEST_EXTRAS)
+
+run: install-run
 	$(VENV)/bin/avatarbot run
 
 lint: install

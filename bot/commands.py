@@ -134,7 +134,7 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.faces import DlibHogDetector  # noqa: PLC0415
     from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
-    from generation.backends import load_backend  # noqa: PLC0415
+    from generation.backends import backend_from_settings  # noqa: PLC0415
     from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
     from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
 
@@ -144,7 +144,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     data = _read_input(args.selfie, settings.max_upload_bytes)
     intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
     selfie = intake.process(data)
-    backend = load_backend(settings.backend, model=settings.model)
+    backend = backend_from_settings(settings, catalog)
     seed = args.seed if args.seed is not None else new_seed()
     request = GenerationRequest(
         key="cli",

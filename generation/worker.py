@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import io
 import logging
 import os
@@ -30,7 +29,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -384,10 +383,9 @@ async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | 
         raise ConfigError("REDIS_URL is not set (the worker needs a Redis to take jobs from)")
     catalog = StyleCatalog.load(settings.styles_file)
     if backend is None:
-        # load_backend lives beside the backends (written separately); resolved at run time.
-        backends = importlib.import_module("generation.backends")
-        load = cast("Callable[..., Backend]", backends.load_backend)
-        backend = load(settings.backend, model=settings.model)
+        from generation.backends import backend_from_settings  # noqa: PLC0415
+
+        backend = await asyncio.to_thread(backend_from_settings, settings, catalog)
     await asyncio.to_thread(backend.warmup)
     redis = await connect(settings.redis_url)
     if encode is None:

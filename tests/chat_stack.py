@@ -18,6 +18,8 @@ from bot.queue import JobQueue, QueueConfig
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
+from generation.labelling import ResultEncoder, load_labeller
+from generation.marks import MarkRegistry
 from generation.worker import Worker
 
 
@@ -44,10 +46,19 @@ class ChatStack:
             heartbeat_interval_s=1.0,
             block_ms=100,
             progress_interval_s=0.1,
+            encode=self.encoder(),
         )
         self.workers.append(worker)
         self._tasks.append(asyncio.create_task(worker.run(self._stop), name="worker"))
         return worker
+
+    def encoder(self) -> ResultEncoder:
+        """What production workers use: every avatar labelled (C2PA, XMP, watermark) and
+        its mark recorded, so tests see exactly what users get."""
+        registry = MarkRegistry(self.redis, self.settings.key_prefix, ttl_s=3600)
+        return ResultEncoder(
+            load_labeller(self.settings), registry=registry, loop=asyncio.get_running_loop()
+        )
 
     async def stop(self) -> None:
         self._stop.set()

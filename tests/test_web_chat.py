@@ -22,6 +22,7 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright
 
 from bot.config import Settings, load_settings
+from generation.labelling import ImageVerifier, load_labeller
 from tests import hostile
 from tests.conftest import DATA
 from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, RunningWebChat, running_web_chat
@@ -172,6 +173,11 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
         with Image.open(io.BytesIO(data)) as im:
             assert im.format in ("PNG", "JPEG")
             assert im.size == (size, size)
+        # ...and it is what the caption says: signed, AI-labelled, verifiable as ours.
+        verifier = ImageVerifier(load_labeller(chat.stack.settings))
+        verdict = await asyncio.to_thread(verifier, data)
+        assert verdict.intact, verdict.describe()
+        assert verdict.verdict.ai_generated
 
         if os.environ.get("AVATARBOT_SCREENSHOT") == "1":
             await page.locator("[data-testid=log]").evaluate(

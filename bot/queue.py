@@ -646,16 +646,38 @@ class JobQueue:
             if int(info.get("pending", 0)) == 0 and idle_ms > self.config.consumer_idle_s * 1000:
                 await self.redis.xgroup_delconsumer(self._jobs, lua.JOBS_GROUP, info["name"])
                 consumers += 1
-        if trimmed or pruned or workers or consumers:
+        orphans = await self.sweep_orphaned_selfies()
+        if trimmed or pruned or workers or consumers or orphans:
             log.info(
                 "queue upkeep: %d dead letters trimmed, %d index entries pruned, "
-                "%d workers expired, %d idle consumers removed",
+                "%d workers expired, %d idle consumers removed, %d orphaned selfies deleted",
                 trimmed,
                 pruned,
                 workers,
                 consumers,
+                orphans,
             )
         return int(trimmed), int(pruned), int(workers), consumers
+
+    async def sweep_orphaned_selfies(self) -> int:
+        """Delete selfie copies that no job needs any more: their job vanished or ended
+        (a dead-lettered job keeps its selfie for a retry until the selfie's TTL). Runs with
+        the periodic upkeep, so a crash between a job's end and its cleanup never leaves a
+        selfie behind for longer than one upkeep interval. Returns how many were deleted."""
+        prefix = self.selfie_key("")
+        deleted = 0
+        async for key in self.redis.scan_iter(match=f"{prefix}*", count=500):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            job_id = name[len(prefix) :]
+            status = await self.redis.hget(self.job_key(job_id), "status")
+            if status is not None:
+                state = JobStatus(status.decode() if isinstance(status, bytes) else status)
+                if not state.final or state is JobStatus.DEAD:
+                    continue
+            deleted += await self.redis.delete(name)
+        if deleted:
+            log.warning("deleted %d orphaned selfie(s): their jobs had ended", deleted)
+        return deleted
 
     # --- bots: delivering ----------------------------------------------------------------
 

@@ -486,3 +486,24 @@ async def test_decoding_client_is_refused(redis_url: str) -> None:
             JobQueue(client, QueueConfig())
     finally:
         await client.aclose()
+
+
+async def test_upkeep_deletes_orphaned_selfies_and_keeps_needed_ones(
+    queue: JobQueue, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    """A selfie whose job ended or vanished (say a crash between a job's end and its
+    cleanup) is deleted by the periodic upkeep; queued and dead-lettered jobs keep theirs."""
+    queued = await queue.enqueue(request(1), SELFIE)
+    done = await queue.enqueue(request(2), SELFIE)
+    vanished = await queue.enqueue(request(3), SELFIE)
+    [claimed] = [c for c in await queue.claim("w1", 4, 10) if c.job.id == done.job.id]
+    await queue.complete(claimed, result_for(claimed))
+    # Simulate the crashes: a finished job's selfie left behind, and a job hash gone.
+    await redis_client.set(queue.selfie_key(done.job.id), SELFIE, ex=3600)
+    await redis_client.delete(queue.job_key(vanished.job.id))
+
+    assert await queue.sweep_orphaned_selfies() == 2
+    selfies = [k async for k in redis_client.scan_iter(match=f"{key_prefix}:selfie:*")]
+    assert selfies == [queue.selfie_key(queued.job.id).encode()]
+    await queue.maintain()  # the periodic path runs the same sweep: nothing left to do
+    assert await queue.sweep_orphaned_selfies() == 0

@@ -8,10 +8,13 @@ Redis start their own server with `redis_server_factory`.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,10 +25,50 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.config import Settings, load_settings
+from bot.logs import RedactingFilter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DATA = Path(__file__).parent / "data"
+
+# --- the whole run's logs: no token, no image bytes ------------------------------------------
+# Every record any test logs (at INFO and above) also goes through the production log
+# pipeline: a handler with bot.logs' RedactingFilter, told the secrets the way production
+# tells it (the tokens in Settings). Telegram-shaped tokens are NOT listed: the filter must
+# catch them by shape. At the end of the session the output is searched for every test
+# token and for image bytes; a hit fails the run.
+CONFIGURED_SECRETS = ("fake-bot-token",)  # the fake Discord's bot token, set via Settings
+FORBIDDEN_IN_LOGS = (
+    "fake-bot-token",
+    "123456789:TEST-fake-token-for-avatarbot-tests",
+    "secret-interaction-token",
+    r"\x89PNG",  # repr() of PNG bytes
+    "\x89PNG",  # PNG bytes decoded as latin-1
+    "\ufffdPNG",  # PNG bytes decoded as UTF-8 with replacement
+    "JFIF",
+    "iVBORw0KGgo",  # base64 of a PNG header
+    "/9j/4",  # base64 of a JPEG header
+)
+_RUN_LOG = io.StringIO()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    handler = logging.StreamHandler(_RUN_LOG)
+    handler.setLevel(logging.INFO)
+    handler.addFilter(RedactingFilter(CONFIGURED_SECRETS))
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    text = _RUN_LOG.getvalue()
+    leaks = [needle for needle in FORBIDDEN_IN_LOGS if needle in text]
+    if leaks:
+        lines = [line for line in text.splitlines() if any(n in line for n in leaks)]
+        sys.stderr.write(
+            f"\nSECRETS OR IMAGE BYTES IN THE RUN'S LOGS: {leaks}\n" + "\n".join(lines[:20]) + "\n"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def free_port() -> int:

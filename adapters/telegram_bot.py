@@ -39,8 +39,9 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -122,6 +123,8 @@ CHAT_ACTION_MAX_S = 600.0
 #: A status update for a job this young with no queue message yet is skipped: the
 #: handler that enqueued it is about to show it (avoids a second queue message).
 STATUS_GRACE_S = 10.0
+#: A polling problem that persists is logged again after this long.
+POLL_ERROR_RELOG_S = 300.0
 #: Updates handled at once (different chats/users run concurrently, one user's in order).
 CONCURRENT_UPDATES = 64
 _NON_IMAGE_KINDS = {
@@ -156,7 +159,6 @@ class _Where:
     """The message `edit` became, once it was edited."""
     ask_reply: bool = False
     """Ask for the answer as a reply (groups: so the selfie reaches the bot)."""
-    sent: list[Message] = field(default_factory=list)
 
 
 class PerUserUpdateProcessor(BaseUpdateProcessor):
@@ -255,7 +257,8 @@ class TelegramAdapter:
             builder = builder.updater(None)
         self.application: _App = builder.build()  # type: ignore[assignment]  # PTB's builder generics
         self._chat_actions: dict[str, asyncio.Task[None]] = {}
-        self._last_poll_error: str | None = None
+        self._last_poll_error: tuple[str, float] = ("", float("-inf"))
+        self._preview_blobs: dict[Path, bytes] = {}
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
         self._register_handlers()
@@ -315,10 +318,13 @@ class TelegramAdapter:
             log.warning("telegram: could not set the command menu (%s)", type(exc).__name__)
 
     def _on_poll_error(self, exc: TelegramError) -> None:
+        """Once per kind of trouble (and again after a quiet while), not every retry."""
         kind = type(exc).__name__
-        if kind != self._last_poll_error:  # once per kind of trouble, not every retry
+        now = time.monotonic()
+        last_kind, last_at = self._last_poll_error
+        if kind != last_kind or now - last_at > POLL_ERROR_RELOG_S:
             log.warning("telegram: polling failed (%s: %s); retrying", kind, exc.message)
-        self._last_poll_error = kind
+            self._last_poll_error = (kind, now)
 
     # ------------------------------------------------------------------ webhook
 
@@ -571,7 +577,10 @@ class TelegramAdapter:
 
     async def deliver(self, delivery: Delivery, replies: Sequence[Reply]) -> None:
         """Send a job's outcome (the DeliveryPump callback). Returns once the chat has it
-        or the result is recorded as undeliverable; raises when a later try may work."""
+        or the result is recorded as undeliverable; raises when a later try may work.
+
+        Each Bot API call of the outcome is recorded once made, so a retry (or a
+        redelivery after a restart) sends only what the chat does not have yet."""
         job = delivery.job
         if job is None:
             return
@@ -580,11 +589,12 @@ class TelegramAdapter:
         await self._retire_status_message(job.id)
         done = await self.state.sent_parts(job.id)
         try:
-            for part, reply in enumerate(replies):
-                if part in done:
-                    continue
-                await self._render(where, [reply])
-                await self.state.mark_sent(job.id, part)
+            for i, reply in enumerate(replies):
+                for j, step in enumerate(self._steps(where, reply)):
+                    part = f"{i}.{j}"
+                    if part not in done:
+                        await step()
+                        await self.state.mark_sent(job.id, part)
         except (Forbidden, BadRequest) as exc:
             reason = f"{type(exc).__name__}: {exc.message}"
             await self.state.record_undeliverable(job.id, where.chat_id, reason)
@@ -669,16 +679,25 @@ class TelegramAdapter:
 
     async def _render(self, where: _Where, replies: Sequence[Reply]) -> None:
         for reply in replies:
-            if isinstance(reply, Text | Failure):
-                await self._send_text(where, reply.text, reply.buttons)
-            elif isinstance(reply, StylePicker):
-                await self._send_picker(where, reply)
-            elif isinstance(reply, Queued):
-                await self._send_queued(where, reply)
-            elif isinstance(reply, Avatar):
-                await self._send_avatar(where, reply)
-            else:
-                await self._send_original(where, reply)
+            for step in self._steps(where, reply):
+                await step()
+
+    def _steps(self, where: _Where, reply: Reply) -> list[Callable[[], Awaitable[None]]]:
+        """The Bot API calls that show one reply, in order."""
+        if isinstance(reply, Text | Failure):
+            return [functools.partial(self._send_text, where, reply.text, reply.buttons)]
+        if isinstance(reply, StylePicker):
+            return [functools.partial(self._send_picker, where, reply)]
+        if isinstance(reply, Queued):
+            return [functools.partial(self._send_queued, where, reply)]
+        if isinstance(reply, Avatar):
+            if len(reply.images) == 1:
+                return [functools.partial(self._send_avatar_photo, where, reply)]
+            return [
+                functools.partial(self._send_avatar_album, where, reply),
+                functools.partial(self._send_avatar_buttons, where, reply),
+            ]
+        return [functools.partial(self._send_original, where, reply)]
 
     def _common(self, where: _Where) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -697,10 +716,7 @@ class TelegramAdapter:
         markup: InlineKeyboardMarkup | ForceReply | None = keyboard
         if markup is None and where.ask_reply:
             markup = ForceReply(selective=True, input_field_placeholder="Send your selfie")
-        sent = await self.bot.send_message(
-            where.chat_id, text, reply_markup=markup, **self._common(where)
-        )
-        where.sent.append(sent)
+        await self.bot.send_message(where.chat_id, text, reply_markup=markup, **self._common(where))
 
     async def _edit_in_place(
         self, where: _Where, text: str, markup: InlineKeyboardMarkup | None
@@ -726,17 +742,16 @@ class TelegramAdapter:
         if await self._edit_in_place(where, picker.text, markup) is not None:
             return
         await self._send_previews(where, picker)
-        sent = await self.bot.send_message(
+        await self.bot.send_message(
             where.chat_id, picker.text, reply_markup=markup, **self._common(where)
         )
-        where.sent.append(sent)
 
     async def _send_previews(self, where: _Where, picker: StylePicker) -> None:
         """The album of style previews, once per chat; re-sent by cached file ids."""
         options = [o for o in picker.options if o.preview is not None and o.preview.is_file()]
         if len(options) < 2 or not await self.state.claim_preview_album(where.chat_id):
             return
-        blobs = [o.preview.read_bytes() for o in options if o.preview is not None]
+        blobs = [self._preview_bytes(o.preview) for o in options if o.preview is not None]
         digests = [hashlib.blake2b(b, digest_size=10).hexdigest() for b in blobs]
         cached = await self.state.preview_file_ids(digests)
         try:
@@ -757,6 +772,13 @@ class TelegramAdapter:
             if m.photo and d not in cached
         }
         await self.state.save_preview_file_ids(fresh)
+
+    def _preview_bytes(self, path: Path) -> bytes:
+        """Preview images are static package data: read each once."""
+        blob = self._preview_blobs.get(path)
+        if blob is None:
+            blob = self._preview_blobs[path] = path.read_bytes()
+        return blob
 
     async def _send_album(
         self,
@@ -788,28 +810,54 @@ class TelegramAdapter:
             reply.job_id, MessageRef(message.chat.id, message.message_id)
         )
 
-    async def _send_avatar(self, where: _Where, avatar: Avatar) -> None:
-        markup = _keyboard(avatar.buttons, per_row=2)
-        common = self._common(where)
-        if len(avatar.images) == 1:
-            image = avatar.images[0]
+    async def _send_avatar_photo(self, where: _Where, avatar: Avatar) -> None:
+        image = avatar.images[0]
+        try:
             await self.bot.send_photo(
                 where.chat_id,
                 InputFile(image.data, filename=f"avatar.{image.extension}"),
                 caption=avatar.caption,
-                reply_markup=markup,
-                **common,
+                reply_markup=_keyboard(avatar.buttons),
+                **self._common(where),
             )
-            return
+        except BadRequest as exc:
+            if not _photo_refused(exc):
+                raise
+            log.info("telegram: avatar refused as a photo (%s); sending a file", exc.message)
+            await self._send_as_files(where, avatar)
+            await self._send_avatar_buttons(where, avatar)
+
+    async def _send_avatar_album(self, where: _Where, avatar: Avatar) -> None:
         media = [
             InputMediaPhoto(
                 InputFile(im.data, filename=f"avatar-{i + 1}.{im.extension}", attach=True)
             )
             for i, im in enumerate(avatar.images[:10])
         ]
-        await self.bot.send_media_group(where.chat_id, media, **common)
-        common.pop("reply_parameters", None)
-        await self.bot.send_message(where.chat_id, avatar.caption, reply_markup=markup, **common)
+        try:
+            await self.bot.send_media_group(where.chat_id, media, **self._common(where))
+        except BadRequest as exc:
+            if not _photo_refused(exc):
+                raise
+            log.info("telegram: album refused as photos (%s); sending files", exc.message)
+            await self._send_as_files(where, avatar)
+
+    async def _send_avatar_buttons(self, where: _Where, avatar: Avatar) -> None:
+        common = self._common(where)
+        common.pop("reply_parameters", None)  # the album above already replies
+        await self.bot.send_message(
+            where.chat_id, avatar.caption, reply_markup=_keyboard(avatar.buttons), **common
+        )
+
+    async def _send_as_files(self, where: _Where, avatar: Avatar) -> None:
+        """Telegram refused the images as photos (too big, odd dimensions): send files."""
+        for i, image in enumerate(avatar.images):
+            await self.bot.send_document(
+                where.chat_id,
+                InputFile(image.data, filename=f"avatar-{i + 1}.{image.extension}"),
+                disable_content_type_detection=True,
+                **self._common(where),
+            )
 
     async def _send_original(self, where: _Where, original: OriginalFile) -> None:
         await self.bot.send_document(
@@ -864,6 +912,15 @@ def _non_image_kind(mime: str | None) -> str | None:
     if not mime or mime.startswith("image/") or mime == "application/octet-stream":
         return None
     return _NON_IMAGE_KINDS.get(mime, "a file that isn't a photo")
+
+
+def _photo_refused(exc: BadRequest) -> bool:
+    """Telegram would not take these bytes as a photo (but would as a file)."""
+    text = exc.message.lower()
+    return any(
+        marker in text
+        for marker in ("photo_invalid_dimensions", "image_process_failed", "too big", "photo")
+    )
 
 
 def _is_ephemeral(reply: Reply) -> bool:

@@ -90,14 +90,15 @@ class TelegramState:
         return MessageRef(int(data["chat"]), int(data["message"]))
 
     # --- delivery progress -------------------------------------------------------------
-    async def sent_parts(self, job_id: str) -> set[int]:
+    async def sent_parts(self, job_id: str) -> set[str]:
+        """Which parts of a job's outcome the chat already has (names chosen by the caller)."""
         members = await self._redis.smembers(f"{self._base}:sent:{job_id}")
-        return {int(_text(m)) for m in members}
+        return {_text(m) for m in members}
 
-    async def mark_sent(self, job_id: str, part: int) -> None:
+    async def mark_sent(self, job_id: str, part: str) -> None:
         key = f"{self._base}:sent:{job_id}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, str(part))
+            pipe.sadd(key, part)
             pipe.expire(key, self._ttl_s)
             await pipe.execute()
 

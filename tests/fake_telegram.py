@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import itertools
 import json
@@ -162,10 +163,13 @@ class FakeTelegram:
             "supports_inline_queries": False,
         }
         self.calls: list[Call] = []
+        self._by_chat: dict[int, list[Call]] = {}
+        self._chat_changed: dict[int, asyncio.Condition] = {}
         self.violations: list[str] = []
         self.downloads: list[str] = []
         self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self.files: dict[str, StoredFile] = {}
+        self._files_by_path: dict[str, StoredFile] = {}
         self.chats: dict[int, dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.blocked: set[int] = set()
@@ -184,6 +188,9 @@ class FakeTelegram:
         self._push_task: asyncio.Task[None] | None = None
         self._wake_push = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._thumb_cache: dict[
+            bytes, tuple[tuple[int, int], list[tuple[bytes, tuple[int, int]]]]
+        ] = {}
         self.port = 0
 
     # --- lifecycle -----------------------------------------------------------
@@ -270,25 +277,19 @@ class FakeTelegram:
     ) -> dict[str, Any]:
         """The user sends a photo: Telegram offers several sizes, the original last.
         `reply_to`: a message (e.g. one the bot sent) this one replies to."""
-        with Image.open(io.BytesIO(jpeg)) as im:
-            width, height = im.size
-            sizes = []
-            for side in (90, 320):
-                if max(width, height) > side:
-                    thumb = im.convert("RGB")
-                    thumb.thumbnail((side, side))
-                    buf = io.BytesIO()
-                    thumb.save(buf, "JPEG", quality=80)
-                    stored = self.add_file(buf.getvalue(), ext="jpg", folder="photos")
-                    sizes.append(
-                        {
-                            "file_id": stored.file_id,
-                            "file_unique_id": stored.file_unique_id,
-                            "width": thumb.width,
-                            "height": thumb.height,
-                            "file_size": len(stored.data),
-                        }
-                    )
+        (width, height), thumbs = self._thumbnails(jpeg)
+        sizes = []
+        for data, (w, h) in thumbs:
+            stored = self.add_file(data, ext="jpg", folder="photos")
+            sizes.append(
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "width": w,
+                    "height": h,
+                    "file_size": len(data),
+                }
+            )
         stored = self.add_file(jpeg, reported_size=reported_size, ext="jpg", folder="photos")
         sizes.append(
             {
@@ -337,6 +338,28 @@ class FakeTelegram:
         self._push_update({"message": message})
         return message
 
+    def _thumbnails(
+        self, jpeg: bytes
+    ) -> tuple[tuple[int, int], list[tuple[bytes, tuple[int, int]]]]:
+        """(size, [(thumbnail JPEG, size)...]) of a photo: the 90 and 320 px versions
+        Telegram makes (cached: load tests send one photo many times)."""
+        key = hashlib.blake2b(jpeg, digest_size=16).digest()
+        cached = self._thumb_cache.get(key)
+        if cached is not None:
+            return cached
+        thumbs = []
+        with Image.open(io.BytesIO(jpeg)) as im:
+            size = im.size
+            for side in (90, 320):
+                if max(size) > side:
+                    thumb = im.convert("RGB")
+                    thumb.thumbnail((side, side))
+                    buf = io.BytesIO()
+                    thumb.save(buf, "JPEG", quality=80)
+                    thumbs.append((buf.getvalue(), thumb.size))
+        self._thumb_cache[key] = (size, thumbs)
+        return size, thumbs
+
     def press(self, user: Mapping[str, Any], message: Mapping[str, Any], data: str) -> str:
         """The user presses an inline button with this callback data; returns the query id."""
         query_id = f"cb{next(self._callback_ids)}"
@@ -376,6 +399,7 @@ class FakeTelegram:
             file_path=f"{folder}/file_{n}.{ext}",
         )
         self.files[stored.file_id] = stored
+        self._files_by_path[stored.file_path] = stored
         return stored
 
     # --- failures on demand -----------------------------------------------------
@@ -424,20 +448,28 @@ class FakeTelegram:
         *,
         count: int = 1,
         within: float = 10.0,
+        chat_id: int | None = None,
     ) -> list[Call]:
-        """Wait until `count` successful calls of `method` matching `predicate` exist."""
+        """Wait until `count` successful calls of `method` matching `predicate` exist
+        (only calls to `chat_id` when given: cheap with many chats waiting at once)."""
 
         def matching() -> list[Call]:
+            pool = self.calls if chat_id is None else self._by_chat.get(chat_id, [])
             return [
                 c
-                for c in self.calls
+                for c in pool
                 if c.method == method and c.ok and (predicate is None or predicate(c))
             ]
 
+        condition = (
+            self._changed
+            if chat_id is None
+            else self._chat_changed.setdefault(chat_id, asyncio.Condition())
+        )
         try:
             async with asyncio.timeout(within):
-                async with self._changed:
-                    await self._changed.wait_for(lambda: len(matching()) >= count)
+                async with condition:
+                    await condition.wait_for(lambda: len(matching()) >= count)
         except TimeoutError:
             recent = ", ".join(f"{c.method}:{c.status}" for c in self.calls[-15:])
             raise AssertionError(
@@ -512,6 +544,13 @@ class FakeTelegram:
 
     async def _record(self, call: Call) -> None:
         self.calls.append(call)
+        chat_id = call.chat_id
+        if chat_id is not None:
+            self._by_chat.setdefault(chat_id, []).append(call)
+            condition = self._chat_changed.get(chat_id)
+            if condition is not None:
+                async with condition:
+                    condition.notify_all()
         await self._notify()
 
     async def _notify(self) -> None:
@@ -566,9 +605,9 @@ class FakeTelegram:
             return web.Response(status=401)
         self.downloads.append(path)
         await self._notify()
-        for stored in self.files.values():
-            if stored.file_path == path:
-                return web.Response(body=stored.data, content_type="application/octet-stream")
+        stored = self._files_by_path.get(path)
+        if stored is not None:
+            return web.Response(body=stored.data, content_type="application/octet-stream")
         self.violations.append(f"download of unknown file path {path!r}")
         return web.Response(status=404)
 

@@ -471,6 +471,22 @@ async def test_blocked_user_makes_the_result_undeliverable(
     assert job.delivered
 
 
+async def test_photo_refused_by_telegram_is_sent_as_a_file(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(4003)
+    chat = fake.private_chat(user)
+    fake.fail_next("sendPhoto", status=400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
+    await request_avatar(fake, user, chat, face_jpeg)
+    document = (await fake.wait_for("sendDocument", lambda c: c.chat_id == chat["id"]))[0]
+    assert image_of(document.uploads["document"].data).size == (harness.settings.output_size,) * 2
+    buttons = await fake.wait_for(
+        "sendMessage", lambda c: c.chat_id == chat["id"] and "v1:more:" in str(c.fields)
+    )
+    assert list(job_buttons(buttons[0])) == ["more", "style", "orig", "forget"]
+    assert [c.status for c in fake.calls_to("sendPhoto")] == [400]
+
+
 # --------------------------------------------------------------------------- webhook
 
 

@@ -270,7 +270,16 @@ class TelegramAdapter:
         return self.application.bot
 
     async def start(self) -> None:
-        """Connect (getMe), start handling updates, and poll or set the webhook."""
+        """Connect (getMe), start handling updates, and poll or set the webhook. If this
+        fails or is cancelled half-way, what was started is stopped again."""
+        try:
+            await self._start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> None:
         try:
             await self.application.initialize()
         except InvalidToken:

@@ -414,6 +414,10 @@ class TelegramAdapter:
         command = self._caption_command(message)
         if where.is_group and command is None and not self._replies_to_me(message):
             return  # in groups, only what is addressed to the bot
+        if message.media_group_id and not await self.state.claim_album(
+            where.chat_id, message.media_group_id
+        ):
+            return  # an album: its first photo is the selfie, the rest are ignored
         sender = _owner(update.effective_user.id, where.chat_id)
         data_or_problem = await self._download_selfie(message)
         if isinstance(data_or_problem, Failure):

@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 
 #: How long a chat counts as having seen the preview album.
 PREVIEWS_SHOWN_TTL_S = 30 * 24 * 3600
+#: The photos of one incoming album arrive within seconds of each other.
+ALBUM_TTL_S = 300
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ class TelegramState:
     async def unclaim_preview_album(self, chat_id: int) -> None:
         """The album could not be sent; let the next picker try again."""
         await self._redis.delete(f"{self._base}:shown:{chat_id}")
+
+    # --- incoming albums ---------------------------------------------------------------
+    async def claim_album(self, chat_id: int, media_group_id: str) -> bool:
+        """True for the first photo of an incoming album (each photo arrives alone)."""
+        key = f"{self._base}:album:{chat_id}:{media_group_id}"
+        return bool(await self._redis.set(key, "1", nx=True, ex=ALBUM_TTL_S))
 
     # --- the queue message of a job --------------------------------------------------
     async def status_message(self, job_id: str) -> MessageRef | None:

@@ -274,9 +274,11 @@ class FakeTelegram:
         caption: str | None = None,
         reported_size: int | None = None,
         reply_to: Mapping[str, Any] | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
         """The user sends a photo: Telegram offers several sizes, the original last.
-        `reply_to`: a message (e.g. one the bot sent) this one replies to."""
+        `reply_to`: a message (e.g. one the bot sent) this one replies to;
+        `media_group_id`: part of an album (each photo of an album is its own message)."""
         (width, height), thumbs = self._thumbnails(jpeg)
         sizes = []
         for data, (w, h) in thumbs:
@@ -301,6 +303,8 @@ class FakeTelegram:
             }
         )
         message = self._user_message(chat, user, reply_to, photo=sizes)
+        if media_group_id is not None:
+            message["media_group_id"] = media_group_id
         if caption is not None:
             message["caption"] = caption
             entities = _command_entities(caption)

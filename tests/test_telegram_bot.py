@@ -199,6 +199,20 @@ async def test_document_upload_is_a_selfie(
     assert len(fake.downloads) == 1
 
 
+async def test_an_album_of_selfies_counts_once(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    user = fake.user(1012)
+    chat = fake.private_chat(user)
+    for _ in range(3):
+        fake.send_photo(chat, user, face_jpeg, media_group_id="album-1")
+    await wait_picker(fake, chat["id"])
+    fake.send_text(chat, user, "/help")  # handled after the album, in order
+    await fake.wait_for("sendMessage", lambda c: c.chat_id == chat["id"], count=2)
+    assert len(fake.downloads) == 1
+    assert len(fake.calls_to("sendMessage", chat["id"])) == 2  # one picker, then /help
+
+
 @pytest.mark.parametrize(
     ("kind", "reported", "max_upload"),
     [

@@ -123,6 +123,10 @@ CHAT_ACTION_MAX_S = 600.0
 #: A status update for a job this young with no queue message yet is skipped: the
 #: handler that enqueued it is about to show it (avoids a second queue message).
 STATUS_GRACE_S = 10.0
+#: Queue-position edits, across all chats, per second: a third of Telegram's 30 messages/s,
+#: so that under a burst the results and answers keep most of the budget. Status changes
+#: (queued -> being made) always go through.
+STATUS_EDITS_PER_S = 10.0
 #: A polling problem that persists is logged again after this long.
 POLL_ERROR_RELOG_S = 300.0
 #: Updates handled at once (different chats/users run concurrently, one user's in order).
@@ -159,6 +163,25 @@ class _Where:
     """The message `edit` became, once it was edited."""
     ask_reply: bool = False
     """Ask for the answer as a reply (groups: so the selfie reaches the bot)."""
+
+
+class _TokenBucket:
+    """`rate` tokens per second, at most `burst` saved up; `take` never waits."""
+
+    def __init__(self, rate: float, *, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class PerUserUpdateProcessor(BaseUpdateProcessor):
@@ -259,6 +282,7 @@ class TelegramAdapter:
         self._chat_actions: dict[str, asyncio.Task[None]] = {}
         self._last_poll_error: tuple[str, float] = ("", float("-inf"))
         self._preview_blobs: dict[Path, bytes] = {}
+        self._status_budget = _TokenBucket(STATUS_EDITS_PER_S, burst=STATUS_EDITS_PER_S)
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
         self._register_handlers()
@@ -599,6 +623,7 @@ class TelegramAdapter:
             return
         self._stop_chat_action(job.id)
         where = _delivery_where(job)
+        await self.state.mark_outcome_started(job.id)  # before retiring: see _send_queued
         await self._retire_status_message(job.id)
         done = await self.state.sent_parts(job.id)
         try:
@@ -624,6 +649,8 @@ class TelegramAdapter:
         ref = await self.state.status_message(job.id)
         if ref is None and time.time() - job.created_at < STATUS_GRACE_S:
             return  # the handler that enqueued it is still showing it
+        if reply.status is JobStatus.QUEUED and not self._status_budget.take():
+            return  # a mere position change; results need the send budget more
         try:
             if ref is not None:
                 try:
@@ -822,6 +849,8 @@ class TelegramAdapter:
         await self.state.set_status_message(
             reply.job_id, MessageRef(message.chat.id, message.message_id)
         )
+        if await self.state.outcome_started(reply.job_id):
+            await self._retire_status_message(reply.job_id)  # the result overtook it
 
     async def _send_avatar_photo(self, where: _Where, avatar: Avatar) -> None:
         image = avatar.images[0]

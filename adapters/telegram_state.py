@@ -98,6 +98,13 @@ class TelegramState:
         return MessageRef(int(data["chat"]), int(data["message"]))
 
     # --- delivery progress -------------------------------------------------------------
+    async def mark_outcome_started(self, job_id: str) -> None:
+        """The job's outcome is being sent: its queue message must go, whenever shown."""
+        await self._redis.set(f"{self._base}:outcome:{job_id}", "1", ex=self._ttl_s)
+
+    async def outcome_started(self, job_id: str) -> bool:
+        return bool(await self._redis.exists(f"{self._base}:outcome:{job_id}"))
+
     async def sent_parts(self, job_id: str) -> set[str]:
         """Which parts of a job's outcome the chat already has (names chosen by the caller)."""
         members = await self._redis.smembers(f"{self._base}:sent:{job_id}")

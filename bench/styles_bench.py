@@ -31,6 +31,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
 from bot.faces import DlibHogDetector  # noqa: E402
 from bot.selfie import SelfieIntake, load_selfie  # noqa: E402
 from bot.styles import CpuRecipe, StyleCatalog  # noqa: E402
@@ -141,19 +142,7 @@ def main() -> None:
     )
     print(section)
     if args.write:
-        write_section(ROOT / "docs" / "benchmarks.md", section)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's section (up to the next `## `), or append it."""
-    text = path.read_text()
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
-    path.write_text(text)
+        write_section(section)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import redis.asyncio as aioredis  # noqa: E402
 from playwright.async_api import FilePayload, Page, async_playwright  # noqa: E402
 
+from bench.report import write_section  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, running_web_chat  # noqa: E402
@@ -174,19 +175,7 @@ def main() -> None:
     )
     print(section)
     if args.write:
-        write_section(ROOT / "docs" / "benchmarks.md", section)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's section (up to the next `## `), or append it."""
-    text = path.read_text()
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
-    path.write_text(text)
+        write_section(section)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Getting results and status updates from the queue to the chats that wait for them.
 
 `DeliveryPump` reads this bot's outcomes stream (through its consumer group, so results
-survive a bot restart), claims each outcome with `JobQueue.mark_delivered` (true exactly
-once per outcome: a redelivered or reclaimed entry never reaches a user twice), renders
-it into replies with the conversation and hands them to the adapter of the job's
-platform. An adapter that raises is logged once and the delivery is retried from memory
-with capped backoff (up to `max_attempts`), not dropped. The queue's guarantee is at
-most once: a bot killed between the claim and the send loses that message, while the
-result itself stays in Redis (`get_result`) until `result_ttl_s`.
+survive a bot restart) and delivers each outcome exactly once in effect: it takes a lease
+on it (`JobQueue.claim_delivery`: no other bot process sends it while the lease lives,
+and the lease is renewed while a slow send runs), renders it into replies with the
+conversation, hands them to the adapter of the job's platform, then confirms
+(`JobQueue.confirm_delivery`). A bot killed before confirming leaves the outcome to the
+next bot process (or itself, restarted), which takes the lapsed lease and sends it. A
+duplicate is possible only if a bot dies, or loses Redis for longer than the lease, in
+the instant between a successful send and its confirm (a confirm that fails on a Redis
+error is retried from memory, never the send). An adapter that raises is logged once and
+the delivery is retried with capped backoff (up to `max_attempts`), each try under a
+renewed lease; then it is given up (the result stays in Redis until `result_ttl_s`).
 
 `StatusTracker` keeps the "you're number 3 in the queue" messages current: it polls the
 status of the jobs this bot waits on (`bot.waiting.WaitingJobs`, in Redis) and calls the
@@ -36,6 +40,7 @@ import redis.asyncio as aioredis
 
 from bot.jobs import Job, JobStatus
 from bot.metrics import BotMetrics
+from bot.queue import DeliveryClaim
 from bot.replies import Queued, Reply
 from bot.waiting import Shown, WaitingJobs
 
@@ -92,16 +97,18 @@ class DeliveryPump:
         self.metrics = metrics
         self._handlers: dict[str, DeliverCallback] = {}
         self._retries: dict[str, _Retry] = {}
+        self._unconfirmed: dict[str, Delivery] = {}
         self.delivered = 0
-        """Outcomes handed to an adapter and marked delivered (for metrics and tests)."""
+        """Outcomes handed to an adapter without error (for metrics and tests)."""
 
     def register(self, platform: str, deliver: DeliverCallback) -> None:
         self._handlers[platform] = deliver
 
     @property
     def retrying(self) -> int:
-        """Entries whose delivery failed and waits for another try."""
-        return len(self._retries)
+        """Entries whose delivery failed and waits for another try, or whose send went
+        through and whose confirm waits for Redis."""
+        return len(self._retries) + len(self._unconfirmed)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set. Errors are logged and retried, never fatal: a pump
@@ -121,8 +128,11 @@ class DeliveryPump:
                 await asyncio.wait_for(stop.wait(), 1.0)
 
     async def pump_once(self, block_ms: int | None = None) -> int:
-        """Retry what is due, then read and deliver one batch; returns deliveries made."""
+        """Confirm what was sent, retry what is due, then read and deliver one batch;
+        returns deliveries made."""
         done = 0
+        for delivery in list(self._unconfirmed.values()):
+            await self._confirm(delivery)
         now = time.monotonic()
         for retry in list(self._retries.values()):
             if retry.due <= now and await self._deliver(retry.delivery, retry.attempts):
@@ -132,8 +142,8 @@ class DeliveryPump:
             next_due = min(r.due for r in self._retries.values())
             wait = max(1, min(wait, round((next_due - time.monotonic()) * 1000)))
         for delivery in await self.queue.read_outcomes(self.bot, self.consumer, self.batch, wait):
-            if delivery.entry_id in self._retries:
-                continue  # already ours, waiting for its retry
+            if delivery.entry_id in self._retries or delivery.entry_id in self._unconfirmed:
+                continue  # already ours, waiting for its retry or its confirm
             if await self._deliver(delivery, 0):
                 done += 1
         return done
@@ -141,21 +151,28 @@ class DeliveryPump:
     async def _deliver(self, delivery: Delivery, attempts: int) -> bool:
         job = delivery.job
         entry_id = delivery.entry_id
-        # Claim the right to tell the user first (the queue's contract): only one reader
-        # ever wins, so a redelivered or reclaimed entry never reaches a user twice. The
-        # claim acknowledges the entry; from here a failed send is retried from memory.
-        if attempts == 0 and not await self.queue.mark_delivered(self.bot, delivery):
-            log.info("outcome of job %s already delivered; skipped", delivery.outcome.job_id)
+        job_id = delivery.outcome.job_id
+        # Take the lease first: while it lives no other bot process sends this outcome.
+        claim = await self.queue.claim_delivery(self.bot, delivery, self.consumer)
+        if claim is not DeliveryClaim.OK:
+            self._retries.pop(entry_id, None)
+            log.info(
+                "outcome of job %s %s; skipped",
+                job_id,
+                "being delivered elsewhere" if claim is DeliveryClaim.HELD else "already handled",
+                extra={"job_id": job_id},
+            )
             return False
         if job is None:  # the queue drops these while reading; kept for the type
-            log.warning("outcome for vanished job %s dropped", delivery.outcome.job_id)
+            log.warning("outcome for vanished job %s dropped", job_id, extra={"job_id": job_id})
+            await self.queue.confirm_delivery(self.bot, delivery, sent=False)
             return False
         handler = self._handlers.get(job.owner.platform)
         try:
             if handler is None:
                 raise LookupError(f"no adapter for platform {job.owner.platform!r} here")
             replies = await self.renderer.outcome_replies(delivery)
-            await handler(delivery, replies)
+            await self._under_lease(delivery, handler(delivery, replies))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter failure must not stop the pump
@@ -166,8 +183,11 @@ class DeliveryPump:
                     job.id,
                     attempts + 1,
                     type(exc).__name__,
+                    extra={"job_id": job.id},
                 )
                 self._retries.pop(entry_id, None)
+                with contextlib.suppress(aioredis.ConnectionError, aioredis.TimeoutError):
+                    await self.queue.confirm_delivery(self.bot, delivery, sent=False)
                 return False
             if attempts == 0:
                 log.warning(
@@ -175,12 +195,16 @@ class DeliveryPump:
                     job.id,
                     type(exc).__name__,
                     exc,
+                    extra={"job_id": job.id},
                 )
             delay = min(self.retry_max_s, self.retry_base_s * 2**attempts)
             self._retries[entry_id] = _Retry(delivery, attempts + 1, time.monotonic() + delay)
             return False
         self._retries.pop(entry_id, None)
         self.delivered += 1
+        log.info(
+            "delivered job %s (%s)", job.id, delivery.outcome.status.value, extra={"job_id": job.id}
+        )
         if self.metrics is not None:
             self.metrics.observe_delivery(
                 job.owner.platform,
@@ -188,7 +212,58 @@ class DeliveryPump:
                 delivery.result.elapsed_s if delivery.result is not None else None,
                 (job.finished_at or time.time()) - job.created_at,
             )
+        self._unconfirmed[entry_id] = delivery
+        await self._confirm(delivery)
         return True
+
+    async def _confirm(self, delivery: Delivery) -> None:
+        """Mark a sent outcome delivered. A Redis error keeps it in memory for the next
+        pass: the confirm is retried, never the send."""
+        try:
+            first = await self.queue.confirm_delivery(self.bot, delivery)
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            log.warning(
+                "confirming delivery of job %s failed (%s); will retry",
+                delivery.outcome.job_id,
+                type(exc).__name__,
+                extra={"job_id": delivery.outcome.job_id},
+            )
+            return
+        self._unconfirmed.pop(delivery.entry_id, None)
+        if not first:
+            log.warning(
+                "job %s was already marked delivered when confirmed (its lease had lapsed)",
+                delivery.outcome.job_id,
+                extra={"job_id": delivery.outcome.job_id},
+            )
+
+    async def _under_lease(self, delivery: Delivery, send: Awaitable[None]) -> None:
+        """Run `send`, renewing the lease every third of its length until it returns."""
+        every = max(0.05, self.queue.config.delivery_lease_s / 3)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    claim = await self.queue.claim_delivery(self.bot, delivery, self.consumer)
+                except (aioredis.ConnectionError, aioredis.TimeoutError):
+                    continue
+                if claim is not DeliveryClaim.OK:
+                    log.warning(
+                        "lost the lease on job %s while sending (%s)",
+                        delivery.outcome.job_id,
+                        claim.value,
+                        extra={"job_id": delivery.outcome.job_id},
+                    )
+                    return
+
+        renewer = asyncio.create_task(renew(), name="delivery-lease")
+        try:
+            await send
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
 
 
 class StatusTracker:

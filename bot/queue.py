@@ -7,7 +7,8 @@ Keys (all under `{prefix}:`), and how each one ends:
   so the stream holds only queued and in-flight jobs (never trimmed with MAXLEN, which can
   drop unacknowledged jobs). No TTL: it carries the consumer group.
 - `job:{id}` — hash with the job's state (see `bot.jobs.Job`) plus bookkeeping fields
-  (`owner_key`, `bot`, `entry`, `quota_key`, `outcome_entry`, `dead_entry`, `worker`).
+  (`owner_key`, `bot`, `entry`, `quota_key`, `outcome_entry`, `dead_entry`, `worker`,
+  and `delivering`/`lease_until` while a bot holds the lease to deliver its outcome).
   TTL `job_ttl_s`.
 - `selfie:{id}` — the selfie JPEG. TTL `selfie_ttl_s`; deleted as soon as the job ends
   (a dead-lettered job keeps it until the TTL, so an operator can retry it).
@@ -33,11 +34,22 @@ Guarantees: a job is generated at least once (a worker that dies leaves its entr
 pending; `reclaim` hands them to another after `reclaim_idle_s`), at most
 `max_deliveries` times (then it is dead-lettered and its user told), and its outcome is
 published exactly once (the finishing script checks the job's state atomically).
-Delivery to the user is at most once; see `mark_delivered`.
+
+Delivery to the user is effectively exactly once, with a lease: a bot process takes a
+lease on an outcome (`claim_delivery`: "delivering by consumer X until T", in the job
+hash, atomically), sends it, then confirms (`confirm_delivery`: marks the job delivered,
+acknowledges and deletes the results entry). A bot that dies before confirming leaves the
+entry pending and its lease lapsing; another bot process (or the same bot restarted)
+reclaims the entry after `reclaim_idle_s`, takes the lapsed lease and sends it. So no
+outcome is lost, and a second send is possible only when a bot dies (or loses Redis for
+longer than the lease) in the instant between a successful send and its confirm. A
+sender renews its lease while a slow send runs (`DeliveryPump`). Lease times use each
+bot's clock: keep the bots' clocks in sync (NTP), as any lease-based scheme needs.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -143,6 +155,9 @@ class QueueConfig:
     """How often the reclaim path trims dead letters and prunes indexes."""
     consumer_idle_s: float = 3600.0
     """A worker consumer with nothing pending and idle this long is removed from the group."""
+    delivery_lease_s: float = 30.0
+    """How long a bot's claim to deliver an outcome lasts unless renewed; after that (the
+    bot died before confirming) another bot process may deliver it."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueueConfig:
@@ -156,6 +171,7 @@ class QueueConfig:
             result_ttl_s=settings.result_ttl_s,
             job_ttl_s=settings.job_ttl_s,
             maintenance_interval_s=max(settings.reclaim_interval_s, 60.0),
+            delivery_lease_s=settings.reclaim_idle_s,
         )
 
 
@@ -187,6 +203,17 @@ class Delivery:
     outcome: Outcome
     job: Job | None
     result: JobResult | None
+
+
+class DeliveryClaim(enum.Enum):
+    """What `JobQueue.claim_delivery` decided."""
+
+    OK = "ok"
+    """This consumer holds the lease: send, then confirm."""
+    HELD = "held"
+    """Another consumer's lease is live: it is delivering this outcome."""
+    DONE = "done"
+    """Nothing to deliver any more (delivered, vanished, moved on)."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +308,8 @@ class JobQueue:
         self._finish = s(lua.FINISH)
         self._cancel = s(lua.CANCEL)
         self._mark = s(lua.MARK_DELIVERED)
+        self._claim_delivery = s(lua.CLAIM_DELIVERY)
+        self._confirm_delivery = s(lua.CONFIRM_DELIVERY)
         self._progress = s(lua.SET_PROGRESS)
         self._fetch_jobs = s(lua.FETCH_JOBS)
         self._duration = s(lua.RECORD_DURATION)
@@ -784,28 +813,53 @@ class JobQueue:
         min_id = f"{int((now - self.config.job_ttl_s) * 1000)}-0"
         await self.redis.xtrim(self.results_stream(bot), minid=min_id)
 
-    async def mark_delivered(self, bot: str, delivery: Delivery) -> bool:
-        """Claim the right to tell the user: True exactly once per job outcome.
-
-        Atomically: if the job is already marked delivered (or vanished, or moved on), return
-        False; otherwise mark it delivered. Either way the results entry is acknowledged and
-        deleted. Call this *before* sending: whatever happens (the entry redelivered after a
-        bot crash, reclaimed by another bot process, read twice), only one caller ever gets
-        True, so a user never receives a result twice. The price is at-most-once: a bot that
-        dies between this call and the send loses that message; the result itself stays in
-        Redis for `result_ttl_s` (`get_result`), so the user can still fetch it.
-        """
-        reply = await self._mark(
+    async def claim_delivery(self, bot: str, delivery: Delivery, consumer: str) -> DeliveryClaim:
+        """Take (or renew) the lease to deliver `delivery` as `consumer`, for
+        `delivery_lease_s`. OK: send it, then `confirm_delivery`. HELD: another bot process
+        is delivering it right now; leave it. DONE: nothing to deliver (already delivered,
+        the job vanished or moved on); the entry was acknowledged and deleted."""
+        reply = await self._claim_delivery(
             keys=[],
             args=[
-                self._p,
-                bot,
-                delivery.entry_id,
-                delivery.outcome.job_id,
-                delivery.outcome.status.value,
+                *self._delivery_args(bot, delivery),
+                consumer,
+                repr(self._clock()),
+                repr(self.config.delivery_lease_s),
             ],
         )
+        return DeliveryClaim(_text(reply))
+
+    async def confirm_delivery(self, bot: str, delivery: Delivery, *, sent: bool = True) -> bool:
+        """End a delivery claimed with `claim_delivery`: acknowledge and delete the entry,
+        drop the lease and (when `sent`) mark the job delivered. `sent=False` gives the
+        delivery up (the user cannot be reached); the result stays until `result_ttl_s`.
+        True when this call marked the job delivered; False when it already was (a
+        duplicate send happened), vanished, moved on, or was given up."""
+        reply = await self._confirm_delivery(
+            keys=[], args=[*self._delivery_args(bot, delivery), "1" if sent else "0"]
+        )
         return bool(int(reply))
+
+    async def mark_delivered(self, bot: str, delivery: Delivery, consumer: str = "") -> bool:
+        """Claim and confirm in one step, for one-shot readers (`avatarbot submit --wait`,
+        tests): True exactly once per job outcome. The price is at most once (a reader
+        that dies right after this call loses that message; the result stays in Redis for
+        `result_ttl_s`), so long-running bots use `claim_delivery` + `confirm_delivery`.
+        A live lease held by another consumer wins: False, and the entry is left to it."""
+        reply = await self._mark(
+            keys=[],
+            args=[*self._delivery_args(bot, delivery), consumer, repr(self._clock())],
+        )
+        return bool(int(reply))
+
+    def _delivery_args(self, bot: str, delivery: Delivery) -> list[str]:
+        return [
+            self._p,
+            bot,
+            delivery.entry_id,
+            delivery.outcome.job_id,
+            delivery.outcome.status.value,
+        ]
 
     async def already_delivered(self, job_id: str) -> bool:
         return await self.redis.hget(self.job_key(job_id), "delivered") == b"1"

@@ -257,16 +257,68 @@ return 'cancelled_running'
 """
 )
 
-# ARGV: prefix, bot, entry_id, job_id, outcome status
+# ARGV: prefix, bot, entry_id, job_id, outcome status, consumer, now.  One-shot readers
+# (`avatarbot submit --wait`, tests): claim and confirm in one step (at most once). A live
+# delivery lease held by another consumer wins: 0, and the entry is left for its holder.
 MARK_DELIVERED = (
     _PRELUDE
     + """
 local stream, entry, id = out_key(ARGV[2]), ARGV[3], ARGV[4]
-local f = redis.call('HMGET', jkey(id), 'status', 'delivered')
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'status', 'delivered', 'delivering', 'lease_until')
+if f[1] and f[2] ~= '1' and f[1] == ARGV[5] and f[3] and f[3] ~= ARGV[6]
+   and tonumber(f[4] or '0') > tonumber(ARGV[7]) then
+  return 0
+end
 redis.call('XACK', stream, DELIVERY_GROUP, entry)
 redis.call('XDEL', stream, entry)
 if not f[1] or f[2] == '1' or f[1] ~= ARGV[5] then return 0 end
-redis.call('HSET', jkey(id), 'delivered', '1')
+redis.call('HSET', jk, 'delivered', '1')
+redis.call('HDEL', jk, 'delivering', 'lease_until')
+return 1
+"""
+)
+
+# ARGV: prefix, bot, entry_id, job_id, outcome status, consumer, now, lease_s.
+# Take (or renew) the lease to deliver one outcome: 'ok' when `consumer` holds it until
+# now + lease_s; 'held' when another consumer's lease is still live (the entry is left
+# alone); 'done' when there is nothing to deliver any more (delivered, vanished, or the
+# job moved on): the entry is acknowledged and deleted.
+CLAIM_DELIVERY = (
+    _PRELUDE
+    + """
+local stream, entry, id, consumer = out_key(ARGV[2]), ARGV[3], ARGV[4], ARGV[6]
+local now, lease = tonumber(ARGV[7]), tonumber(ARGV[8])
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'status', 'delivered', 'delivering', 'lease_until')
+if not f[1] or f[2] == '1' or f[1] ~= ARGV[5] then
+  redis.call('XACK', stream, DELIVERY_GROUP, entry)
+  redis.call('XDEL', stream, entry)
+  return 'done'
+end
+if f[3] and f[3] ~= consumer and tonumber(f[4] or '0') > now then return 'held' end
+redis.call('HSET', jk, 'delivering', consumer, 'lease_until', tostring(now + lease))
+return 'ok'
+"""
+)
+
+# ARGV: prefix, bot, entry_id, job_id, outcome status, delivered ('1' sent | '0' given up).
+# End a delivery: acknowledge and delete the entry, drop the lease and, when sent, mark
+# the job delivered. Returns 1 when this call marked it, 0 when it already was (a
+# duplicate send happened: the lease had lapsed and another consumer sent it too), the
+# job vanished or moved on, or the delivery was given up.
+CONFIRM_DELIVERY = (
+    _PRELUDE
+    + """
+local stream, entry, id = out_key(ARGV[2]), ARGV[3], ARGV[4]
+local jk = jkey(id)
+local f = redis.call('HMGET', jk, 'status', 'delivered')
+redis.call('XACK', stream, DELIVERY_GROUP, entry)
+redis.call('XDEL', stream, entry)
+if not f[1] then return 0 end
+redis.call('HDEL', jk, 'delivering', 'lease_until')
+if f[2] == '1' or f[1] ~= ARGV[5] or ARGV[6] ~= '1' then return 0 end
+redis.call('HSET', jk, 'delivered', '1')
 return 1
 """
 )
@@ -366,7 +418,7 @@ for i = 4, #ARGV do
       redis.call('HSET', jk, 'status', 'queued', 'attempts', '0', 'progress', '0.0',
                  'delivered', '0', 'entry', entry)
       redis.call('HDEL', jk, 'failure', 'finished_at', 'started_at', 'outcome_entry',
-                 'dead_entry', 'worker')
+                 'dead_entry', 'worker', 'delivering', 'lease_until')
       redis.call('EXPIRE', jk, job_ttl)
       local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
       redis.call('ZADD', ACTIVE, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seed
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
+    from bot.queue import JobQueue
     from generation.labelling import Verification
 
 log = logging.getLogger("avatarbot")
@@ -297,51 +298,45 @@ async def _submit(
         await redis.aclose()
 
 
-def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
+def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]]) -> int:
+    """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
     from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
-    async def show(url: str) -> int:
+    async def run(url: str) -> int:
         redis = await connect(url, wait_s=5)
         try:
             queue = JobQueue(redis, QueueConfig.from_settings(settings))
             await queue.ensure_groups()
-            stats = await queue.stats()
-            print(stats.render())
+            await action(queue)
             return 0
         finally:
             await redis.aclose()
 
     with redis_url_for(settings) as url:
-        return asyncio.run(show(url))
+        return asyncio.run(run(url))
+
+
+def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
+    async def show(queue: JobQueue) -> None:
+        print((await queue.stats()).render())
+
+    return _with_queue(settings, show)
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
+    async def act(queue: JobQueue) -> None:
+        if args.action == "list":
+            letters = await queue.dead_letters(100)
+            for letter in letters:
+                print(letter.render())
+            print(f"{len(letters)} dead letter(s)")
+        elif args.action == "retry":
+            print(f"requeued {await queue.retry_dead(args.entry)} job(s)")
+        else:
+            print(f"purged {await queue.purge_dead()} dead letter(s)")
 
-    async def act(url: str) -> int:
-        redis = await connect(url, wait_s=5)
-        try:
-            queue = JobQueue(redis, QueueConfig.from_settings(settings))
-            await queue.ensure_groups()
-            if args.action == "list":
-                letters = await queue.dead_letters(100)
-                for letter in letters:
-                    print(letter.render())
-                print(f"{len(letters)} dead letter(s)")
-            elif args.action == "retry":
-                count = await queue.retry_dead(args.entry)
-                print(f"requeued {count} job(s)")
-            else:
-                count = await queue.purge_dead()
-                print(f"purged {count} dead letter(s)")
-            return 0
-        finally:
-            await redis.aclose()
-
-    with redis_url_for(settings) as url:
-        return asyncio.run(act(url))
+    return _with_queue(settings, act)
 
 
 def cmd_previews(args: argparse.Namespace, settings: Settings) -> int:

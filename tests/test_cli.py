@@ -125,3 +125,23 @@ def test_bad_setting_exits_2_naming_it(
     assert result.stderr.startswith("error: ")
     assert "AVATARBOT_DAILY_QUOTA" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_queue_and_dead_letters_show_what_submit_queued(
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    submitted = run_cli("submit", str(DATA / "astronaut.jpg"), "--style", "oil", "-n", "2")
+    assert submitted.returncode == 0, submitted.stderr
+    assert "queued: position 1" in submitted.stdout  # no worker runs: it waits in the queue
+
+    shown = run_cli("queue")
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(":", 1) for line in shown.stdout.splitlines() if ":" in line)
+    assert fields["queued"].strip() == "1"
+    assert fields["dead letters"].strip() == "0"
+
+    letters = run_cli("dead-letters", "list")
+    assert letters.returncode == 0, letters.stderr
+    assert letters.stdout.strip().endswith("0 dead letter(s)")
+    purged = run_cli("dead-letters", "purge")
+    assert purged.stdout.strip() == "purged 0 dead letter(s)"

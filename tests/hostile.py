@@ -388,6 +388,89 @@ def png_huge_exif_chunk() -> bytes:
     return data[:ihdr_end] + png_chunk(b"eXIf", junk) + data[ihdr_end:]
 
 
+# --- polyglots and disguises, awkward formats that hold no usable face ------------------
+
+
+@functools.cache
+def gifar() -> bytes:
+    """A GIF with a zip (a Java archive) appended: a GIFAR polyglot, no face."""
+    return encode(Image.new("RGB", (300, 300), (120, 80, 40)), "GIF") + zip_archive()
+
+
+@functools.cache
+def png_php_polyglot() -> bytes:
+    """A PNG carrying PHP in a tEXt chunk (upload-to-RCE polyglot), no face."""
+    data = encode(Image.new("RGB", (300, 300), (10, 200, 40)), "PNG")
+    payload = b"Comment\x00<?php system($_GET['c']); ?>"
+    return data[:33] + png_chunk(b"tEXt", payload) + data[33:]
+
+
+@functools.cache
+def jpeg_html_polyglot() -> bytes:
+    """A JPEG whose comment segment is a script tag (HTML/JPEG polyglot), no face."""
+    return encode(
+        Image.new("RGB", (300, 300), (200, 200, 200)), "JPEG", comment=b"<script>alert(1)</script>"
+    )
+
+
+@functools.cache
+def jpeg_header_bomb() -> bytes:
+    """A tiny JPEG whose frame header claims 60000 x 60000 pixels."""
+    data = bytearray(encode(Image.new("L", (64, 64)), "JPEG"))
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, 60_000, 60_000)
+    return bytes(data)
+
+
+def svg_named_png() -> bytes:
+    return (
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4000" '
+        b'height="4000"><rect width="100%" height="100%"/></svg>'
+    )
+
+
+@functools.cache
+def heic_truncated() -> bytes:
+    data = heic()
+    return data[: len(data) // 2]
+
+
+def psd_file() -> bytes:
+    """A Photoshop header (recognised, not allowed)."""
+    return b"8BPS\x00\x01" + b"\x00" * 6 + struct.pack(">HIIHH", 3, 512, 512, 8, 3) + b"\x00" * 64
+
+
+@functools.cache
+def cmyk_no_face() -> bytes:
+    return encode(Image.new("CMYK", (300, 300), (0, 0, 0, 0)), "JPEG")
+
+
+@functools.cache
+def grey16_one_pixel() -> bytes:
+    return encode(Image.new("I;16", (1, 1)), "PNG")
+
+
+@functools.cache
+def webp_16000x1() -> bytes:
+    return encode(Image.new("RGB", (16_000, 1)), "WEBP")
+
+
+BAD_FILES.update(
+    {
+        "gifar": BadFile(gifar, NoFaceFound),
+        "png_php_polyglot": BadFile(png_php_polyglot, NoFaceFound),
+        "jpeg_html_polyglot": BadFile(jpeg_html_polyglot, NoFaceFound),
+        "jpeg_header_bomb": BadFile(jpeg_header_bomb, ImageTooLarge),
+        "svg_named_png": BadFile(svg_named_png, UnsupportedFormat),
+        "heic_truncated": BadFile(heic_truncated, CorruptImage),
+        "psd": BadFile(psd_file, UnsupportedFormat),
+        "cmyk_no_face": BadFile(cmyk_no_face, NoFaceFound),
+        "grey16_one_pixel": BadFile(grey16_one_pixel, ImageTooSmall),
+        "webp_16000x1": BadFile(webp_16000x1, ImageTooSmall),
+    }
+)
+
+
 GOOD_FILES: dict[str, Callable[[], bytes]] = {
     "jpeg": ASTRONAUT.read_bytes,
     "exif_rotated_6": functools.partial(exif_rotated, 6),

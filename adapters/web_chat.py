@@ -47,6 +47,7 @@ from bot.delivery import DeliveryPump, StatusTracker
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
 from bot.queue import Delivery, JobQueue
+from bot.redis_connection import RedisUnavailableError
 from bot.replies import Avatar, Failure, Queued, Reply
 from bot.styles import preview_path
 
@@ -153,7 +154,14 @@ class WebChat:
                 return _json({"error": "no session"}, status=403)
             uid, new_cookie = self.identities.issue()
         request[UID_KEY] = uid
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            # Redis is gone for now: one friendly line, and the next request simply
+            # works again once it is back (the client reconnects on its own).
+            log.warning("web chat: Redis unavailable (%s)", type(exc).__name__)
+            message = wm.render(Failure(RedisUnavailableError.user_message))
+            response = _json({"messages": [message]}, status=503)
         if not response.prepared:
             if new_cookie is not None:
                 response.set_cookie(
@@ -319,6 +327,9 @@ class WebChat:
         except AvatarbotError as exc:
             log.warning("web chat: %s", exc)
             return [Failure(exc.user_message)]
+        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            log.warning("web chat: Redis unavailable (%s)", type(exc).__name__)
+            return [Failure(RedisUnavailableError.user_message)]
 
     async def _post(
         self, uid: str, replies: Sequence[Reply], *, before: Sequence[wm.Message] = ()

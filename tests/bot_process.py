@@ -87,6 +87,18 @@ def start_worker(env: dict[str, str], output: Path, **fake: str) -> subprocess.P
         )
 
 
+def start_cli_worker(env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
+    """`avatarbot worker` as an operator runs it (CPU engine, labelled avatars)."""
+    with output.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
     """SIGTERM, wait; SIGKILL if it will not go. Returns the exit code."""
     if proc.poll() is None:

@@ -183,21 +183,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: Redis (embedded if needed), workers, the chat adapters."""
     from bot.app import run_bot  # noqa: PLC0415
 
-    with redis_url_for(settings) as url, _worker_processes(url, settings.workers):
+    with (
+        redis_url_for(settings) as url,
+        _worker_processes(url, settings.workers, settings.worker_health_port),
+    ):
         return asyncio.run(run_bot(settings.model_copy(update={"redis_url": url})))
 
 
 @contextlib.contextmanager
-def _worker_processes(redis_url: str, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    env = dict(os.environ, REDIS_URL=redis_url)
-    procs = [
-        subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-m", "bot.cli", "worker"],
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
+def _worker_processes(
+    redis_url: str, count: int, health_port: int = 0
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` worker processes; with a health port, worker i serves it on port + i."""
+    procs = []
+    for i in range(count):
+        env = dict(os.environ, REDIS_URL=redis_url)
+        if health_port:
+            env["AVATARBOT_WORKER_HEALTH_PORT"] = str(health_port + i)
+        procs.append(
+            subprocess.Popen(  # our own interpreter and module
+                [sys.executable, "-m", "bot.cli", "worker"],
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
+            )
         )
-        for _ in range(count)
-    ]
     try:
         yield procs
     finally:

@@ -181,6 +181,14 @@ class Settings(BaseSettings):
         default="INFO", validation_alias=_env("AVATARBOT_LOG_LEVEL")
     )
     log_json: bool = Field(default=False, validation_alias=_env("AVATARBOT_LOG_JSON"))
+    worker_health_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        validation_alias=_env("AVATARBOT_WORKER_HEALTH_PORT"),
+        description="Port of a worker's /healthz and /metrics (0: off). `avatarbot run` gives "
+        "worker i this port + i.",
+    )
     workers: int = Field(
         default=1,
         ge=0,

@@ -136,3 +136,45 @@ class BotMetrics:
             *self.generation_seconds.render(),
             *self.turnaround_seconds.render(),
         ]
+
+
+class LabelledHistogram:
+    """Histograms of one family split by one label (e.g. latency per style); thread-safe."""
+
+    def __init__(
+        self, name: str, help_text: str, label: str, buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> None:
+        self.name = name
+        self.help = help_text
+        self.label = label
+        self.buckets = tuple(buckets)
+        self._series: dict[str, Histogram] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, value_of_label: str, value: float) -> None:
+        with self._lock:
+            series = self._series.get(value_of_label)
+            if series is None:
+                series = Histogram(self.name, self.help, self.buckets)
+                self._series[value_of_label] = series
+        series.observe(value)
+
+    def count(self, value_of_label: str) -> int:
+        series = self._series.get(value_of_label)
+        return series.count if series is not None else 0
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        with self._lock:
+            items = sorted(self._series.items())
+        for label_value, series in items:
+            labels = {self.label: label_value}
+            for line in series.render()[2:]:
+                metric, _, value = line.rpartition(" ")
+                if "{" in metric:
+                    base, _, rest = metric.partition("{")
+                    extra = _labels(labels)[1:-1]
+                    lines.append(f"{base}{{{extra},{rest} {value}")
+                else:
+                    lines.append(f"{metric}{_labels(labels)} {value}")
+        return lines

@@ -45,6 +45,7 @@ from generation.backends.base import (
     GenerationRequest,
     ProgressCallback,
 )
+from generation.worker_health import WorkerMetrics, serve_worker_health
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -97,6 +98,7 @@ class Worker:
         block_ms: int = 1000,
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -111,10 +113,18 @@ class Worker:
         self.block_ms = block_ms
         self.progress_interval_s = progress_interval_s
         self.encode = encode
+        self.metrics = metrics or WorkerMetrics()
+        self.running = False
+        """True while the consume and reclaim loops run (the worker's /healthz)."""
         self._lock = asyncio.Lock()
         self._in_flight: dict[str, ClaimedJob] = {}
         self.processed = 0
         """Jobs this worker completed or failed (for logs and tests)."""
+
+    @property
+    def in_hand(self) -> int:
+        """Jobs claimed and not yet finished."""
+        return len(self._in_flight)
 
     @property
     def registration_ttl_s(self) -> float:
@@ -128,9 +138,11 @@ class Worker:
         )
         log.info("worker %s ready: %s", self.consumer, self.backend.describe())
         heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat")
+        self.running = True
         try:
             await asyncio.gather(self._consume_loop(stop), self._reclaim_loop(stop))
         finally:
+            self.running = False
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -227,7 +239,12 @@ class Worker:
             groups: dict[str, list[ClaimedJob]] = {}
             for c in claimed:
                 if c.job.style_id not in self.catalog:
-                    log.warning("job %s: unknown style %r", c.job.id, c.job.style_id)
+                    log.warning(
+                        "job %s: unknown style %r",
+                        c.job.id,
+                        c.job.style_id,
+                        extra={"job_id": c.job.id},
+                    )
                     await self._fail(c, FailureReason.UNKNOWN_STYLE)
                     continue
                 groups.setdefault(c.job.style_id, []).append(c)
@@ -243,14 +260,21 @@ class Worker:
         try:
             produced = await asyncio.to_thread(self._run_group, style, group, self._progress())
         except Exception:
-            log.exception("backend %s failed a whole batch of %d", self.backend.name, len(group))
+            log.exception(
+                "backend %s failed a whole batch of %d (jobs %s)",
+                self.backend.name,
+                len(group),
+                ",".join(c.job.id for c in group),
+                extra={"job_id": group[0].job.id},
+            )
             await self._fail_all(group, FailureReason.GENERATION_FAILED)
             return
         elapsed = time.perf_counter() - started
+        self.metrics.observe_batch(style.id, len(group), elapsed)
         items: list[tuple[ClaimedJob, JobResult | FailureReason]] = []
         for c, images in zip(group, produced, strict=True):
             if isinstance(images, GenerationError):
-                log.warning("job %s failed: %s", c.job.id, images)
+                log.warning("job %s failed: %s", c.job.id, images, extra={"job_id": c.job.id})
                 items.append((c, images.reason))
                 continue
             result = JobResult(
@@ -265,7 +289,16 @@ class Worker:
         verdicts = await self._finishing(lambda: self.queue.finish_many(items))
         for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
             if recorded and isinstance(outcome, JobResult):
-                log.info("job %s done (%d image(s), %.2fs)", c.job.id, len(outcome.images), elapsed)
+                self.metrics.observe_done(c.job.style_id)
+                log.info(
+                    "job %s done (%d image(s), %.2fs)",
+                    c.job.id,
+                    len(outcome.images),
+                    elapsed,
+                    extra={"job_id": c.job.id},
+                )
+            elif recorded and isinstance(outcome, FailureReason):
+                self.metrics.observe_failure(outcome.value)
         self.processed += len(items)
         await self._finishing(lambda: self.queue.record_duration(elapsed / len(group)))
 
@@ -280,7 +313,12 @@ class Worker:
             try:
                 selfie = load_selfie(c.selfie_jpeg)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                log.warning("job %s: selfie unreadable (%s)", c.job.id, exc.__class__.__name__)
+                log.warning(
+                    "job %s: selfie unreadable (%s)",
+                    c.job.id,
+                    exc.__class__.__name__,
+                    extra={"job_id": c.job.id},
+                )
                 out.append(GenerationError("selfie unreadable"))
                 continue
             out.append(None)
@@ -309,7 +347,9 @@ class Worker:
             try:
                 out[i] = tuple(self.encode(g.image, c.job, g.seed) for g in matched.images)
             except Exception as exc:
-                log.exception("job %s: encoding the result failed", c.job.id)
+                log.exception(
+                    "job %s: encoding the result failed", c.job.id, extra={"job_id": c.job.id}
+                )
                 out[i] = GenerationError(f"encoding failed: {exc.__class__.__name__}")
         return [x for x in out if x is not None]
 
@@ -317,10 +357,13 @@ class Worker:
         if jobs:
             await self._finishing(lambda: self.queue.finish_many([(c, reason) for c in jobs]))
             self.processed += len(jobs)
+            for _ in jobs:
+                self.metrics.observe_failure(reason.value)
 
     async def _fail(self, c: ClaimedJob, reason: FailureReason) -> None:
         await self._finishing(lambda: self.queue.fail(c, reason))
         self.processed += 1
+        self.metrics.observe_failure(reason.value)
 
     async def _finishing(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Record a job's end, riding out a short Redis outage. If Redis stays away the
@@ -413,7 +456,21 @@ async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | 
             settings.output_size,
             os.getpid(),
         )
-        await worker.run(stop)
+        if not settings.worker_health_port:
+            await worker.run(stop)
+            return 0
+        health_stop = asyncio.Event()
+        health = asyncio.create_task(
+            serve_worker_health(
+                worker, worker.metrics, settings.web_host, settings.worker_health_port, health_stop
+            ),
+            name="worker-health",
+        )
+        try:
+            await worker.run(stop)
+        finally:
+            health_stop.set()
+            await health
         return 0
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

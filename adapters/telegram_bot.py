@@ -286,6 +286,14 @@ class TelegramAdapter:
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
         self._register_handlers()
+        conversation.on_forget(self._forget)
+
+    async def _forget(self, owner: Owner, job_ids: Sequence[str]) -> int:
+        """/forgetme: the user's private chat shares their id; group chats keep only
+        message references of the user's own jobs, which go with the job ids."""
+        if owner.platform != PLATFORM:
+            return 0
+        return await self.state.forget(int(owner.user_id), job_ids)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -12,6 +12,8 @@ Keys: `{prefix}:tg:{bot_id}:...`. The bot id is the public numeric half of the t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import json
 import time
 from dataclasses import dataclass
@@ -45,6 +47,18 @@ class TelegramState:
         self._redis = redis
         self._base = f"{prefix}:tg:{bot_id}"
         self._ttl_s = ttl_s
+
+    async def forget(self, chat_id: int, job_ids: Iterable[str]) -> int:
+        """Delete what this adapter kept about a user: their jobs' message references and
+        delivery records, and (for their private chat) the preview and album claims."""
+        keys = [
+            f"{self._base}:{kind}:{job_id}"
+            for job_id in job_ids
+            for kind in ("status", "outcome", "sent", "undeliverable")
+        ]
+        keys.append(f"{self._base}:shown:{chat_id}")
+        keys += [k async for k in self._redis.scan_iter(match=f"{self._base}:album:{chat_id}:*")]
+        return int(await self._redis.delete(*keys)) if keys else 0
 
     # --- style previews ------------------------------------------------------------
     async def preview_file_ids(self, digests: list[str]) -> dict[str, str]:

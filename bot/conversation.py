@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 import redis.asyncio as aioredis
 
 from bot import texts
+from bot.delivery import status_throttle_key
 from bot.errors import AvatarbotError
 from bot.jobs import (
     MAX_VARIANTS,
@@ -94,6 +95,10 @@ class VerdictLike(Protocol):
         """'made by this avatarbot instance on <date> in style <style>' when known."""
 
 
+ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
+"""An adapter's part of /forgetme: given the user and their job ids, delete what the
+adapter stored about them (message ids, chat state); returns how many keys it deleted."""
+
 Verifier = Callable[[bytes], VerdictLike]
 """Checks an image's labels; synchronous and CPU-bound (run in a thread). May raise an
 AvatarbotError with a `user_message` (e.g. not an image)."""
@@ -136,6 +141,11 @@ class Conversation:
         self.waiting = waiting
         self.verifier = verifier
         self._previews = previews
+        self._forget_hooks: list[ForgetHook] = []
+
+    def on_forget(self, hook: ForgetHook) -> None:
+        """Register an adapter's part of /forgetme."""
+        self._forget_hooks.append(hook)
 
     @classmethod
     def create(
@@ -397,9 +407,13 @@ class Conversation:
 
     async def forget_me(self, sender: Owner) -> list[Reply]:
         """/forgetme: the selfie, every session, and (through the queue) jobs and results."""
-        had_selfie = await self.selfies.delete(sender)
+        job_ids = await self.queue.user_job_ids(sender)
+        had_selfie = await self.selfies.delete(sender, job_ids)
         await self.sessions.delete_user(sender)
+        await self.queue.redis.delete(status_throttle_key(self.queue.config.prefix, sender))
         receipt = await self.queue.forget_user(sender)
+        for hook in self._forget_hooks:
+            await hook(sender, job_ids)
         # The status tracker drops the forgotten jobs from `waiting` (their status is gone).
         log.info("forgot a %s user (%d keys)", sender.platform, receipt.total)
         cancelled = receipt.queued_cancelled + receipt.running_discarded

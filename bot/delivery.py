@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
-from bot.jobs import Job, JobStatus
+from bot.jobs import Job, JobStatus, Owner
 from bot.metrics import BotMetrics
 from bot.queue import DeliveryClaim
 from bot.replies import Queued, Reply
@@ -357,7 +357,11 @@ class StatusTracker:
         """At most one update per user per chat every `throttle_s`, across processes (on
         Discord each user's status is its own message; on Telegram AIORateLimiter also keeps
         a group inside its per-chat flood limit)."""
-        owner = job.owner
-        chat = ":".join(quote(p, safe="") for p in (owner.platform, owner.chat_id, owner.user_id))
-        key = f"{self._prefix}:conv:throttle:{chat}"
+        key = status_throttle_key(self._prefix, job.owner)
         return bool(await self._redis.set(key, "1", nx=True, px=round(self.throttle_s * 1000)))
+
+
+def status_throttle_key(prefix: str, owner: Owner) -> str:
+    """The key that spaces out one user's status edits in one chat (`StatusTracker`)."""
+    parts = (owner.platform, owner.chat_id, owner.user_id)
+    return f"{prefix}:conv:throttle:" + ":".join(quote(p, safe="") for p in parts)

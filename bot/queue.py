@@ -941,6 +941,11 @@ class JobQueue:
 
     # --- privacy -------------------------------------------------------------------------
 
+    async def user_job_ids(self, owner: Owner) -> list[str]:
+        """The ids of `owner`'s jobs still known (from the per-user index)."""
+        members = await self.redis.smembers(f"{self._p}user:{owner.key}")
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
     async def forget_user(self, owner: Owner) -> ForgetReceipt:
         """Delete every key about `owner`: jobs, selfies, results, outcomes waiting for
         delivery, dead letters, the active slot and the index. A queued job is cancelled

@@ -10,6 +10,7 @@ not the image) so "more like this" can tell whether that selfie is still the cur
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -66,7 +67,11 @@ class SelfieStore:
         left = int(await self._redis.ttl(self.key(owner)))
         return left if left >= 0 else None
 
-    async def delete(self, owner: Owner) -> bool:
+    async def delete(self, owner: Owner, job_ids: Sequence[str] = ()) -> bool:
+        """Delete the user's selfie (and the links of `job_ids` to it); True if one existed."""
+        links = [self._link_key(job_id) for job_id in job_ids]
+        if links:
+            await self._redis.delete(*links)
         return bool(await self._redis.delete(self.key(owner)))
 
     async def link(self, job_id: str, selfie_id: str) -> None:

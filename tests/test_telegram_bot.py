@@ -625,3 +625,38 @@ async def test_token_never_reaches_the_logs(
     ours = [m for name, m in records if name.startswith(("adapters", "bot", "generation"))]
     assert ours  # the adapter and the core did log
     assert not [m for m in ours if fake.token in m]
+
+
+async def test_forgetme_leaves_no_key_about_the_user(
+    harness: TelegramHarness,
+    fake: FakeTelegram,
+    face_jpeg: bytes,
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    """After a delivered avatar, /forgetme deletes every key about the user: queue, core
+    and this adapter's own state (scanned across the whole prefix)."""
+    user = fake.user(1777)
+    chat = fake.private_chat(user)
+    await request_avatar(fake, user, chat, face_jpeg)
+    result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+    job_id = job_buttons(result)["more"].split(":")[2]
+
+    async def about_user() -> list[str]:
+        found = []
+        async for raw in redis_client.scan_iter(match=f"{key_prefix}:*", count=1000):
+            key = raw.decode()
+            if job_id in key or "1777" in key:
+                found.append(key)
+            elif await redis_client.type(raw) == b"hash":
+                values = b" ".join(v for v in (await redis_client.hgetall(raw)).values())
+                if job_id.encode() in values or b'"1777"' in values:
+                    found.append(key)
+        return found
+
+    assert await about_user()  # the job, its result, the adapter's delivery records...
+    fake.send_text(chat, user, "/forgetme")
+    await fake.wait_for(
+        "sendMessage", lambda c: c.chat_id == chat["id"] and "Done" in str(c.fields)
+    )
+    assert await about_user() == []

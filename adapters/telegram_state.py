@@ -12,10 +12,9 @@ Keys: `{prefix}:tg:{bot_id}:...`. The bot id is the public numeric half of the t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis

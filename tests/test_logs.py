@@ -3,8 +3,27 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
+
+import pytest
 
 from bot.logs import setup_logging
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """setup_logging configures the process (root handlers, levels): put everything back,
+    so later tests keep pytest's capture and the whole run's leak check."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    httpx_level = logging.getLogger("httpx").level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("httpx").setLevel(httpx_level)
 
 
 def _capture(**kwargs: object) -> tuple[io.StringIO, logging.Handler]:

@@ -18,7 +18,7 @@ from bot.queue import JobQueue, QueueConfig
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
-from generation.labelling import ResultEncoder, load_labeller
+from generation.labelling import ImageVerifier, ResultEncoder, load_labeller
 from generation.marks import MarkRegistry
 from generation.worker import Worker
 
@@ -53,12 +53,7 @@ class ChatStack:
         return worker
 
     def encoder(self) -> ResultEncoder:
-        """What production workers use: every avatar labelled (C2PA, XMP, watermark) and
-        its mark recorded, so tests see exactly what users get."""
-        registry = MarkRegistry(self.redis, self.settings.key_prefix, ttl_s=3600)
-        return ResultEncoder(
-            load_labeller(self.settings), registry=registry, loop=asyncio.get_running_loop()
-        )
+        return production_encoder(self.settings, self.redis)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -66,6 +61,23 @@ class ChatStack:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 30)
         self._tasks.clear()
+
+
+def production_encoder(settings: Settings, redis: aioredis.Redis) -> ResultEncoder:
+    """What production workers use: every avatar labelled (C2PA, XMP, watermark) and its
+    mark recorded, so tests see exactly what users get. Call it inside the event loop."""
+    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=3600)
+    return ResultEncoder(
+        load_labeller(settings), registry=registry, loop=asyncio.get_running_loop()
+    )
+
+
+def production_verifier(settings: Settings, redis: aioredis.Redis) -> ImageVerifier:
+    """What production bots use for /verify (bot/app.py). Call it inside the event loop."""
+    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=3600)
+    return ImageVerifier(
+        load_labeller(settings), registry=registry, loop=asyncio.get_running_loop()
+    )
 
 
 def owner(name: str) -> Owner:

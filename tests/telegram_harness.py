@@ -28,6 +28,7 @@ from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
+from tests.chat_stack import production_encoder, production_verifier
 from tests.fake_telegram import FakeTelegram
 
 
@@ -73,7 +74,12 @@ class TelegramHarness:
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
         self.conversation = Conversation.create(
-            redis, self.queue, self.intake, self.catalog, settings
+            redis,
+            self.queue,
+            self.intake,
+            self.catalog,
+            settings,
+            verifier=production_verifier(settings, redis),
         )
         self.rate_limiter_factory = rate_limiter_factory
         self.tracker_interval_s = tracker_interval_s
@@ -154,6 +160,7 @@ class TelegramHarness:
             output_size=self.settings.output_size,
             block_ms=50,
             reclaim_interval_s=0.5,
+            encode=production_encoder(self.settings, self.redis),
         )
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))

@@ -660,3 +660,36 @@ async def test_forgetme_leaves_no_key_about_the_user(
         "sendMessage", lambda c: c.chat_id == chat["id"] and "Done" in str(c.fields)
     )
     assert await about_user() == []
+
+
+async def test_verify_tells_ours_altered_and_foreign_images_apart(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    """/verify in Telegram with the production verifier: the avatar as sent (a document
+    keeps its bytes), a re-encoded copy (as chat apps do), and a photo we never made."""
+    user = fake.user(1888)
+    chat = fake.private_chat(user)
+    await request_avatar(fake, user, chat, face_jpeg)
+    sent = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+    avatar = sent.uploads["photo"].data
+    buffer = io.BytesIO()
+    image_of(avatar).convert("RGB").save(buffer, "JPEG", quality=85)
+    cases = [
+        (avatar, "avatar.png", "image/png", "✅ I made this image"),
+        (buffer.getvalue(), "copy.jpg", "image/jpeg", "⚠️ I made this image, but it has been"),
+        (face_jpeg, "other.jpg", "image/jpeg", "❌ I didn't make this image"),
+    ]
+    verdicts = ("I made this image", "I didn't make this image")
+    for n, (data, name, mime, expected) in enumerate(cases, start=1):
+        fake.send_text(chat, user, "/verify")
+        fake.send_document(chat, user, data, file_name=name, mime_type=mime)
+        replies = await fake.wait_for(
+            "sendMessage",
+            lambda c: c.chat_id == chat["id"] and any(v in str(c.fields) for v in verdicts),
+            count=n,
+        )
+        text = str(replies[n - 1].fields["text"])
+        assert text.startswith(expected), text
+        if n < 3:
+            assert "Made by this avatarbot instance on " in text
+            assert f"in style {STYLE}" in text

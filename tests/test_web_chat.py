@@ -188,6 +188,14 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
         # More like this: a second avatar in the same style.
         await page.locator("[data-testid=button-more]").first.click()
         await page.locator("[data-testid=avatar-image]").nth(1).wait_for()
+
+        # /verify: the downloaded original is recognised, with where it came from.
+        await send(page, "/verify")
+        await upload(page, "avatar.png", data, "image/png")
+        verdict_text = page.locator("[data-testid=msg-bot-text]", has_text="I made this image")
+        await verdict_text.last.wait_for()
+        shown = await verdict_text.last.inner_text()
+        assert "in style popart" in shown
     finally:
         await context.close()
 

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from adapters.web_chat import serve_web_chat
 from bot.config import Settings
-from tests.chat_stack import ChatStack, chat_stack
+from tests.chat_stack import ChatStack, chat_stack, production_verifier
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,7 +38,7 @@ async def running_web_chat(
     settings: Settings, redis: aioredis.Redis, *, workers: int = 1
 ) -> AsyncIterator[RunningWebChat]:
     """Serve the web chat (own delivery pump and status tracker) until the block ends."""
-    async with chat_stack(settings, redis) as stack:
+    async with chat_stack(settings, redis, verifier=production_verifier(settings, redis)) as stack:
         for _ in range(workers):
             stack.start_worker()
         stop = asyncio.Event()

@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.discord_redaction import TokenScrubbing
 from adapters.discord_route import DEFAULT_UPLOAD_LIMIT, DiscordRoute, RouteDataError
@@ -569,7 +571,7 @@ class DiscordAdapter:
 
     async def _handler_failed(self, interaction: discord.Interaction, exc: BaseException) -> None:
         self.health.handler_errors += 1
-        if isinstance(exc, AvatarbotError):
+        if isinstance(exc, AvatarbotError | RedisConnectionError | RedisTimeoutError):
             text = error_reply(exc).text
             log.warning("discord: %s while handling an interaction", type(exc).__name__)
         else:

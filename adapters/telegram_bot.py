@@ -77,6 +77,7 @@ from telegram.ext import (
 from adapters.telegram_state import MessageRef, TelegramState
 from bot import texts
 from bot.config import ConfigError, Settings
+from bot.conversation import error_reply
 from bot.errors import AvatarbotError
 from bot.jobs import JobStatus, Owner
 from bot.replies import (
@@ -530,7 +531,7 @@ class TelegramAdapter:
         )
         if not isinstance(update, Update) or update.effective_chat is None:
             return
-        text = exc.user_message if isinstance(exc, AvatarbotError) else AvatarbotError.user_message
+        text = error_reply(exc).text if exc is not None else AvatarbotError.user_message
         with contextlib.suppress(TelegramError):
             if update.callback_query is not None:
                 await update.callback_query.answer(text[:200], show_alert=True)

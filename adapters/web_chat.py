@@ -42,7 +42,7 @@ from adapters.web_history import ChatHistory
 from adapters.web_identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
 from bot import metrics as prom
 from bot.config import Settings
-from bot.conversation import Conversation
+from bot.conversation import Conversation, error_reply
 from bot.delivery import DeliveryPump, StatusTracker
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
@@ -324,12 +324,9 @@ class WebChat:
     async def _safely(self, call: Awaitable[list[Reply]]) -> list[Reply]:
         try:
             return await call
-        except AvatarbotError as exc:
-            log.warning("web chat: %s", exc)
-            return [Failure(exc.user_message)]
-        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
-            log.warning("web chat: Redis unavailable (%s)", type(exc).__name__)
-            return [Failure(RedisUnavailableError.user_message)]
+        except (AvatarbotError, aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            log.warning("web chat: %s: %s", type(exc).__name__, exc)
+            return [error_reply(exc)]
 
     async def _post(
         self, uid: str, replies: Sequence[Reply], *, before: Sequence[wm.Message] = ()

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import texts
 from bot.delivery import status_throttle_key
@@ -51,6 +53,7 @@ from bot.jobs import (
     new_seed,
 )
 from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
+from bot.redis_connection import RedisUnavailableError
 from bot.replies import (
     Action,
     Avatar,
@@ -599,6 +602,11 @@ def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button,
     )
 
 
-def error_reply(exc: AvatarbotError) -> Failure:
-    """How an adapter answers an AvatarbotError that escaped the conversation."""
-    return Failure(exc.user_message)
+def error_reply(exc: BaseException) -> Failure:
+    """How an adapter answers an error that escaped the conversation: the error's own
+    friendly line, "try again shortly" while Redis is unreachable, else a generic apology."""
+    if isinstance(exc, AvatarbotError):
+        return Failure(exc.user_message)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return Failure(RedisUnavailableError.user_message)
+    return Failure(AvatarbotError.user_message)

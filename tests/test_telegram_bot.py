@@ -693,3 +693,35 @@ async def test_verify_tells_ours_altered_and_foreign_images_apart(
         if n < 3:
             assert "Made by this avatarbot instance on " in text
             assert f"in style {STYLE}" in text
+
+
+async def test_redis_gone_mid_run_gets_a_try_again_answer_then_recovers(
+    fake: FakeTelegram,
+    settings_factory: Callable[..., Settings],
+    redis_server_factory: Callable[[], Any],
+    intake: SelfieIntake,
+) -> None:
+    """With Redis down, a command is answered "try again shortly" (not silence); once
+    Redis is back the same bot process works again, without a restart."""
+    server = redis_server_factory()
+    settings = settings_factory(REDIS_URL=server.url, **telegram_env(fake))
+    redis = aioredis.Redis.from_url(server.url)
+    try:
+        async with TelegramHarness(fake, settings, redis, intake=intake) as h:
+            await h.start_bot()
+            user = fake.user(1999)
+            chat = fake.private_chat(user)
+            server.kill()
+            fake.send_text(chat, user, "/avatar")
+            down = await fake.wait_for(
+                "sendMessage", lambda c: c.chat_id == chat["id"] and "try again" in str(c.fields)
+            )
+            assert "trouble reaching my queue" in str(down[0].fields["text"])
+            server.start()
+            fake.send_text(chat, user, "/avatar")
+            await fake.wait_for(
+                "sendMessage", lambda c: c.chat_id == chat["id"] and "selfie" in str(c.fields)
+            )
+    finally:
+        await redis.aclose()
+    assert fake.violations == []

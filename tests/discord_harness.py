@@ -10,23 +10,20 @@ the interaction token's 15 minutes without waiting them).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from adapters.discord_bot import PLATFORM, DiscordAdapter
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.faces import DlibHogDetector
 from bot.queue import JobQueue, QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
-from generation.backends import load_backend
 from generation.worker import Worker
+from tests.bot_side import BotSide, InProcessWorker
 from tests.fake_discord import FakeDiscord
 
 
@@ -38,15 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset_s
-
-
-@dataclass
-class BotSide:
-    adapter: DiscordAdapter
-    pump: DeliveryPump
-    tracker: StatusTracker
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class DiscordHarness:
@@ -75,15 +63,13 @@ class DiscordHarness:
         self.tracker_interval_s = tracker_interval_s
         self.throttle_s = throttle_s
         self.pump_block_ms = pump_block_ms
-        self.bot: BotSide | None = None
-        self.worker: Worker | None = None
-        self._worker_stop: asyncio.Event | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+        self.bot: BotSide[DiscordAdapter] | None = None
+        self._worker = InProcessWorker(self.queue, self.catalog, settings, redis)
         self._generations = 0
 
     # --- bot side --------------------------------------------------------------------
 
-    async def start_bot(self) -> BotSide:
+    async def start_bot(self) -> BotSide[DiscordAdapter]:
         self._generations += 1
         adapter = DiscordAdapter(
             self.settings,
@@ -92,71 +78,42 @@ class DiscordHarness:
             ready_timeout_s=10,
             client_options={"guild_ready_timeout": 0},
         )
-        side = BotSide(
-            adapter=adapter,
-            pump=DeliveryPump(
-                self.queue,
-                self.conversation,
-                self.settings.bot_name,
-                f"test-discord-{self._generations}",
-                block_ms=self.pump_block_ms,
-                retry_base_s=0.1,
-            ),
-            tracker=StatusTracker(
-                self.queue,
-                self.conversation,
-                self.conversation.waiting,
-                self.redis,
-                self.settings.key_prefix,
-                interval_s=self.tracker_interval_s,
-                throttle_s=self.throttle_s,
-            ),
+        side = BotSide.create(
+            adapter,
+            self.conversation,
+            self.queue,
+            self.redis,
+            self.settings,
+            consumer=f"test-discord-{self._generations}",
+            pump_block_ms=self.pump_block_ms,
+            retry_base_s=0.1,
+            tracker_interval_s=self.tracker_interval_s,
+            throttle_s=self.throttle_s,
         )
-        side.pump.register(PLATFORM, adapter.deliver)
-        side.tracker.register(PLATFORM, adapter.update_status)
-        await adapter.start()
-        side.tasks = [
-            asyncio.create_task(side.pump.run(side.stop)),
-            asyncio.create_task(side.tracker.run(side.stop)),
-        ]
+        await side.start(PLATFORM)
         self.bot = side
         return side
 
     async def stop_bot(self) -> None:
         side, self.bot = self.bot, None
-        if side is None:
-            return
-        side.stop.set()
-        for task in side.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await side.adapter.stop()
+        if side is not None:
+            await side.close()
 
-    async def restart_bot(self) -> BotSide:
+    async def restart_bot(self) -> BotSide[DiscordAdapter]:
         await self.stop_bot()
         return await self.start_bot()
 
     # --- worker ------------------------------------------------------------------------
 
+    @property
+    def worker(self) -> Worker | None:
+        return self._worker.worker
+
     async def start_worker(self) -> Worker:
-        self.worker = Worker(
-            self.queue,
-            load_backend("cpu"),
-            self.catalog,
-            output_size=self.settings.output_size,
-            block_ms=50,
-            reclaim_interval_s=0.5,
-        )
-        self._worker_stop = asyncio.Event()
-        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
-        return self.worker
+        return await self._worker.start()
 
     async def stop_worker(self) -> None:
-        if self._worker_stop is None or self._worker_task is None:
-            return
-        self._worker_stop.set()
-        await self._worker_task
-        self._worker_stop = self._worker_task = None
+        await self._worker.stop()
 
     async def close(self) -> None:
         await self.stop_bot()

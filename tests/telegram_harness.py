@@ -10,9 +10,7 @@ with fresh instances, as a process restart would; Redis and the worker stay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,14 +19,13 @@ from telegram.ext import BaseRateLimiter
 from adapters.telegram_bot import PLATFORM, TelegramAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.faces import DlibHogDetector
 from bot.queue import JobQueue, QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
-from generation.backends import load_backend
 from generation.worker import Worker
-from tests.chat_stack import production_encoder, production_verifier
+from tests.bot_side import BotSide, InProcessWorker
+from tests.chat_stack import production_verifier
 from tests.fake_telegram import FakeTelegram
 
 
@@ -39,18 +36,6 @@ def telegram_env(fake: FakeTelegram) -> dict[str, str]:
         "AVATARBOT_TELEGRAM_API_URL": fake.base_url,
         "AVATARBOT_TELEGRAM_FILE_URL": fake.base_file_url,
     }
-
-
-@dataclass
-class BotSide:
-    """What one bot process runs: the adapter and the delivery/status loops."""
-
-    adapter: TelegramAdapter
-    pump: DeliveryPump
-    tracker: StatusTracker
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    errors: list[BaseException] = field(default_factory=list)
 
 
 class TelegramHarness:
@@ -85,14 +70,12 @@ class TelegramHarness:
         self.tracker_interval_s = tracker_interval_s
         self.pump_block_ms = pump_block_ms
         self.worker_batch = worker_batch
-        self.bot: BotSide | None = None
-        self._worker_stop: asyncio.Event | None = None
-        self._worker_task: asyncio.Task[None] | None = None
-        self.worker: Worker | None = None
+        self.bot: BotSide[TelegramAdapter] | None = None
+        self._worker = InProcessWorker(self.queue, self.catalog, settings, redis)
         self._generations = 0
 
     # --- bot side --------------------------------------------------------------------
-    async def start_bot(self) -> BotSide:
+    async def start_bot(self) -> BotSide[TelegramAdapter]:
         self._generations += 1
         adapter = TelegramAdapter(
             self.settings,
@@ -101,77 +84,45 @@ class TelegramHarness:
             rate_limiter=self.rate_limiter_factory(),
             poll_timeout_s=5,
         )
-        side = BotSide(
-            adapter=adapter,
-            pump=DeliveryPump(
-                self.queue,
-                self.conversation,
-                self.settings.bot_name,
-                f"test-bot-{self._generations}",
-                block_ms=self.pump_block_ms,
-                retry_base_s=0.2,
-            ),
-            tracker=StatusTracker(
-                self.queue,
-                self.conversation,
-                self.conversation.waiting,
-                self.redis,
-                self.settings.key_prefix,
-                interval_s=self.tracker_interval_s,
-            ),
+        side = BotSide.create(
+            adapter,
+            self.conversation,
+            self.queue,
+            self.redis,
+            self.settings,
+            consumer=f"test-bot-{self._generations}",
+            pump_block_ms=self.pump_block_ms,
+            retry_base_s=0.2,
+            tracker_interval_s=self.tracker_interval_s,
         )
 
         async def record(update: object, context: Any) -> None:
             side.errors.append(context.error)
 
         adapter.application.add_error_handler(record)
-        side.pump.register(PLATFORM, adapter.deliver)
-        side.tracker.register(PLATFORM, adapter.update_status)
-        await adapter.start()
-        side.tasks = [
-            asyncio.create_task(side.pump.run(side.stop)),
-            asyncio.create_task(side.tracker.run(side.stop)),
-        ]
+        await side.start(PLATFORM)
         self.bot = side
         return side
 
     async def stop_bot(self) -> None:
-        side = self.bot
-        if side is None:
-            return
-        self.bot = None
-        side.stop.set()
-        for task in side.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await side.adapter.stop()
+        side, self.bot = self.bot, None
+        if side is not None:
+            await side.close()
 
-    async def restart_bot(self) -> BotSide:
+    async def restart_bot(self) -> BotSide[TelegramAdapter]:
         await self.stop_bot()
         return await self.start_bot()
 
     # --- worker ------------------------------------------------------------------------
+    @property
+    def worker(self) -> Worker | None:
+        return self._worker.worker
+
     async def start_worker(self) -> Worker:
-        self.worker = Worker(
-            self.queue,
-            load_backend("cpu"),
-            self.catalog,
-            batch_size=self.worker_batch,
-            output_size=self.settings.output_size,
-            block_ms=50,
-            reclaim_interval_s=0.5,
-            encode=production_encoder(self.settings, self.redis),
-        )
-        self._worker_stop = asyncio.Event()
-        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
-        return self.worker
+        return await self._worker.start(batch_size=self.worker_batch)
 
     async def stop_worker(self) -> None:
-        if self._worker_stop is None or self._worker_task is None:
-            return
-        self._worker_stop.set()
-        await self._worker_task
-        self._worker_stop = self._worker_task = None
+        await self._worker.stop()
 
     async def close(self) -> None:
         await self.stop_bot()

@@ -1,0 +1,141 @@
+"""One bot process's moving parts for adapter tests, and an in-process worker.
+
+`BotSide` is what a bot process runs for one adapter: the adapter itself plus the
+`DeliveryPump` and `StatusTracker` it registers with, started and stopped together (a
+harness's `restart_bot()` replaces the whole side, as a process restart would).
+`InProcessWorker` is a real `Worker` with the CPU style engine on the test's event loop,
+labelling every avatar as production workers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+import redis.asyncio as aioredis
+
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.delivery import DeliveryPump, StatusTracker
+from bot.jobs import Job
+from bot.queue import Delivery, JobQueue
+from bot.replies import Queued, Reply
+from bot.styles import StyleCatalog
+from generation.backends import load_backend
+from generation.worker import Worker
+from tests.chat_stack import production_encoder
+
+
+class Adapter(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def deliver(self, delivery: Delivery, replies: Sequence[Reply]) -> None: ...
+
+    async def update_status(self, job: Job, reply: Queued) -> None: ...
+
+
+A = TypeVar("A", bound=Adapter)
+
+
+@dataclass
+class BotSide(Generic[A]):
+    """What one bot process runs: the adapter and the delivery/status loops."""
+
+    adapter: A
+    pump: DeliveryPump
+    tracker: StatusTracker
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        adapter: A,
+        conversation: Conversation,
+        queue: JobQueue,
+        redis: aioredis.Redis,
+        settings: Settings,
+        *,
+        consumer: str,
+        pump_block_ms: int,
+        retry_base_s: float,
+        tracker_interval_s: float,
+        throttle_s: float = 3.0,
+    ) -> BotSide[A]:
+        pump = DeliveryPump(
+            queue,
+            conversation,
+            settings.bot_name,
+            consumer,
+            block_ms=pump_block_ms,
+            retry_base_s=retry_base_s,
+        )
+        tracker = StatusTracker(
+            queue,
+            conversation,
+            conversation.waiting,
+            redis,
+            settings.key_prefix,
+            interval_s=tracker_interval_s,
+            throttle_s=throttle_s,
+        )
+        return cls(adapter=adapter, pump=pump, tracker=tracker)
+
+    async def start(self, platform: str) -> None:
+        self.pump.register(platform, self.adapter.deliver)
+        self.tracker.register(platform, self.adapter.update_status)
+        await self.adapter.start()
+        self.tasks = [
+            asyncio.create_task(self.pump.run(self.stop)),
+            asyncio.create_task(self.tracker.run(self.stop)),
+        ]
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.adapter.stop()
+
+
+class InProcessWorker:
+    """A real worker (CPU style engine, labelled output) on the test's event loop."""
+
+    def __init__(
+        self, queue: JobQueue, catalog: StyleCatalog, settings: Settings, redis: aioredis.Redis
+    ) -> None:
+        self.queue = queue
+        self.catalog = catalog
+        self.settings = settings
+        self.redis = redis
+        self.worker: Worker | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, *, batch_size: int = 4) -> Worker:
+        self.worker = Worker(
+            self.queue,
+            load_backend("cpu"),
+            self.catalog,
+            batch_size=batch_size,
+            output_size=self.settings.output_size,
+            block_ms=50,
+            reclaim_interval_s=0.5,
+            encode=production_encoder(self.settings, self.redis),
+        )
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.worker.run(self._stop))
+        return self.worker
+
+    async def stop(self) -> None:
+        if self._stop is None or self._task is None:
+            return
+        self._stop.set()
+        await self._task
+        self._stop = self._task = None

@@ -117,3 +117,22 @@ async def test_concurrent_calls_from_threads(detector: DlibHogDetector) -> None:
     results = await asyncio.gather(*(asyncio.to_thread(detector.detect, image) for _ in range(4)))
     assert all(faces == results[0] for faces in results)
     assert len(results[0]) == 1
+
+
+def test_concurrent_detection_uses_a_bounded_pool_and_agrees_with_sequential() -> None:
+    """A burst of selfies is detected on several threads at once (dlib releases the GIL):
+    each call borrows its own detector, at most `max_parallel` exist, results are the same."""
+    import concurrent.futures  # noqa: PLC0415
+
+    detector = DlibHogDetector(max_parallel=2)
+    photo = rgb(astronaut())
+    expected = detector.detect(photo)
+    first, second = detector._borrow(), detector._borrow()  # both busy: a second is made
+    assert first is not second
+    assert detector.detectors == 2
+    detector._idle.put(first)
+    detector._idle.put(second)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: detector.detect(photo), range(12)))
+    assert all(r == expected for r in results)
+    assert detector.detectors == 2  # never more than max_parallel

@@ -21,7 +21,6 @@ from bot.jobs import MAX_VARIANTS, MIN_VARIANTS
 
 log = logging.getLogger("avatarbot")
 
-EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 

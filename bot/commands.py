@@ -36,12 +36,6 @@ class InputError(AvatarbotError):
     exit_code = 2
 
 
-class NotOursError(AvatarbotError):
-    """`verify`: the image was not made by this instance, or was altered (exit code 1)."""
-
-    exit_code = 1
-
-
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "styles": cmd_styles,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,16 +213,3 @@ class OriginalFile:
 
 
 Reply = Text | Failure | StylePicker | Queued | Avatar | OriginalFile
-
-
-def texts_of(replies: Sequence[Reply]) -> list[str]:
-    """The visible text of each reply (for logs of what was said, and for tests)."""
-    out: list[str] = []
-    for reply in replies:
-        if isinstance(reply, Text | Failure | StylePicker | Queued):
-            out.append(reply.text)
-        elif isinstance(reply, Avatar):
-            out.append(reply.caption)
-        else:
-            out.append(reply.caption or reply.filename)
-    return out

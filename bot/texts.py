@@ -58,7 +58,6 @@ SELFIE_FORGOTTEN = "🗑 Done: I deleted your selfie. Send /avatar whenever you 
 NO_SELFIE_TO_FORGET = "I don't have a selfie of yours right now; nothing to delete."
 NOT_YOUR_BUTTON = "Only the person who asked for this avatar can use these buttons."
 BUTTON_EXPIRED = "That button has expired. Send /avatar to make a new avatar."
-BUSY = "You already have an avatar in the making. Wait for it, or cancel it first."
 NOTHING_TO_CANCEL = "You have nothing waiting in the queue."
 CANCELLED = "✋ Cancelled. Send /avatar to start again."
 STATUS_CANCELLED = "✖ Cancelled."

@@ -23,6 +23,7 @@ from bot.faces import DlibHogDetector
 from bot.replies import BadCallbackError
 from bot.selfie import FileTooLarge, SelfieIntake
 from bot.styles import UnknownStyleError
+from tests.chat_stack import production_encoder, production_verifier
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
 from tests.hostile import BAD_FILES
@@ -533,3 +534,35 @@ async def test_a_start_cancelled_by_a_stop_signal_leaves_nothing_running(
     assert not adapter.running
     assert adapter.client is None
     assert not fake.connected
+
+
+async def test_verify_with_the_production_verifier(
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+) -> None:
+    """/verify in Discord with what bot/app.py wires: a labelled avatar is recognised with
+    its origin; a photo we never made is not."""
+    settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
+    verifier = production_verifier(settings, redis_client)
+    h = DiscordHarness(fake, settings, redis_client, verifier=verifier, intake=intake)
+    await h.start_bot()
+    try:
+        with Image.open(io.BytesIO(face_jpeg)) as photo:
+            selfie = photo.convert("RGB").resize((512, 512))
+        made = await asyncio.to_thread(
+            production_encoder(settings, redis_client).encode, selfie, "oil", 1
+        )
+        alice = fake.user("alice")
+        ours = fake.attachment(made.data, "avatar.png", "image/png")
+        text = await answered(fake, await fake.command("verify", {"image": ours}, user=alice))
+        assert text.startswith("✅ I made this image"), text
+        assert "in style oil" in text
+        foreign = fake.attachment(face_jpeg, "me.jpg", "image/jpeg")
+        text = await answered(fake, await fake.command("verify", {"image": foreign}, user=alice))
+        assert text.startswith("❌ I didn't make this image"), text
+    finally:
+        await h.close()
+    assert fake.violations == []

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -139,3 +139,45 @@ class InProcessWorker:
         self._stop.set()
         await self._task
         self._stop = self._task = None
+
+
+class Harness(Generic[A]):
+    """The lifecycle both adapter harnesses share: a bot side that can be stopped and
+    restarted (as a process restart would), an in-process worker, and closing both.
+    Subclasses set `bot`, `_worker` (and `worker_batch`) and implement `start_bot`."""
+
+    bot: BotSide[A] | None
+    _worker: InProcessWorker
+    worker_batch: int = 4
+
+    async def start_bot(self) -> BotSide[A]:
+        raise NotImplementedError
+
+    async def stop_bot(self) -> None:
+        side, self.bot = self.bot, None
+        if side is not None:
+            await side.close()
+
+    async def restart_bot(self) -> BotSide[A]:
+        await self.stop_bot()
+        return await self.start_bot()
+
+    @property
+    def worker(self) -> Worker | None:
+        return self._worker.worker
+
+    async def start_worker(self) -> Worker:
+        return await self._worker.start(batch_size=self.worker_batch)
+
+    async def stop_worker(self) -> None:
+        await self._worker.stop()
+
+    async def close(self) -> None:
+        await self.stop_bot()
+        await self.stop_worker()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

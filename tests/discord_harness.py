@@ -22,8 +22,7 @@ from bot.faces import DlibHogDetector
 from bot.queue import JobQueue, QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
-from generation.worker import Worker
-from tests.bot_side import BotSide, InProcessWorker
+from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.fake_discord import FakeDiscord
 
 
@@ -37,7 +36,7 @@ class Clock:
         return time.time() + self.offset_s
 
 
-class DiscordHarness:
+class DiscordHarness(Harness[DiscordAdapter]):
     def __init__(
         self,
         fake: FakeDiscord,
@@ -93,28 +92,3 @@ class DiscordHarness:
         await side.start(PLATFORM)
         self.bot = side
         return side
-
-    async def stop_bot(self) -> None:
-        side, self.bot = self.bot, None
-        if side is not None:
-            await side.close()
-
-    async def restart_bot(self) -> BotSide[DiscordAdapter]:
-        await self.stop_bot()
-        return await self.start_bot()
-
-    # --- worker ------------------------------------------------------------------------
-
-    @property
-    def worker(self) -> Worker | None:
-        return self._worker.worker
-
-    async def start_worker(self) -> Worker:
-        return await self._worker.start()
-
-    async def stop_worker(self) -> None:
-        await self._worker.stop()
-
-    async def close(self) -> None:
-        await self.stop_bot()
-        await self.stop_worker()

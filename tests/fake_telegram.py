@@ -305,11 +305,7 @@ class FakeTelegram:
         message = self._user_message(chat, user, reply_to, photo=sizes)
         if media_group_id is not None:
             message["media_group_id"] = media_group_id
-        if caption is not None:
-            message["caption"] = caption
-            entities = _command_entities(caption)
-            if entities:
-                message["caption_entities"] = entities
+        _add_caption(message, caption)
         self._push_update({"message": message})
         return message
 
@@ -334,11 +330,7 @@ class FakeTelegram:
             "file_size": stored.reported_size,
         }
         message = self._user_message(chat, user, reply_to, document=document)
-        if caption is not None:
-            message["caption"] = caption
-            entities = _command_entities(caption)
-            if entities:
-                message["caption_entities"] = entities
+        _add_caption(message, caption)
         self._push_update({"message": message})
         return message
 
@@ -984,3 +976,13 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
 def _valid_secret(secret: str) -> bool:
     allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
     return 1 <= len(secret) <= 256 and set(secret) <= allowed
+
+
+def _add_caption(message: dict[str, Any], caption: str | None) -> None:
+    """A caption as Telegram sends it: the text plus entities for any /command in it."""
+    if caption is None:
+        return
+    message["caption"] = caption
+    entities = _command_entities(caption)
+    if entities:
+        message["caption_entities"] = entities

@@ -23,8 +23,7 @@ from bot.faces import DlibHogDetector
 from bot.queue import JobQueue, QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
-from generation.worker import Worker
-from tests.bot_side import BotSide, InProcessWorker
+from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.chat_stack import production_verifier
 from tests.fake_telegram import FakeTelegram
 
@@ -38,7 +37,7 @@ def telegram_env(fake: FakeTelegram) -> dict[str, str]:
     }
 
 
-class TelegramHarness:
+class TelegramHarness(Harness[TelegramAdapter]):
     def __init__(
         self,
         fake: FakeTelegram,
@@ -103,36 +102,6 @@ class TelegramHarness:
         await side.start(PLATFORM)
         self.bot = side
         return side
-
-    async def stop_bot(self) -> None:
-        side, self.bot = self.bot, None
-        if side is not None:
-            await side.close()
-
-    async def restart_bot(self) -> BotSide[TelegramAdapter]:
-        await self.stop_bot()
-        return await self.start_bot()
-
-    # --- worker ------------------------------------------------------------------------
-    @property
-    def worker(self) -> Worker | None:
-        return self._worker.worker
-
-    async def start_worker(self) -> Worker:
-        return await self._worker.start(batch_size=self.worker_batch)
-
-    async def stop_worker(self) -> None:
-        await self._worker.stop()
-
-    async def close(self) -> None:
-        await self.stop_bot()
-        await self.stop_worker()
-
-    async def __aenter__(self) -> TelegramHarness:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:

@@ -3,6 +3,8 @@
 Run from the repository root: `.venv/bin/python bench/intake_bench.py`.
 Each figure is the median (and min) of several runs after a warm-up, on this machine;
 the baseline is a naive full decode (`Image.open(...).convert("RGB")`) of the same file.
+Rows marked P3 or ICC carry an embedded colour profile (built by tests/icc.py), which
+intake converts to sRGB and the naive decode ignores.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from bot.faces import DlibHogDetector  # noqa: E402
 from bot.selfie import SelfieIntake  # noqa: E402
-from tests.hostile import astronaut, heic  # noqa: E402
+from tests import icc  # noqa: E402
+from tests.hostile import astronaut, heic, heic_display_p3  # noqa: E402
 
 
 def timing(fn: Callable[[], object], runs: int = 9) -> str:
@@ -44,9 +47,9 @@ def photo(width: int, height: int) -> Image.Image:
     return big.crop((0, top, width, top + height))
 
 
-def jpeg(image: Image.Image) -> bytes:
+def jpeg(image: Image.Image, **params: object) -> bytes:
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=90)
+    image.save(out, "JPEG", quality=90, **params)
     return out.getvalue()
 
 
@@ -69,18 +72,22 @@ def main() -> None:
         print(f"  {label:>12}: {timing(lambda rgb=rgb: detector.detect(rgb))}")
 
     print("\nIntake (bytes in, Selfie out) vs naive full decode:")
+    phone = photo(4000, 3000)
     cases = {
         "512 JPEG": jpeg(astronaut()),
         "3000x2250 JPEG": jpeg(photo(3000, 2250)),
-        "4000x3000 JPEG": jpeg(photo(4000, 3000)),
+        "4000x3000 JPEG": jpeg(phone),
+        "4000x3000 JPEG P3": jpeg(phone, icc_profile=icc.display_p3()),
+        "4000x3000 CMYK+ICC": jpeg(phone.convert("CMYK"), icc_profile=icc.cmyk_profile()),
         "512 HEIC": heic(),
+        "512 HEIC P3": heic_display_p3(),
     }
     for label, data in cases.items():
         selfie = intake.process(data)
         t_intake = timing(lambda data=data: intake.process(data))
         t_naive = timing(lambda data=data: naive_decode(data))
         print(
-            f"  {label:>15}: intake {t_intake}   naive decode {t_naive}   "
+            f"  {label:>18}: intake {t_intake}   naive decode {t_naive}   "
             f"-> {selfie.width}px, {len(selfie.jpeg) // 1024} KB"
         )
 

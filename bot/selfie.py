@@ -13,8 +13,16 @@ Decoding untrusted images safely (DESIGN.md §5), in this order:
 4. animations rejected (still photos only);
 5. `draft()` so big JPEGs decode at 1/2, 1/4 or 1/8 scale (never below the output size);
 6. truncated or broken data raises `CorruptImage`;
-7. EXIF orientation applied, then 16-bit scaled (not clipped) to 8-bit, CMYK and palettes
-   converted, alpha flattened on white: always plain RGB.
+7. EXIF orientation applied, then 16-bit scaled (not clipped) to 8-bit, palettes
+   converted, alpha flattened on white;
+8. an embedded ICC profile (Display P3 from phones, Adobe RGB from cameras, CMYK print
+   profiles, grey profiles) converted to sRGB with littlecms (`PIL.ImageCms`), perceptual
+   intent. A profile that is broken, for another colour space than the pixels, or that
+   littlecms cannot use is ignored (debug log) and the pixels are taken as sRGB, as they
+   are without a profile (CMYK through Pillow's plain conversion): always plain sRGB RGB
+   with no profile attached. `SelfieIntake` finds the face on the pixels as decoded (the
+   detector needs no exact colour) and converts only the output square, so a 12 Mpx
+   photo pays for 1 Mpx at most.
 
 The face crop is square with portrait framing: more room below the face (chin, neck,
 shoulders) than above it, and the face centred horizontally.
@@ -24,12 +32,13 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from bot.errors import AvatarbotError
 from bot.faces import FaceBox, FaceDetector
@@ -51,6 +60,8 @@ FACE_CENTER_Y = 0.45
 
 # Exceptions Pillow's decoders raise on malformed data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- errors
@@ -267,12 +278,25 @@ def _register_heif() -> None:
 
 
 def decode_image(data: bytes, limits: IntakeLimits | None = None) -> Image.Image:
-    """Decode an untrusted upload into a loaded, upright, 8-bit RGB image.
+    """Decode an untrusted upload into a loaded, upright, 8-bit sRGB image.
 
     Raises an `IntakeError` subclass for every way the upload can be unusable. Big JPEGs
     come back reduced by `draft()` (never below `limits.output_max` on the short side).
+    An embedded colour profile is converted to sRGB; the result carries none.
     """
-    limits = limits or IntakeLimits()
+    image, to_srgb = _decode(data, limits or IntakeLimits())
+    return _apply_srgb_transform(image, to_srgb)
+
+
+def _decode(
+    data: bytes, limits: IntakeLimits
+) -> tuple[Image.Image, ImageCms.ImageCmsTransform | None]:
+    """`decode_image` less the colour conversion: the decoded pixels, and the transform
+    from their embedded profile to sRGB still to apply (None: they are sRGB already).
+
+    Without a transform the pixels are 8-bit RGB; with one they are in its input mode
+    (8-bit RGB, L or CMYK). Intake applies it to the output square only.
+    """
     if len(data) > limits.max_bytes:
         raise FileTooLarge(len(data), limits.max_bytes)
     if not data:
@@ -309,7 +333,9 @@ def decode_image(data: bytes, limits: IntakeLimits | None = None) -> Image.Image
         except _DECODE_ERRORS as exc:
             raise CorruptImage(f"{format_name} decode failed: {type(exc).__name__}") from None
         _apply_exif_orientation(image)
-        return _to_rgb(image)
+        pixels, to_srgb = _with_srgb_transform(image)
+        pixels.info.pop("icc_profile", None)  # sRGB once `to_srgb` is applied; never kept
+        return pixels, to_srgb
 
 
 def _apply_exif_orientation(image: Image.Image) -> None:
@@ -322,6 +348,126 @@ def _apply_exif_orientation(image: Image.Image) -> None:
 
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+#: Decoded modes an ICC profile of each colour space can describe.
+_GREY_MODES = _SIXTEEN_BIT_MODES | {"1", "L", "LA", "La", "I", "F"}
+_RGB_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX", "P", "PA"})
+
+
+# --------------------------------------------------------------------------- colour
+
+
+class _ProfileNotApplicable(Exception):
+    """An embedded ICC profile intake does not convert from (reason in the message)."""
+
+
+#: The transform's source mode for each ICC colour space intake converts from.
+_PROFILE_SPACES = {"RGB ": "RGB", "GRAY": "L", "CMYK": "CMYK"}
+#: Profiles up to this size keep their transform in `_cached_srgb_transform` (phone and
+#: camera profiles are 0.5-4 KB and repeat from photo to photo); bigger ones (CMYK press
+#: profiles, 0.5-3 MB, rare in selfies) are built per upload, so the cache stays small.
+_CACHED_PROFILE_BYTES = 64 * 1024
+#: A transform that moves no probe colour by more than this is taken as the identity
+#: (sRGB-tagged photos from Android phones and cameras are then not converted at all).
+_IDENTITY_TOLERANCE = 1
+
+
+def _with_srgb_transform(
+    image: Image.Image,
+) -> tuple[Image.Image, ImageCms.ImageCmsTransform | None]:
+    """A loaded image as 8-bit pixels in its profile's mode, with the transform to sRGB;
+    or, without a usable profile, as 8-bit RGB taken as sRGB (transform None).
+
+    The pixels are a copy: the caller closes `image`.
+    """
+    icc = image.info.get("icc_profile")
+    if not icc or not isinstance(icc, bytes):
+        return _to_rgb(image), None
+    try:
+        source_mode, transform = _srgb_transform(icc)
+        if source_mode == "RGB" and image.mode in _RGB_MODES:
+            return _to_rgb(image), transform
+        if source_mode == "L" and image.mode in _GREY_MODES:
+            return _to_grey(image), transform
+        if source_mode == "CMYK" and image.mode == "CMYK":
+            return image.copy(), transform
+        raise _ProfileNotApplicable(f"{source_mode} profile on {image.mode} pixels")
+    except (_ProfileNotApplicable, OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
+        # Never the profile's bytes or text: both come from the upload.
+        log.debug(
+            "embedded ICC profile (%d bytes) ignored, pixels taken as sRGB: %s: %s",
+            len(icc),
+            type(exc).__name__,
+            exc,
+        )
+        return _to_rgb(image), None
+
+
+def _srgb_transform(icc: bytes) -> tuple[str, ImageCms.ImageCmsTransform | None]:
+    """The source mode and the transform to sRGB for an embedded profile (None: identity,
+    only for RGB). Raises if littlecms cannot parse or use the profile.
+    """
+    if len(icc) <= _CACHED_PROFILE_BYTES:
+        return _cached_srgb_transform(icc)
+    return _build_srgb_transform(icc)
+
+
+def _build_srgb_transform(icc: bytes) -> tuple[str, ImageCms.ImageCmsTransform | None]:
+    """Parse, build and probe (see `_srgb_transform`); ~5 ms for a matrix/TRC profile."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    space = profile.profile.xcolor_space
+    source_mode = _PROFILE_SPACES.get(space)
+    if source_mode is None:
+        raise _ProfileNotApplicable(f"colour space {space.strip()!r}")
+    transform = ImageCms.buildTransform(
+        profile,
+        _srgb_profile(),
+        source_mode,
+        "RGB",
+        renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        # No 1-pixel cache: then one transform may serve several threads at once.
+        flags=ImageCms.Flags.NOCACHE,
+    )
+    if source_mode == "RGB":
+        probe = _probe_colours()
+        moved = np.abs(
+            np.asarray(transform.apply(probe), dtype=np.int16) - np.asarray(probe, dtype=np.int16)
+        )
+        if int(moved.max()) <= _IDENTITY_TOLERANCE:
+            return source_mode, None
+    return source_mode, transform
+
+
+# Exceptions are not cached: a broken profile is parsed again (it fails fast).
+_cached_srgb_transform = functools.lru_cache(maxsize=32)(_build_srgb_transform)
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def _probe_colours() -> Image.Image:
+    """4096 colours: every combination of 16 levels from 0 to 255 (read-only)."""
+    levels = np.arange(0, 256, 17, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+    return Image.fromarray(grid.reshape(64, 64, 3), "RGB")
+
+
+def _apply_srgb_transform(
+    image: Image.Image, transform: ImageCms.ImageCmsTransform | None
+) -> Image.Image:
+    """`image` converted by `transform` (from `_srgb_transform`) to RGB with no profile
+    attached; an image without a transform is RGB and taken as sRGB already."""
+    if transform is None:
+        return image
+    try:
+        converted = transform.apply(image)
+    except (OSError, ValueError, ImageCms.PyCMSError) as exc:  # a bug, not bad input
+        log.warning("ICC transform failed, pixels taken as sRGB: %s", type(exc).__name__)
+        return _to_rgb(image)
+    converted.info.pop("icc_profile", None)  # Pillow attaches the output (sRGB) profile
+    return converted
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -330,7 +476,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image.copy()
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        return Image.fromarray(_grey_to_8bit(image), "L").convert("RGB")
+        return _to_grey(image).convert("RGB")
     if mode == "P":
         mode = "RGBA" if "transparency" in image.info else "RGB"
         image = image.convert(mode)
@@ -343,6 +489,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return image.convert("RGB")
     except ValueError as exc:
         raise CorruptImage(f"cannot convert mode {mode} to RGB") from exc
+
+
+def _to_grey(image: Image.Image) -> Image.Image:
+    """A grey mode (see `_GREY_MODES`) to 8-bit L: 16-bit scaled, alpha flattened on white."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        return Image.fromarray(_grey_to_8bit(image), "L")
+    if image.mode in ("LA", "La"):
+        la = image.convert("LA")
+        flat = Image.new("L", la.size, 255)
+        flat.paste(la.getchannel("L"), mask=la.getchannel("A"))
+        return flat
+    return image.convert("L")
 
 
 def _grey_to_8bit(image: Image.Image) -> np.ndarray[tuple[int, int], np.dtype[np.uint8]]:
@@ -446,14 +604,16 @@ class SelfieIntake:
 
     def process(self, data: bytes) -> Selfie:
         """Validate and normalise one upload; raises an `IntakeError` subclass if unusable."""
-        image = decode_image(data, self.limits)
-        rgb = np.asarray(image)
+        image, to_srgb = _decode(data, self.limits)
+        # Grey or CMYK pixels with a profile: a plain RGB view is good enough to find a face.
+        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         face = self._single_face(self.detector.detect(rgb))
         crop, crop_face = _portrait_crop(image, face)
         side = min(crop.width, self.limits.output_max)
         if crop.width > side:
             crop_face = crop_face.scaled(side / crop.width)
             crop = crop.resize((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        crop = _apply_srgb_transform(crop, to_srgb)  # on the output pixels only: cheapest
         out = io.BytesIO()
         crop.save(out, "JPEG", quality=self.limits.jpeg_quality, optimize=True)
         return Selfie(
@@ -496,7 +656,7 @@ def _portrait_crop(image: Image.Image, face: FaceBox) -> tuple[Image.Image, Face
     else:
         inner = (max(left, 0), max(top, 0), min(left + side, width), min(top + side, height))
         part = image.crop(inner)
-        crop = Image.new("RGB", (side, side), _edge_colour(part))
+        crop = Image.new(image.mode, (side, side), _edge_colour(part))
         crop.paste(part, (inner[0] - left, inner[1] - top))
     return crop, face.translated(-left, -top)
 
@@ -508,12 +668,11 @@ def _place(start: int, side: int, limit: int) -> int:
     return start
 
 
-def _edge_colour(image: Image.Image) -> tuple[int, int, int]:
-    """The mean colour of an image's outermost rows and columns (for padding)."""
-    pixels = np.asarray(image).astype(np.float64)
+def _edge_colour(image: Image.Image) -> tuple[int, ...]:
+    """The mean colour of an image's outermost rows and columns (for padding), per band."""
+    pixels = np.asarray(image).astype(np.float64).reshape(image.height, image.width, -1)
     edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    r, g, b = (int(v) for v in np.rint(edges.mean(axis=0)))
-    return (r, g, b)
+    return tuple(int(v) for v in np.rint(edges.mean(axis=0)))
 
 
 def load_selfie(jpeg: bytes) -> Image.Image:

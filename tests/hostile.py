@@ -6,7 +6,8 @@ builder of an awkward-but-valid selfie that intake must accept. Builders are cac
 case is built once per test session. Nothing here touches the disk or the network.
 
 The good variants derive from tests/data/astronaut.jpg (NASA portrait of Eileen
-Collins, public domain, 512x512, face box ~88 px at (179, 83)).
+Collins, public domain, 512x512, face box ~88 px at (179, 83)). Colour profiles come
+from `tests.icc`, which builds them from numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bot.selfie import (
     NotAnImage,
     UnsupportedFormat,
 )
+from tests import icc
 
 ASTRONAUT = Path(__file__).parent / "data" / "astronaut.jpg"
 
@@ -388,6 +390,54 @@ def png_huge_exif_chunk() -> bytes:
     return data[:ihdr_end] + png_chunk(b"eXIf", junk) + data[ihdr_end:]
 
 
+# --- colour profiles --------------------------------------------------------------------
+
+#: Not an ICC profile at all.
+GARBAGE_PROFILE = b"definitely not a colour profile " * 16
+
+
+@functools.cache
+def jpeg_display_p3() -> bytes:
+    """The portrait's pixels tagged Display P3 (what an iPhone JPEG carries)."""
+    return encode(astronaut(), "JPEG", quality=92, icc_profile=icc.display_p3())
+
+
+@functools.cache
+def heic_display_p3() -> bytes:
+    """A HEIC tagged Display P3, like an iPhone photo; same pixels as `heic()`."""
+    image = astronaut().copy()
+    image.info["icc_profile"] = icc.display_p3()
+    out = io.BytesIO()
+    pillow_heif.from_pillow(image).save(out, quality=85)
+    return out.getvalue()
+
+
+@functools.cache
+def cmyk_jpeg_with_profile() -> bytes:
+    """A CMYK print file with its CMYK profile embedded."""
+    return encode(astronaut().convert("CMYK"), "JPEG", quality=92, icc_profile=icc.cmyk_profile())
+
+
+@functools.cache
+def png_grey16_with_profile() -> bytes:
+    """The 16-bit grey PNG tagged with a linear-light grey profile."""
+    with Image.open(io.BytesIO(png_grey16())) as grey:
+        grey.load()
+        return encode(grey, "PNG", icc_profile=icc.grey_profile(1.0))
+
+
+@functools.cache
+def jpeg_garbage_profile() -> bytes:
+    """A JPEG whose ICC segment holds garbage."""
+    return encode(astronaut(), "JPEG", quality=92, icc_profile=GARBAGE_PROFILE)
+
+
+@functools.cache
+def png_unusable_profile() -> bytes:
+    """A PNG whose RGB profile parses but lacks its colorant tags (unusable)."""
+    return encode(astronaut(), "PNG", icc_profile=icc.rgb_profile_without_colorants())
+
+
 # --- polyglots and disguises, awkward formats that hold no usable face ------------------
 
 
@@ -486,4 +536,10 @@ GOOD_FILES: dict[str, Callable[[], bytes]] = {
     "polyglot_jpeg_zip": polyglot_jpeg_zip,
     "huge_exif_jpeg": huge_exif_jpeg,
     "png_huge_exif_chunk": png_huge_exif_chunk,
+    "jpeg_display_p3": jpeg_display_p3,
+    "heic_display_p3": heic_display_p3,
+    "cmyk_jpeg_with_profile": cmyk_jpeg_with_profile,
+    "png_grey16_with_profile": png_grey16_with_profile,
+    "jpeg_garbage_profile": jpeg_garbage_profile,
+    "png_unusable_profile": png_unusable_profile,
 }

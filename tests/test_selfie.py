@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from bot.errors import AvatarbotError
 from bot.faces import DlibHogDetector, FaceBox, FaceDetector
@@ -32,7 +34,7 @@ from bot.selfie import (
     decode_image,
     load_selfie,
 )
-from tests import hostile
+from tests import hostile, icc
 
 ROOT = Path(__file__).parent.parent
 
@@ -249,6 +251,199 @@ def test_repr_never_shows_bytes(intake: SelfieIntake) -> None:
     selfie = intake.process(hostile.ASTRONAUT.read_bytes())
     assert "\\x" not in repr(selfie)
     assert repr(selfie).startswith(f"Selfie({selfie.width}x{selfie.height}, ")
+
+
+# --------------------------------------------------------------------------- colour profiles
+
+# Linear RGB -> linear sRGB, both D65, as published (not derived from tests/icc.py).
+P3_TO_SRGB = np.array(
+    [
+        [1.2249401, -0.2249404, 0.0],
+        [-0.0420569, 1.0420571, 0.0],
+        [-0.0196376, -0.0786361, 1.0982735],
+    ]
+)
+ADOBE_RGB_TO_SRGB = np.array(
+    [[1.3983557, -0.3983557, 0.0], [0.0, 1.0, 0.0], [0.0, -0.0429290, 1.0429290]]
+)
+PATCH = 128
+RGB_PATCHES = [
+    (255, 0, 0),  # primaries: out of sRGB's gamut, clipped
+    (0, 255, 0),
+    (200, 60, 50),  # saturated red
+    (40, 200, 80),  # saturated green
+    (230, 180, 150),  # skin
+    (128, 128, 128),
+    (20, 40, 160),
+]
+
+
+def patches(colours: list[tuple[int, ...]], mode: str) -> Image.Image:
+    """One PATCH-sized square per colour, side by side."""
+    image = Image.new(mode, (PATCH * len(colours), PATCH))
+    for i, colour in enumerate(colours):
+        image.paste(
+            colour if len(colour) > 1 else colour[0], (i * PATCH, 0, (i + 1) * PATCH, PATCH)
+        )
+    return image
+
+
+def patch_centres(image: Image.Image, count: int) -> icc.Floats:
+    pixels = np.asarray(image, dtype=np.float64)
+    return np.stack([pixels[PATCH // 2, i * PATCH + PATCH // 2] for i in range(count)])
+
+
+def gamma_rgb_to_srgb(rgb: icc.Floats, gamma: float, matrix: icc.Floats) -> icc.Floats:
+    """8-bit values of a pure-gamma RGB space -> 8-bit sRGB (floats), gamut clipped."""
+    linear = (np.asarray(rgb, dtype=np.float64) / 255) ** gamma
+    return icc.srgb_encode(linear @ matrix.T)
+
+
+@pytest.mark.parametrize(
+    ("profile", "gamma", "matrix"),
+    [
+        pytest.param(icc.display_p3, 2.2, P3_TO_SRGB, id="display_p3"),
+        pytest.param(icc.adobe_rgb, 563 / 256, ADOBE_RGB_TO_SRGB, id="adobe_rgb"),
+    ],
+)
+def test_wide_gamut_patches_come_out_in_srgb(
+    profile: Callable[[], bytes],
+    gamma: float,
+    matrix: icc.Floats,
+) -> None:
+    tagged = hostile.encode(patches(RGB_PATCHES, "RGB"), "PNG", icc_profile=profile())
+    decoded = decode_image(tagged)
+    assert decoded.mode == "RGB"
+    assert "icc_profile" not in decoded.info
+    got = patch_centres(decoded, len(RGB_PATCHES))
+    want = gamma_rgb_to_srgb(np.array(RGB_PATCHES), gamma, matrix)
+    assert np.abs(got - want).max() <= 1.5
+    # Taken as sRGB, the saturated patches would be visibly washed out.
+    assert np.abs(got - np.array(RGB_PATCHES)).max() > 15
+
+
+def test_srgb_profile_leaves_the_pixels_alone() -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    decoded = decode_image(hostile.encode(hostile.astronaut(), "PNG", icc_profile=srgb))
+    assert np.array_equal(np.asarray(decoded), np.asarray(hostile.astronaut()))
+    assert "icc_profile" not in decoded.info
+
+
+def test_gamma_profile_is_not_mistaken_for_srgb() -> None:
+    """sRGB primaries with a pure 2.2 curve differ from sRGB only in the shadows (a few
+    levels): intake still converts, the identity shortcut must not swallow that."""
+    greys = [(v, v, v) for v in (5, 10, 20, 30, 60, 128, 250)]
+    tagged = hostile.encode(patches(greys, "RGB"), "PNG", icc_profile=icc.srgb_like(2.2))
+    got = patch_centres(decode_image(tagged), len(greys))
+    want = gamma_rgb_to_srgb(np.array(greys), 2.2, np.eye(3))
+    assert np.abs(got - want).max() <= 1.5
+    assert np.abs(got - np.array(greys)).max() >= 5
+
+
+def test_cmyk_converts_through_its_profile() -> None:
+    inks = [
+        (0, 0, 0, 0),
+        (255, 0, 0, 0),
+        (128, 0, 0, 0),
+        (0, 128, 64, 0),
+        (0, 0, 0, 128),
+        (50, 100, 150, 30),
+        (20, 60, 80, 0),
+        (255, 255, 255, 255),
+    ]
+    image = patches(inks, "CMYK")
+    with_profile = decode_image(
+        hostile.encode(image, "JPEG", quality=95, icc_profile=icc.cmyk_profile())
+    )
+    got = patch_centres(with_profile, len(inks))
+    want = np.array([icc.cmyk_model_srgb(ink) for ink in inks])
+    assert np.abs(got - want).max() <= 3
+    # Without the profile Pillow's plain conversion gives much darker mid-tones.
+    plain = patch_centres(decode_image(hostile.encode(image, "JPEG", quality=95)), len(inks))
+    assert np.abs(plain - want).max() > 40
+
+
+def test_grey_profile_is_applied() -> None:
+    levels = [(0,), (16,), (64,), (128,), (200,), (255,)]
+    tagged = hostile.encode(patches(levels, "L"), "PNG", icc_profile=icc.grey_profile(1.0))
+    decoded = decode_image(tagged)
+    assert decoded.mode == "RGB"
+    got = patch_centres(decoded, len(levels))
+    linear = np.array(levels, dtype=np.float64) / 255  # the profile says: linear light
+    want = np.repeat(icc.srgb_encode(linear), 3, axis=1)
+    assert np.abs(got - want).max() <= 1.5
+
+
+UNUSABLE_PROFILES: dict[str, Callable[[], bytes]] = {
+    "garbage": lambda: hostile.GARBAGE_PROFILE,
+    "truncated": lambda: icc.display_p3()[:200],
+    "no_colorant_tags": icc.rgb_profile_without_colorants,
+    "cmyk_profile_on_rgb": icc.cmyk_profile,
+    "lab_profile": lambda: ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(),
+}
+
+
+@pytest.mark.parametrize("name", list(UNUSABLE_PROFILES))
+def test_unusable_profile_leaves_the_pixels_as_srgb(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    profile = UNUSABLE_PROFILES[name]()
+    caplog.set_level(logging.DEBUG, logger="bot.selfie")
+    decoded = decode_image(hostile.encode(hostile.astronaut(), "PNG", icc_profile=profile))
+    assert np.array_equal(np.asarray(decoded), np.asarray(hostile.astronaut()))
+    assert "icc_profile" not in decoded.info
+    [record] = [r for r in caplog.records if r.name == "bot.selfie"]
+    message = record.getMessage()
+    assert record.levelno == logging.DEBUG
+    assert f"({len(profile)} bytes) ignored" in message
+    assert "definitely" not in message
+    assert "Test" not in message  # profile descriptions come from the upload too
+
+
+def test_display_p3_selfie_is_converted_and_framed_the_same(intake: SelfieIntake) -> None:
+    plain = intake.process(hostile.encode(hostile.astronaut(), "JPEG", quality=92))
+    tagged = intake.process(hostile.jpeg_display_p3())
+    assert (tagged.width, tagged.face) == (plain.width, plain.face)
+    plain_pixels = np.asarray(open_output(plain), dtype=np.float64)
+    tagged_pixels = np.asarray(open_output(tagged), dtype=np.float64)
+    want = gamma_rgb_to_srgb(plain_pixels, 2.2, P3_TO_SRGB)
+    assert np.abs(tagged_pixels - want).mean() < 2
+
+    def chroma(pixels: icc.Floats) -> float:
+        return float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean())
+
+    # Taken as sRGB (before), a P3 photo's colours come out washed out.
+    assert chroma(tagged_pixels) > chroma(plain_pixels) + 3
+
+
+def test_display_p3_heic_is_converted() -> None:
+    """An iPhone-style HEIC: the same pixels as `heic()`, tagged Display P3."""
+    plain = np.asarray(decode_image(hostile.heic()), dtype=np.float64)
+    tagged = np.asarray(decode_image(hostile.heic_display_p3()), dtype=np.float64)
+    assert np.abs(tagged - gamma_rgb_to_srgb(plain, 2.2, P3_TO_SRGB)).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "make", [hostile.cmyk_jpeg_with_profile, hostile.png_grey16_with_profile], ids=["cmyk", "grey"]
+)
+def test_profiled_cmyk_and_grey_photos_can_be_padded(make: Callable[[], bytes]) -> None:
+    """Their pixels stay CMYK or grey until the output square is converted; padding
+    happens before that, in their own mode, and the photo's colours still convert."""
+    data = make()
+    selfie = SelfieIntake(FixedDetector(face(-20, -30, 400))).process(data)
+    assert selfie.width == round(1.6 * 400)
+    output = np.asarray(load_selfie(selfie.jpeg), dtype=np.float64)
+    assert output[:100, :100].std(axis=(0, 1)).max() < 4, "padding is one flat colour"
+    # The square starts at (-140, -118) in the photo (see the plain padding test).
+    photo = np.asarray(decode_image(data), dtype=np.float64)
+    assert np.abs(output[168:368, 190:390] - photo[50:250, 50:250]).mean() < 3
+
+
+async def test_profiled_intake_from_threads(intake: SelfieIntake) -> None:
+    """Transforms are cached and shared by threads; every result is the same."""
+    data = hostile.jpeg_display_p3()
+    results = await asyncio.gather(*(asyncio.to_thread(intake.process, data) for _ in range(4)))
+    assert len({r.jpeg for r in results}) == 1
 
 
 # --------------------------------------------------------------------------- face rules

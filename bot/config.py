@@ -115,6 +115,15 @@ class Settings(BaseSettings):
         validation_alias=_env("AVATARBOT_COMPILE"),
         description="torch.compile the UNet (warmed up at worker start, not on the first user).",
     )
+    compile_backend: str = Field(
+        default="inductor",
+        min_length=1,
+        validation_alias=_env("AVATARBOT_COMPILE_BACKEND"),
+        description=(
+            "torch.compile backend: inductor, cudagraphs, or one another package registers "
+            "(e.g. tensorrt with torch-tensorrt installed)."
+        ),
+    )
     tiny_vae: str | None = Field(
         default=None,
         validation_alias=_env("AVATARBOT_TINY_VAE"),

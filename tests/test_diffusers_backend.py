@@ -21,10 +21,11 @@ import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 from PIL import Image, ImageOps
 
+from bot.config import load_settings
 from bot.jobs import FailureReason, JobStatus
 from bot.queue import JobQueue, QueueConfig
 from bot.styles import CpuRecipe, DiffusionRecipe, Style, StyleCatalog
-from generation.backends import load_backend
+from generation.backends import backend_from_settings, load_backend
 from generation.backends.base import (
     Backend,
     BackendUnavailableError,
@@ -434,6 +435,109 @@ def test_warmup_runs_the_pipeline_before_the_first_user(tiny_models: TinyModels)
     assert backend.pipeline_calls == 0
     backend.warmup()
     assert backend.pipeline_calls == 2  # batch of 1 and of 2 at the warm-up size
+
+
+def test_compiled_backend_compiles_in_warmup_never_on_a_request(
+    tiny_models: TinyModels, face: Image.Image
+) -> None:
+    """torch.compile with a counting backend (dynamo traces and guards as for inductor; the
+    graphs then run eagerly, so this takes seconds on the CPU). Every graph a request needs
+    is made by `warmup()`, for each LoRA setting the styles use (adapter weights are
+    Python numbers graphs are specialised on) and any batch size; results match eager."""
+    lora = str(tiny_models.lora_sd / "pytorch_lora_weights.safetensors")
+    # One LoRA setting is enough here (tracing is the slow part); that each (LoRA, scale)
+    # gets its own warm-up is checked below, through the settings.
+    styles = [SKETCH, make_style("styled", SKETCH.diffusion.prompt, lora=lora, lora_scale=0.7)]
+    graphs: list[int] = []
+
+    def counting_backend(graph: torch.fx.GraphModule, _inputs: list[Any]) -> Any:
+        graphs.append(len(graph.graph.nodes))
+        return graph.forward
+
+    options: dict[str, Any] = {"preload_loras": [lora], "max_batch_images": 4}
+    compiled = load_tiny(
+        tiny_models.sd, tiny_models, compile=True, compile_backend=counting_backend,
+        warmup_recipes=[s.diffusion for s in styles], **options,
+    )  # fmt: skip
+    eager = load_tiny(tiny_models.sd, tiny_models, **options)
+    try:
+        assert graphs == []  # nothing is compiled while loading
+        compiled.warmup()
+        warmed = len(graphs)
+        assert warmed >= 2 * len(styles)  # UNet: batch 1 and a dynamic batch, per setting
+        for style in styles:
+            for count in (1, 3):
+                requests = [
+                    request_for(face, style, seeds=(n,), key=f"{style.id}-{n}")
+                    for n in range(count)
+                ]
+                results = compiled.generate(requests)
+                assert len(graphs) == warmed, f"{style.id}, batch {count}: compiled on a request"
+                for mine, reference in zip(results, eager.generate(requests), strict=True):
+                    for a, b in zip(output(mine).images, output(reference).images, strict=True):
+                        assert_same_pixels(a.image, b.image)
+    finally:
+        torch._dynamo.reset()  # drop the graphs: they hold this backend's modules
+
+
+def test_settings_wire_the_options_and_the_catalogs_lora_settings_into_the_warmup(
+    tiny_models: TinyModels, tmp_path: Path
+) -> None:
+    lora = str(tiny_models.lora_sd / "pytorch_lora_weights.safetensors")
+    styles_file = tmp_path / "styles.toml"
+    lora_styles = [
+        "\n".join(
+            [
+                "[[style]]",
+                f'id = "neon-{n}"',
+                f'title = "Neon {n}"',
+                'emoji = "🌃"',
+                'description = "A style with its own LoRA."',
+                "[style.cpu]",
+                'effect = "pencil_sketch"',
+                "[style.diffusion]",
+                f'prompt = "neon portrait of a person, take {n}"',
+                "strength = 0.5",
+                "steps = 2",
+                f'lora = "{lora}"',
+                f"lora_scale = {scale}",
+                "",
+            ]
+        )
+        for n, scale in enumerate((0.8, 0.4, 0.8))  # the third repeats the first's setting
+    ]
+    default_styles = Path(__file__).parent.parent / "bot" / "data" / "styles.toml"
+    styles_file.write_text(default_styles.read_text() + "\n".join(lora_styles))
+    settings = load_settings(
+        {
+            "AVATARBOT_BACKEND": "diffusers",
+            "AVATARBOT_MODEL": str(tiny_models.sd),
+            "AVATARBOT_IP_ADAPTER": str(tiny_models.ip_adapter),
+            "AVATARBOT_DEVICE": "cpu",
+            "AVATARBOT_LOCAL_FILES_ONLY": "true",
+            "AVATARBOT_SCHEDULER": "lcm",
+            "AVATARBOT_COMPILE": "true",
+            "AVATARBOT_COMPILE_BACKEND": "eager",
+            "AVATARBOT_STYLES_FILE": str(styles_file),
+        }
+    )
+    try:
+        backend = backend_from_settings(settings, StyleCatalog.load(settings.styles_file))
+        assert isinstance(backend, DiffusersBackend)
+        assert backend.compiled  # compiled lazily: by the worker's warmup(), not here
+        assert type(backend.pipeline.scheduler).__name__ == "LCMScheduler"
+        assert list(backend.loaded_loras) == [lora]  # preloaded from the catalog
+        settings_warmed = [(r.lora, r.lora_scale) for r in backend.warmup_recipes]
+        assert settings_warmed == [(None, 1.0), (lora, 0.8), (lora, 0.4)]
+    finally:
+        torch._dynamo.reset()
+
+
+def test_warmup_skips_a_lora_that_fails_to_load(tiny_models: TinyModels) -> None:
+    broken = make_style("ghost", "ghost portrait", lora="/nonexistent/lora.safetensors")
+    backend = load_tiny(tiny_models.sd, tiny_models, warmup_recipes=[broken.diffusion])
+    backend.warmup()  # the worker still starts; only that style fails, when asked for
+    assert backend.pipeline_calls == 2  # batches of 1 and 2 without a LoRA
 
 
 def test_channels_last_on_request(

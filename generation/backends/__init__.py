@@ -36,10 +36,12 @@ def backend_from_settings(settings: Settings, catalog: StyleCatalog) -> Backend:
         safety_checker=settings.safety_checker,
         tiny_vae=settings.tiny_vae,
         compile=settings.compile,
+        compile_backend=settings.compile_backend,
         local_files_only=settings.local_files_only,
         max_batch_images=max(8, settings.batch_size * 2),
         preload_loras=loras,
         warmup_sizes=(settings.output_size,) if settings.compile else (),
+        warmup_recipes=[s.diffusion for s in catalog] if settings.compile else (),
     )
 
 

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,6 +181,7 @@ class DiffusersBackend(Backend):
         local_files_only: bool = False,
         compiled: bool = False,
         warmup_sizes: Sequence[int] = (),
+        warmup_recipes: Sequence[DiffusionRecipe] = (),
     ) -> None:
         if not size_buckets or any(s <= 0 or s % 8 for s in size_buckets):
             raise ValueError(f"size buckets must be positive multiples of 8, got {size_buckets}")
@@ -201,6 +202,7 @@ class DiffusersBackend(Backend):
         self._face_embedder = face_embedder
         self._local_files_only = local_files_only
         self._warmup_sizes = tuple(warmup_sizes) or (self.size_buckets[0],)
+        self._warmup_recipes = _lora_settings(warmup_recipes)
         self._loras: dict[str, str] = {}  # source -> adapter name
         self._base_adapters: tuple[str, ...] = tuple(
             sorted({a for names in _adapters(pipeline).values() for a in names})
@@ -220,6 +222,11 @@ class DiffusersBackend(Backend):
     @property
     def ip_adapter(self) -> bool:
         return self._ip_embedding != "none"
+
+    @property
+    def warmup_recipes(self) -> tuple[DiffusionRecipe, ...]:
+        """What `warmup()` runs: no LoRA, then each (LoRA, scale) of the warm-up recipes."""
+        return self._warmup_recipes
 
     @property
     def loaded_loras(self) -> dict[str, str]:
@@ -249,22 +256,31 @@ class DiffusersBackend(Backend):
             return self._ensure_lora(source)
 
     def warmup(self) -> None:
-        """Run the pipeline at each warm-up size for batches of 1 and 2, so compilation and
-        first kernel launches happen now (the second shape lets dynamo mark the batch
-        dimension dynamic, so later batch sizes reuse the graph)."""
-        recipe = DiffusionRecipe(prompt="a portrait photo of a person", strength=0.5, steps=2)
+        """Run the pipeline at each warm-up size for batches of 1 and 2, once without a LoRA
+        and once per LoRA setting of the warm-up recipes (the catalog's styles), so that
+        compilation and first kernel launches happen now, not on a user's request.
+
+        The second batch size lets dynamo mark the batch dimension dynamic, so later batch
+        sizes reuse the graph. A LoRA's adapter weights are Python numbers that compiled
+        graphs are specialised on: each (LoRA, scale) a style uses gets its own graphs,
+        which is why they are all warmed up here."""
         face = Image.new("RGB", (64, 64), (128, 112, 100))
         started = time.perf_counter()
         with self._lock:
-            for size in self._warmup_sizes:
-                bucket = self.bucket_for(size)
-                for count in sorted({1, min(2, self.max_batch_images)}):
-                    images = [self._prepare_selfie(face, bucket)] * count
-                    embeds = [self._ip_embeds(face)] * count if self.ip_adapter else []
+            for recipe in self._warmup_recipes:
+                try:
                     self._activate_lora(recipe)
-                    self._call(
-                        recipe, images=images, embeds=embeds, seeds=list(range(count)), on_step=None
-                    )
+                except GenerationError:
+                    continue  # logged; its styles fail alone, with the load error, if asked for
+                for size in self._warmup_sizes:
+                    bucket = self.bucket_for(size)
+                    for count in sorted({1, min(2, self.max_batch_images)}):
+                        images = [self._prepare_selfie(face, bucket)] * count
+                        embeds = [self._ip_embeds(face)] * count if self.ip_adapter else []
+                        self._call(
+                            recipe, images=images, embeds=embeds, seeds=list(range(count)),
+                            on_step=None,
+                        )  # fmt: skip
         log.info("warm-up done in %.1f s (%s)", time.perf_counter() - started, self.describe())
 
     def generate(
@@ -612,6 +628,27 @@ def detect_family(model: str, *, local_files_only: bool = False) -> Family:
     )
 
 
+_WARMUP_PROMPT = "a portrait photo of a person"
+
+
+def _lora_settings(recipes: Sequence[DiffusionRecipe]) -> tuple[DiffusionRecipe, ...]:
+    """One short warm-up recipe without a LoRA, then one per distinct (LoRA, scale)."""
+    plain = DiffusionRecipe(prompt=_WARMUP_PROMPT, strength=0.5, steps=2)
+    settings = dict.fromkeys((r.lora, r.lora_scale) for r in recipes if r.lora)
+    return (plain, *(replace(plain, lora=lora, lora_scale=scale) for lora, scale in settings))
+
+
+def _allow_recompiles(graphs: int) -> None:
+    """Let dynamo keep `graphs` compiled variants of a function (its default is 8, after
+    which it silently runs the function uncompiled)."""
+    import torch._dynamo.config as dynamo_config  # noqa: PLC0415  # only when compiling
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, graphs)
+    dynamo_config.accumulated_recompile_limit = max(
+        dynamo_config.accumulated_recompile_limit, 4 * graphs
+    )
+
+
 def load(
     model: str,
     device: str | None = None,
@@ -630,11 +667,13 @@ def load(
     tiny_vae: str | None = None,
     compile: bool = False,
     compile_mode: str = "reduce-overhead",
+    compile_backend: str | Callable[..., Any] = "inductor",
     channels_last: bool | None = None,
     size_buckets: Sequence[int] = SIZE_BUCKETS,
     max_batch_images: int = 8,
     preload_loras: Sequence[str] = (),
     warmup_sizes: Sequence[int] = (),
+    warmup_recipes: Sequence[DiffusionRecipe] = (),
 ) -> DiffusersBackend:
     """Load a diffusers model once and wrap it as a backend.
 
@@ -697,13 +736,17 @@ def load(
         local_files_only=local_files_only,
         compiled=compile,
         warmup_sizes=warmup_sizes,
+        warmup_recipes=warmup_recipes,
     )
     for source in preload_loras:
         backend.load_lora(source)
     if compile:
-        # In place, so LoRA/IP-Adapter modules stay addressable; compiled by warmup().
-        pipe.unet.compile(mode=compile_mode)
-        pipe.vae.decoder.compile(mode=compile_mode)
+        # In place, so LoRA/IP-Adapter modules stay addressable; compiled by warmup(). Per
+        # LoRA setting: a graph for batch 1, one with a dynamic batch, room to spare.
+        _allow_recompiles(2 * len(_lora_settings(warmup_recipes)) + 4)
+        options = {"mode": compile_mode} if compile_backend == "inductor" else {}
+        pipe.unet.compile(backend=compile_backend, **options)
+        pipe.vae.decoder.compile(backend=compile_backend, **options)
     log.info("loaded %s in %.1f s", backend.describe(), time.perf_counter() - started)
     return backend
 

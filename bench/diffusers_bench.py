@@ -20,6 +20,10 @@ Then, at 512 px, with IP-Adapter on, it times:
 and prints a table with the ratios against the baseline. Without CUDA it says so and
 exits 0. `--tiny` runs the same measurements on the tiny random-weight test models on the
 CPU (64 px): a regression guard for the code path, not a measure of product speed.
+`--smoke` builds the full-size architectures on the CPU and runs every measured path once
+at 256 px (1 step, batches of 1 and 2, no compile): it checks that the GPU run will work
+(shapes, loading, IP-Adapter layout at full size) before GPU time is spent on it; its
+timings mean nothing and it never writes.
 `--write` replaces this script's part of the "Diffusers backend" section of
 docs/benchmarks.md.
 """
@@ -69,7 +73,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.styles import CpuRecipe, DiffusionRecipe, Style  # noqa: E402
-from generation.backends.base import GenerationRequest  # noqa: E402
+from generation.backends.base import (  # noqa: E402
+    GenerationError,
+    GenerationOutput,
+    GenerationRequest,
+)
 from generation.backends.diffusers_backend import (  # noqa: E402
     DiffusersBackend,
     load,
@@ -78,7 +86,7 @@ from generation.backends.diffusers_backend import (  # noqa: E402
 from tests import tiny_diffusion  # noqa: E402
 
 SECTION = "## Diffusers backend"
-GPU_PART = "### Full-size architectures (GPU)"
+GPU_PARTS = {"sd": "### SD-Turbo, full size (GPU)", "sdxl": "### SDXL, full size (GPU)"}
 TINY_PART = "### Tiny models on the CPU (regression guard)"
 UPLOAD = ROOT / "tests" / "data" / "astronaut.jpg"
 STRENGTH = 0.5
@@ -154,6 +162,18 @@ class Built:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What to time: latency rows for each of `steps` (batch 1), then throughput rows for
+    each of `batches` at the last of `steps`; the naive baseline runs at the last too."""
+
+    steps: tuple[int, ...] = (1, 2, 4)
+    batches: tuple[int, ...] = (1, 4, 8)
+
+
+SMOKE_PLAN = Plan(steps=(1,), batches=(1, 2))
+
+
+@dataclass(frozen=True)
 class Row:
     label: str
     steps: int
@@ -166,30 +186,31 @@ def millions(module: torch.nn.Module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
 
 
-def build_full(family: str, root: Path, device: str) -> Built:
+def build_full(family: str, root: Path, device: str, size: int = 512) -> Built:
     """Full-size random-weight SD-Turbo or SDXL + ViT-H + plus-face IP-Adapter, saved fp16."""
     dtype = torch.float16
     tokenizer = tiny_diffusion.make_tokenizer(root / "tokenizer-src")
     text = {"vocab_size": 49408, "max_position_embeddings": 77}
-    with torch.device(device):
+    with torch.device(device):  # each cast to fp16 as soon as it exists: a lower peak
         unet = UNet2DConditionModel(**(SDXL_UNET if family == "sdxl" else SD_TURBO_UNET))
+        unet_m = millions(unet.to(dtype))
         vae = AutoencoderKL(**VAE, scaling_factor=0.13025 if family == "sdxl" else 0.18215)
-        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**VIT_H))
+        vae.to(dtype)
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**VIT_H)).to(dtype)
         if family == "sdxl":
-            text_1 = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT, **text))
-            text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**OPENCLIP_BIGG_TEXT, **text))
+            text_1 = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT, **text)).to(dtype)
+            text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**OPENCLIP_BIGG_TEXT, **text)).to(
+                dtype
+            )
         else:
-            text_1 = CLIPTextModel(CLIPTextConfig(**OPENCLIP_H_TEXT, **text))
-    unet_m, encoder_m = millions(unet), millions(encoder)
+            text_1 = CLIPTextModel(CLIPTextConfig(**OPENCLIP_H_TEXT, **text)).to(dtype)
+    encoder_m = millions(encoder)
     assert round(unet_m, 1) == UNET_PARAMS_M[family], f"{family} UNet has {unet_m:.1f} M params"
     assert round(encoder_m, 1) == VIT_H_PARAMS_M, f"ViT-H has {encoder_m:.1f} M params"
     print(f"built {family}: UNet {unet_m:.1f} M, ViT-H {encoder_m:.1f} M parameters")
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
-    modules = [unet, vae, encoder, text_1] + ([text_2] if family == "sdxl" else [])
-    for module in modules:
-        module.to(dtype)
     if family == "sdxl":
         pipe: Any = StableDiffusionXLPipeline(
             vae=vae, text_encoder=text_1, text_encoder_2=text_2, tokenizer=tokenizer,
@@ -212,9 +233,9 @@ def build_full(family: str, root: Path, device: str) -> Built:
         unet.to("cpu"), image_hidden=1280, resampler_hidden=resampler, queries=16, dtype=dtype
     )
     save_file(weights, str(ip_dir / folder / f"{weight}.safetensors"))
-    del pipe, modules, unet, vae, encoder, text_1
+    del pipe, unet, vae, encoder, text_1
     free()
-    return Built(family, model_dir, ip_dir, 512)
+    return Built(family, model_dir, ip_dir, size)
 
 
 def free() -> None:
@@ -258,7 +279,7 @@ def style(steps: int) -> Style:
 
 
 def naive_baseline(built: Built, device: str, dtype: torch.dtype, face: Image.Image,
-                   runs: int) -> Row:  # fmt: skip
+                   *, runs: int, steps: int) -> Row:  # fmt: skip
     """A stock pipeline call per request: no compile, no batching, the model's scheduler."""
     sdxl = built.family == "sdxl"
     cls: Any = StableDiffusionXLImg2ImgPipeline if sdxl else StableDiffusionImg2ImgPipeline
@@ -275,54 +296,73 @@ def naive_baseline(built: Built, device: str, dtype: torch.dtype, face: Image.Im
     )
     pipe.set_ip_adapter_scale(0.6)
     image = face.resize((built.size, built.size))
-    recipe = style(4).diffusion
+    recipe = style(steps).diffusion
 
     def one_request() -> None:
-        pipe(
+        out = pipe(
             prompt=recipe.prompt,
             image=image,
             ip_adapter_image=face,
             strength=STRENGTH,
-            num_inference_steps=scheduler_steps(4, STRENGTH),
+            num_inference_steps=scheduler_steps(steps, STRENGTH),
             guidance_scale=0.0,
         )
+        if out.images[0].size != (built.size, built.size):
+            raise RuntimeError(f"baseline made {out.images[0].size}, not {built.size} px")
 
     ms = timed(one_request, runs)
-    return Row("naive baseline (stock pipeline, 1 request a call)", 4, 1, ms, 1000 / ms)
+    return shown(Row("naive baseline (stock pipeline, 1 request a call)", steps, 1, ms, 1000 / ms))
 
 
 def backend_rows(backend: DiffusersBackend, label: str, face: Image.Image, *, size: int,
-                 runs: int, batches: tuple[int, ...]) -> list[Row]:  # fmt: skip
+                 runs: int, plan: Plan) -> list[Row]:  # fmt: skip
     rows = []
-    for steps in (1, 2, 4):
+    for steps in plan.steps:
         request = GenerationRequest("one", face, style(steps), (1,), size)
-        ms = timed(lambda r=request: backend.generate([r]), runs)
-        rows.append(Row(label, steps, 1, ms, 1000 / ms))
-    for batch in batches:
+        ms = timed(lambda r=request: checked(backend.generate([r]), size), runs)
+        rows.append(shown(Row(label, steps, 1, ms, 1000 / ms)))
+    top = plan.steps[-1]
+    for batch in plan.batches:
         if batch == 1:
-            continue  # the 4-step row above
-        requests = [GenerationRequest(f"r{i}", face, style(4), (i,), size) for i in range(batch)]
-        ms = timed(lambda rs=requests: backend.generate(rs), runs)
-        rows.append(Row(label, 4, batch, ms / batch, 1000 * batch / ms))
+            continue  # the last latency row above
+        requests = [GenerationRequest(f"r{i}", face, style(top), (i,), size) for i in range(batch)]
+        ms = timed(lambda rs=requests: checked(backend.generate(rs), size), runs)
+        rows.append(shown(Row(label, top, batch, ms / batch, 1000 * batch / ms)))
     return rows
 
 
-def run_family(built: Built, device: str, *, runs: int, compile_too: bool,
-               batches: tuple[int, ...]) -> list[Row]:  # fmt: skip
-    dtype = torch.float16 if device == "cuda" else torch.float32
+def shown(row: Row) -> Row:
+    """Print each row as it is measured: a run cut off by a time limit still tells something."""
+    print(f"  {row.label}: {row.steps} steps, batch {row.batch}: {row.ms_per_avatar:.1f} ms/avatar")
+    return row
+
+
+def checked(results: list[GenerationOutput | GenerationError], size: int) -> None:
+    """A timed call that failed, or made the wrong thing, must not pass for a fast one."""
+    for result in results:
+        if isinstance(result, GenerationError):
+            raise RuntimeError(f"generation failed in the benchmark: {result}")
+        for made in result.images:
+            if made.image.size != (size, size):
+                raise RuntimeError(f"expected {size}x{size} px, got {made.image.size}")
+
+
+def run_family(built: Built, device: str, dtype: torch.dtype, *, runs: int,
+               compile_too: bool, plan: Plan) -> list[Row]:  # fmt: skip
     with Image.open(UPLOAD) as upload:
         face = ImageOps.fit(upload.convert("RGB"), (built.size, built.size), centering=(0.5, 0.3))
-    rows = [naive_baseline(built, device, dtype, face, runs)]
+    rows = [naive_baseline(built, device, dtype, face, runs=runs, steps=plan.steps[-1])]
     free()  # the baseline pipeline is gone with its frame
     options: dict[str, Any] = {
         "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
         "local_files_only": True,
         "ip_adapter": str(built.ip_adapter),
         "size_buckets": (built.size,),
-        "max_batch_images": max(batches),
+        "max_batch_images": max(plan.batches),
     }
     backend = load(str(built.model), **options)
-    rows += backend_rows(backend, "backend", face, size=built.size, runs=runs, batches=batches)
+    rows += backend_rows(backend, "backend", face, size=built.size, runs=runs, plan=plan)
     del backend
     free()
     if compile_too:
@@ -331,7 +371,7 @@ def run_family(built: Built, device: str, *, runs: int, compile_too: bool,
         backend.warmup()
         print(f"compile + warm-up: {time.perf_counter() - started:.0f} s")
         rows += backend_rows(
-            backend, "backend + torch.compile", face, size=built.size, runs=runs, batches=batches
+            backend, "backend + torch.compile", face, size=built.size, runs=runs, plan=plan
         )
         del backend
         free()
@@ -353,17 +393,18 @@ def table(family: str, rows: list[Row]) -> list[str]:
     return lines
 
 
-def verdict(rows: list[Row], *, targets: bool) -> list[str]:
-    naive = rows[0]
+def verdict(rows: list[Row], plan: Plan, *, targets: bool) -> list[str]:
+    naive, top = rows[0], plan.steps[-1]
     out = []
     for label in ("backend", "backend + torch.compile"):
         mine = [r for r in rows if r.label == label]
         if not mine:
             continue
-        latency = next(r for r in mine if r.steps == 4 and r.batch == 1)
-        best = max(mine, key=lambda r: r.avatars_per_s if r.steps == 4 else 0.0)
+        latency = next(r for r in mine if r.steps == top and r.batch == 1)
+        best = max(mine, key=lambda r: r.avatars_per_s if r.steps == top else 0.0)
         line = (
-            f"- {label}: {latency.ms_per_avatar:.1f} ms per avatar at 4 steps incl. IP-Adapter; "
+            f"- {label}: {latency.ms_per_avatar:.1f} ms per avatar at {top} steps incl. "
+            f"IP-Adapter; "
             f"batch {best.batch} gives {best.avatars_per_s / naive.avatars_per_s:.2f}x the "
             f"naive throughput"
         )
@@ -390,7 +431,7 @@ def write_part(path: Path, part: str, body: str) -> None:
     """Replace `part` (a ### heading) inside this script's section, creating either."""
     text = path.read_text()
     if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{GPU_PART}\n\nPending.\n\n{TINY_PART}\n\n"
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n"
     start = text.index(SECTION)
     section_end = text.find("\n## ", start + len(SECTION))
     section_end = len(text) if section_end == -1 else section_end + 1
@@ -407,7 +448,11 @@ def write_part(path: Path, part: str, body: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--tiny", action="store_true", help="tiny models on the CPU")
+    mode.add_argument(
+        "--smoke", action="store_true", help="full-size models on the CPU, once, 256 px"
+    )
     parser.add_argument("--family", choices=["sd", "sdxl", "both"], default="both")
     parser.add_argument("--runs", type=int, default=None, help="timed runs per row")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled rows")
@@ -415,20 +460,23 @@ def main() -> int:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-    if not args.tiny and not torch.cuda.is_available():
+    if args.smoke and args.write:
+        parser.error("--smoke timings mean nothing; it never writes")
+    if not (args.tiny or args.smoke) and not torch.cuda.is_available():
         print(
             "diffusers_bench: no CUDA device here; the full-size benchmark needs a GPU. "
             "Run with --tiny for the CPU regression guard on the tiny test models."
         )
         return 0
     families = ["sd", "sdxl"] if args.family == "both" else [args.family]
-    device = "cpu" if args.tiny else "cuda"
+    device = "cpu" if args.tiny or args.smoke else "cuda"
     if args.tiny:
         torch.set_num_threads(1)
-    runs = args.runs or 10
-    compile_too = not args.no_compile and not args.tiny  # inductor on 2 CPU cores: minutes
-    batches = (1, 4, 8)
+    runs = 1 if args.smoke else args.runs or 10
+    compile_too = device == "cuda" and not args.no_compile  # inductor on 2 CPU cores: minutes
+    plan = SMOKE_PLAN if args.smoke else Plan()
     lines: list[str] = []
+    docs = ROOT / "docs" / "benchmarks.md"
     with tempfile.TemporaryDirectory(prefix="avatarbot-bench-") as tmp:
         root = Path(tmp)
         tiny = tiny_diffusion.build(root) if args.tiny else None
@@ -437,30 +485,35 @@ def main() -> int:
                 model = tiny.sdxl if family == "sdxl" else tiny.sd
                 built = Built(family, model, tiny.ip_adapter, tiny_diffusion.SIZE)
             else:
-                built = build_full(family, root, device)
-            rows = run_family(built, device, runs=runs, compile_too=compile_too, batches=batches)
-            lines += [*table(family, rows), "", *verdict(rows, targets=not args.tiny), ""]
+                built = build_full(family, root, device, 256 if args.smoke else 512)
+            dtype = torch.float16 if device == "cuda" else torch.float32
+            if args.smoke and family == "sdxl":
+                dtype = torch.bfloat16  # fp32 full-size SDXL needs ~25 GB; bf16 is slow but fits
+            rows = run_family(built, device, dtype, runs=runs, compile_too=compile_too, plan=plan)
+            targets = device == "cuda"
+            part = [*table(family, rows), "", *verdict(rows, plan, targets=targets), ""]
+            print("\n".join(part), flush=True)
+            lines += part
             if tiny is None:
                 shutil.rmtree(built.model, ignore_errors=True)  # free the disk for the next
+            if args.write and device == "cuda":  # each family as soon as it is measured
+                body = (
+                    f"`bench/diffusers_bench.py --family {family}` on {machine(device)}: the "
+                    f"full-size architecture with random weights, 512 px, fp16, IP-Adapter "
+                    f"plus-face on, strength {STRENGTH}. Median of {runs} runs per row.\n\n"
+                    + "\n".join(part)
+                )
+                write_part(docs, GPU_PARTS[family], body)
     report = "\n".join(lines)
-    print(report)
-    if args.write:
-        if args.tiny:
-            body = (
-                f"`bench/diffusers_bench.py --tiny` on {machine(device)}, one thread: the tiny "
-                f"random-weight test models (64 px, a few channels), IP-Adapter on. "
-                f"**A regression guard for the code path (batching, per-image seeds, "
-                f"IP-Adapter layout), not product speed.** Median of {runs} runs per row; "
-                f"torch.compile rows are skipped on the CPU.\n\n{report}"
-            )
-            write_part(ROOT / "docs" / "benchmarks.md", TINY_PART, body)
-        else:
-            body = (
-                f"`bench/diffusers_bench.py` on {machine(device)}: full-size architectures "
-                f"with random weights, 512 px, fp16, IP-Adapter plus-face on, strength "
-                f"{STRENGTH}. Median of {runs} runs per row.\n\n{report}"
-            )
-            write_part(ROOT / "docs" / "benchmarks.md", GPU_PART, body)
+    if args.write and args.tiny:
+        body = (
+            f"`bench/diffusers_bench.py --tiny` on {machine(device)}, one thread: the tiny "
+            f"random-weight test models (64 px, a few channels), IP-Adapter on. "
+            f"**A regression guard for the code path (batching, per-image seeds, "
+            f"IP-Adapter layout), not product speed.** Median of {runs} runs per row; "
+            f"torch.compile rows are skipped on the CPU.\n\n{report}"
+        )
+        write_part(docs, TINY_PART, body)
     return 0
 
 

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
+# A worker respawned just before the scenario ends may get its SIGTERM while still importing
+# (seconds on a loaded machine), before the worker's own handlers exist: exit 0 then too.
+# `run_worker` replaces this handler with its own (stop after the batch in hand).
+signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import load_settings  # after the path is set
-from generation.worker import png_encoder, run_worker
-from tests.fake_backends import FakeBackend
+# after the path and the early handler are set:
+from bot.config import load_settings  # noqa: E402
+from generation.worker import png_encoder, run_worker  # noqa: E402
+from tests.fake_backends import FakeBackend  # noqa: E402
 
 
 def main() -> int:

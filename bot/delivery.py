@@ -2,16 +2,19 @@
 
 `DeliveryPump` reads this bot's outcomes stream (through its consumer group, so results
 survive a bot restart) and delivers each outcome exactly once in effect: it takes a lease
-on it (`JobQueue.claim_delivery`: no other bot process sends it while the lease lives,
-and the lease is renewed while a slow send runs), renders it into replies with the
-conversation, hands them to the adapter of the job's platform, then confirms
-(`JobQueue.confirm_delivery`). A bot killed before confirming leaves the outcome to the
-next bot process (or itself, restarted), which takes the lapsed lease and sends it. A
-duplicate is possible only if a bot dies, or loses Redis for longer than the lease, in
-the instant between a successful send and its confirm (a confirm that fails on a Redis
-error is retried from memory, never the send). An adapter that raises is logged once and
-the delivery is retried with capped backoff (up to `max_attempts`), each try under a
-renewed lease; then it is given up (the result stays in Redis until `result_ttl_s`).
+on it (no other bot process sends it while the lease lives, and the lease is renewed
+while a slow send runs), renders it into replies with the conversation, hands them to
+the adapter of the job's platform, then confirms (`JobQueue.confirm_delivery`). The
+lease is taken in the same script call that reads the outcome
+(`JobQueue.read_outcomes(lease=True)`), and again with `JobQueue.claim_delivery` when
+that lease is no longer fresh or a send is retried. A bot killed before confirming
+leaves the outcome to the next bot process (or itself, restarted), which takes the
+lapsed lease and sends it. A duplicate is possible only if a bot dies, or loses Redis
+for longer than the lease, in the instant between a successful send and its confirm (a
+confirm that fails on a Redis error is retried from memory, never the send). An adapter
+that raises is logged once and the delivery is retried with capped backoff (up to
+`max_attempts`), each try under a renewed lease; then it is given up (the result stays
+in Redis until `result_ttl_s`).
 
 `StatusTracker` keeps the "you're number 3 in the queue" messages current: it polls the
 status of the jobs this bot waits on (`bot.waiting.WaitingJobs`, in Redis) and calls the
@@ -141,7 +144,10 @@ class DeliveryPump:
         if self._retries:  # do not sleep past the next retry
             next_due = min(r.due for r in self._retries.values())
             wait = max(1, min(wait, round((next_due - time.monotonic()) * 1000)))
-        for delivery in await self.queue.read_outcomes(self.bot, self.consumer, self.batch, wait):
+        deliveries = await self.queue.read_outcomes(
+            self.bot, self.consumer, self.batch, wait, lease=True
+        )
+        for delivery in deliveries:
             if delivery.entry_id in self._retries or delivery.entry_id in self._unconfirmed:
                 continue  # already ours, waiting for its retry or its confirm
             if await self._deliver(delivery, 0):
@@ -152,8 +158,12 @@ class DeliveryPump:
         job = delivery.job
         entry_id = delivery.entry_id
         job_id = delivery.outcome.job_id
-        # Take the lease first: while it lives no other bot process sends this outcome.
-        claim = await self.queue.claim_delivery(self.bot, delivery, self.consumer)
+        # Take the lease first: while it lives no other bot process sends this outcome. A
+        # first try of a fresh read already holds it (taken while reading); retries renew.
+        if attempts == 0 and self.queue.holds_lease(delivery):
+            claim = DeliveryClaim.OK
+        else:
+            claim = await self.queue.claim_delivery(self.bot, delivery, self.consumer)
         if claim is not DeliveryClaim.OK:
             self._retries.pop(entry_id, None)
             log.info(
@@ -238,16 +248,16 @@ class DeliveryPump:
             )
 
     async def _under_lease(self, delivery: Delivery, send: Awaitable[None]) -> None:
-        """Run `send`, renewing the lease every third of its length until it returns."""
+        """Run `send`, renewing the lease every third of its length until it returns (the
+        renewing task starts only once a send outlasts the first third: most are quicker)."""
         every = max(0.05, self.queue.config.delivery_lease_s / 3)
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(every)
                 try:
                     claim = await self.queue.claim_delivery(self.bot, delivery, self.consumer)
                 except (aioredis.ConnectionError, aioredis.TimeoutError):
-                    continue
+                    claim = DeliveryClaim.OK  # try again next time
                 if claim is not DeliveryClaim.OK:
                     log.warning(
                         "lost the lease on job %s while sending (%s)",
@@ -256,14 +266,23 @@ class DeliveryPump:
                         extra={"job_id": delivery.outcome.job_id},
                     )
                     return
+                await asyncio.sleep(every)
 
-        renewer = asyncio.create_task(renew(), name="delivery-lease")
+        renewer: asyncio.Task[None] | None = None
+
+        def start_renewing() -> None:
+            nonlocal renewer
+            renewer = asyncio.create_task(renew(), name="delivery-lease")
+
+        timer = asyncio.get_running_loop().call_later(every, start_renewing)
         try:
             await send
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            timer.cancel()
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
 
 
 class StatusTracker:

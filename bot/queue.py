@@ -36,9 +36,10 @@ pending; `reclaim` hands them to another after `reclaim_idle_s`), at most
 published exactly once (the finishing script checks the job's state atomically).
 
 Delivery to the user is effectively exactly once, with a lease: a bot process takes a
-lease on an outcome (`claim_delivery`: "delivering by consumer X until T", in the job
-hash, atomically), sends it, then confirms (`confirm_delivery`: marks the job delivered,
-acknowledges and deletes the results entry). A bot that dies before confirming leaves the
+lease on an outcome ("delivering by consumer X until T", in the job hash, atomically:
+while reading it, `read_outcomes(lease=True)`, or with `claim_delivery`), sends it, then
+confirms (`confirm_delivery`: marks the job delivered, acknowledges and deletes the
+results entry). A bot that dies before confirming leaves the
 entry pending and its lease lapsing; another bot process (or the same bot restarted)
 reclaims the entry after `reclaim_idle_s`, takes the lapsed lease and sends it. So no
 outcome is lost, and a second send is possible only when a bot dies (or loses Redis for
@@ -71,6 +72,8 @@ from bot.jobs import (
     JobStatus,
     Outcome,
     Owner,
+    new_job_id,
+    new_seed,
 )
 from bot.redis_connection import MIN_VERSION, RedisTooOldError, parse_version
 
@@ -203,6 +206,9 @@ class Delivery:
     outcome: Outcome
     job: Job | None
     result: JobResult | None
+    lease_until: float | None = None
+    """Until when (the queue's clock) this reader holds the lease to deliver it, when it
+    was read with `lease=True`; None otherwise."""
 
 
 class DeliveryClaim(enum.Enum):
@@ -302,6 +308,7 @@ class JobQueue:
             return _Script(redis, source)
 
         self._enqueue = s(lua.ENQUEUE)
+        self._claim = s(lua.CLAIM)
         self._start = s(lua.START)
         self._reclaim = s(lua.RECLAIM)
         self._heartbeat = s(lua.HEARTBEAT)
@@ -311,7 +318,7 @@ class JobQueue:
         self._claim_delivery = s(lua.CLAIM_DELIVERY)
         self._confirm_delivery = s(lua.CONFIRM_DELIVERY)
         self._progress = s(lua.SET_PROGRESS)
-        self._fetch_jobs = s(lua.FETCH_JOBS)
+        self._read_outcomes = s(lua.READ_OUTCOMES)
         self._duration = s(lua.RECORD_DURATION)
         self._forget = s(lua.FORGET)
         self._retry = s(lua.RETRY_DEAD)
@@ -320,6 +327,9 @@ class JobQueue:
         self._reclaim_cursor = "0-0"
         self._outcome_cursors: dict[str, str] = {}
         self._pending_read: set[tuple[str, str]] = set()
+        self._idle: set[tuple[str, str]] = set()
+        """(stream, consumer) pairs whose last read found nothing: the next read blocks at
+        once instead of first trying a read that would come back empty."""
         self._groups_ready: set[str] = set()
         self._last_maintenance = float("-inf")
         self._last_outcome_upkeep: dict[str, float] = {}
@@ -389,33 +399,38 @@ class JobQueue:
     async def enqueue(self, request: JobRequest, selfie_jpeg: bytes) -> Receipt:
         """Queue a job. Raises UserBusyError, QueueFullError or QuotaExceededError; all
         checks and writes happen in one atomic script."""
-        job = Job.from_request(request)
         now = self._clock()
-        job = job.with_status(JobStatus.QUEUED, created_at=now)
+        job = Job(  # as Job.from_request, created now by the queue's clock
+            id=new_job_id(),
+            owner=request.owner,
+            route=request.route,
+            style_id=request.style_id,
+            variants=request.variants,
+            seed=request.seed if request.seed is not None else new_seed(),
+            status=JobStatus.QUEUED,
+            created_at=now,
+        )
         cfg = self.config
-        quota_ttl = int(DAY_S - now % DAY_S) + 60
         index_ttl = max(cfg.job_ttl_s, cfg.result_ttl_s, cfg.selfie_ttl_s)
-        args: list[str | bytes | int | float] = [
-            self._p,
-            job.id,
-            repr(now),
-            cfg.queue_cap,
-            cfg.daily_quota,
-            quota_ttl,
-            cfg.selfie_ttl_s,
-            cfg.job_ttl_s,
-            index_ttl,
-            request.owner.key,
-            request.route.bot,
-            self.quota_key(request.owner, now),
-            selfie_jpeg,
-        ]
-        for name, value in job.to_fields().items():
-            args += [name, value]
-        reply = await self._enqueue(keys=[], args=args)
-        verdict = _text(reply[0])
+        meta = {
+            "id": job.id,
+            "now": repr(now),
+            "cap": str(cfg.queue_cap),
+            "quota": str(cfg.daily_quota),
+            "quota_ttl": str(int(DAY_S - now % DAY_S) + 60),
+            "selfie_ttl": str(cfg.selfie_ttl_s),
+            "job_ttl": str(cfg.job_ttl_s),
+            "index_ttl": str(index_ttl),
+            "owner_key": request.owner.key,
+            "bot": request.route.bot,
+            "quota_key": self.quota_key(request.owner, now),
+            "fields": [x for pair in job.to_fields().items() for x in pair],
+        }
+        args = [self._p, json.dumps(meta), selfie_jpeg]
+        reply = json.loads(await self._enqueue(keys=[], args=args))
+        verdict = reply[0]
         if verdict == "busy":
-            raise UserBusyError(_text(reply[1]))
+            raise UserBusyError(str(reply[1]))
         if verdict == "full":
             raise QueueFullError(cfg.queue_cap)
         if verdict == "quota":
@@ -482,8 +497,19 @@ class JobQueue:
     async def claim(self, consumer: str, count: int, block_ms: int) -> list[ClaimedJob]:
         """New jobs for `consumer` (XREADGROUP >), marked running. Cancelled or vanished
         jobs are acknowledged and skipped; a job whose selfie expired fails at once
-        (SELFIE_EXPIRED, its user is told)."""
+        (SELFIE_EXPIRED, its user is told).
+
+        While jobs keep coming, one script reads and starts them in one round trip; when it
+        finds none (and after a read that found none), a blocking XREADGROUP waits up to
+        `block_ms` and a second script starts what it got."""
+        idle_key = (self._jobs, consumer)
         try:
+            if idle_key not in self._idle:
+                rows = await self._claim(
+                    keys=[], args=[self._p, repr(self._clock()), consumer, count]
+                )
+                if rows:
+                    return self._claimed_rows(rows)
             reply: Any = await self.redis.xreadgroup(
                 lua.JOBS_GROUP, consumer, {self._jobs: ">"}, count=count, block=block_ms
             )
@@ -502,10 +528,14 @@ class JobQueue:
                     await self.redis.xdel(self._jobs, entry_id)
                     continue
                 pairs += [entry_id, job_id]
+        if reply:
+            self._idle.discard(idle_key)
+        else:
+            self._idle.add(idle_key)
         if not pairs:
             return []
-        started = await self._start(keys=[], args=[self._p, repr(self._clock()), consumer, *pairs])
-        return [c for c in (self._claimed(row, 1) for row in started) if c is not None]
+        rows = await self._start(keys=[], args=[self._p, repr(self._clock()), consumer, *pairs])
+        return self._claimed_rows(rows)
 
     async def reclaim(self, consumer: str, count: int) -> list[ClaimedJob]:
         """Take over up to `count` entries idle longer than `reclaim_idle_s` (their worker
@@ -532,18 +562,9 @@ class JobQueue:
                 ],
             )
             self._reclaim_cursor = _text(reply[0])
-            for row in reply[1]:
-                if _text(row[1]) == "dead":
-                    log.warning(
-                        "job %s dead-lettered after %d deliveries", _text(row[2]), int(row[3])
-                    )
-                    continue
-                claimed = self._claimed(row[:-1], int(row[-1]))
-                if claimed is not None:
-                    log.warning(
-                        "reclaimed job %s (delivery %d)", claimed.job.id, claimed.deliveries
-                    )
-                    out.append(claimed)
+            for claimed in self._claimed_rows(reply[1]):
+                log.warning("reclaimed job %s (delivery %d)", claimed.job.id, claimed.deliveries)
+                out.append(claimed)
             if len(out) >= count:
                 break
             if self._reclaim_cursor == "0-0":
@@ -552,20 +573,28 @@ class JobQueue:
                 mid_pass = False
         return out
 
-    def _claimed(self, row: Sequence[Any], deliveries: int) -> ClaimedJob | None:
-        entry_id, verdict, job_id = _text(row[0]), _text(row[1]), _text(row[2])
-        if verdict == "ok":
-            return ClaimedJob(
-                entry_id=entry_id,
-                job=Job.from_fields(_pairs(row[3])),
-                selfie_jpeg=bytes(row[4]),
-                deliveries=deliveries,
-            )
-        if verdict == "expired":
-            log.warning("job %s failed: its selfie expired before a worker got to it", job_id)
-        else:
-            log.info("skipped job %s (%s)", job_id, verdict)
-        return None
+    def _claimed_rows(self, rows: Sequence[bytes]) -> list[ClaimedJob]:
+        """The jobs handed over in a START/CLAIM/RECLAIM reply: two items per stream entry,
+        a JSON header [entry, verdict, job id, deliveries, job hash] and the selfie."""
+        out = []
+        for i in range(0, len(rows), 2):
+            entry_id, verdict, job_id, deliveries, *fields = json.loads(rows[i])
+            if verdict == "ok":
+                out.append(
+                    ClaimedJob(
+                        entry_id=entry_id,
+                        job=Job.from_fields(fields[0]),
+                        selfie_jpeg=bytes(rows[i + 1]),
+                        deliveries=int(deliveries),
+                    )
+                )
+            elif verdict == "dead":
+                log.warning("job %s dead-lettered after %d deliveries", job_id, deliveries)
+            elif verdict == "expired":
+                log.warning("job %s failed: its selfie expired before a worker got to it", job_id)
+            else:
+                log.info("skipped job %s (%s)", job_id, verdict)
+        return out
 
     async def heartbeat(self, consumer: str, entry_ids: Sequence[str]) -> list[str]:
         """Keep in-flight entries from being reclaimed (XCLAIM ... JUSTID to ourselves).
@@ -587,45 +616,52 @@ class JobQueue:
         return (await self.finish_many([(claimed, reason)]))[0]
 
     async def finish_many(
-        self, items: Sequence[tuple[ClaimedJob, JobResult | FailureReason]]
+        self,
+        items: Sequence[tuple[ClaimedJob, JobResult | FailureReason]],
+        *,
+        seconds_per_job: float | None = None,
     ) -> list[bool]:
         """`complete` (with a JobResult) or `fail` (with a FailureReason) several jobs in one
-        round trip (a pipeline of the same atomic script, one call per job)."""
-        calls = [self._finish_args(claimed, outcome) for claimed, outcome in items]
-        if len(calls) == 1:
-            replies = [await self._finish(keys=[], args=calls[0])]
-        else:
-            replies = await self._finish.many(calls)
+        script call, each job on its own (one that had already ended is only acknowledged);
+        with `seconds_per_job`, also fold the batch's per-job duration into the ETA average
+        (as `record_duration`; not when no job was recorded). True for each job recorded."""
+        if not items:
+            return []
+        jobs: list[list[str]] = []
+        values: list[str | bytes] = []
+        for claimed, outcome in items:
+            if isinstance(outcome, JobResult):
+                status, reason = JobStatus.DONE, None
+                fields = outcome.to_fields()
+            else:
+                status, reason, fields = JobStatus.FAILED, outcome, {}
+            jobs.append(
+                [
+                    claimed.job.id,
+                    claimed.entry_id,
+                    status.value,
+                    reason.value if reason else "",
+                    "1" if reason in REFUNDED else "0",
+                    *fields,
+                ]
+            )
+            values += fields.values()
+        batch = {
+            "now": repr(self._clock()),
+            "result_ttl": str(self.config.result_ttl_s),
+            "seconds": "" if seconds_per_job is None else repr(seconds_per_job),
+            "alpha": repr(EWMA_ALPHA),
+            "stats_ttl": str(STATS_TTL_S),
+            "jobs": jobs,
+        }
+        reply = await self._finish(keys=[], args=[self._p, json.dumps(batch), *values])
         verdicts = []
-        for (claimed, outcome), reply in zip(items, replies, strict=True):
-            verdict = _text(reply)
+        for (claimed, outcome), verdict in zip(items, json.loads(reply), strict=True):
             if verdict != "ok":
                 what = "result" if isinstance(outcome, JobResult) else outcome.value
                 log.info("job %s: %s not recorded (%s)", claimed.job.id, what, verdict)
             verdicts.append(verdict == "ok")
         return verdicts
-
-    def _finish_args(
-        self, claimed: ClaimedJob, outcome: JobResult | FailureReason
-    ) -> list[str | bytes | int]:
-        fields: list[str | bytes] = []
-        if isinstance(outcome, JobResult):
-            status, reason = JobStatus.DONE, None
-            for name, value in outcome.to_fields().items():
-                fields += [name, value]
-        else:
-            status, reason = JobStatus.FAILED, outcome
-        return [
-            self._p,
-            repr(self._clock()),
-            claimed.job.id,
-            claimed.entry_id,
-            status.value,
-            reason.value if reason else "",
-            self.config.result_ttl_s,
-            "1" if reason in REFUNDED else "0",
-            *fields,
-        ]
 
     async def set_progress(self, job_id: str, fraction: float) -> None:
         fraction = min(1.0, max(0.0, fraction))
@@ -711,7 +747,7 @@ class JobQueue:
     # --- bots: delivering ----------------------------------------------------------------
 
     async def read_outcomes(
-        self, bot: str, consumer: str, count: int, block_ms: int
+        self, bot: str, consumer: str, count: int, block_ms: int, *, lease: bool = False
     ) -> list[Delivery]:
         """Outcomes for `bot` to deliver, read through its consumer group.
 
@@ -719,31 +755,111 @@ class JobQueue:
         pending by a bot consumer that died are reclaimed (XAUTOCLAIM, `reclaim_idle_s`);
         then new ones, blocking up to `block_ms`. Outcomes whose job vanished, was already
         delivered or is stale (the job has moved on) are acknowledged and dropped here.
-        """
+        Each read and the fetch of its jobs and results is one script call (plus a blocking
+        XREADGROUP when nothing was waiting).
+
+        With `lease`, each outcome returned is also leased to `consumer` (as
+        `claim_delivery` does, in the same script call; `holds_lease` tells whether the
+        lease is still fresh enough to send without renewing it first); an outcome whose
+        lease another consumer holds is left to it and not returned."""
         stream = self.results_stream(bot)
         if stream not in self._groups_ready:
             await self._create_group(stream, lua.DELIVERY_GROUP)
         await self._outcome_upkeep(bot)
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        seen = 0
+        out: list[Delivery] = []
         if (bot, consumer) not in self._pending_read:
-            entries = await self._xreadgroup(stream, consumer, "0", count, None)
-            if not entries:
+            seen, out = await self._fetch_outcomes(bot, consumer, lease, "read", count, "0")
+            if not seen:
                 self._pending_read.add((bot, consumer))
-        if not entries and self._outcome_reclaim_due(bot):
+        if not seen and self._outcome_reclaim_due(bot):
             cursor = self._outcome_cursors.get(bot, "0-0")
-            reply = await self.redis.xautoclaim(
-                stream,
-                lua.DELIVERY_GROUP,
-                consumer,
-                int(self.config.reclaim_idle_s * 1000),
-                cursor,
-                count=count,
+            min_idle_ms = int(self.config.reclaim_idle_s * 1000)
+            seen, out = await self._fetch_outcomes(
+                bot, consumer, lease, "claim", count, min_idle_ms, cursor
             )
-            self._outcome_cursors[bot] = _text(reply[0])
-            entries = [(e[0], e[1]) for e in reply[1] if e and e[1] is not None]
-        if not entries:
+        idle_key = (stream, consumer)
+        if not seen and idle_key not in self._idle:
+            seen, out = await self._fetch_outcomes(bot, consumer, lease, "read", count, ">")
+        if not seen:
             entries = await self._xreadgroup(stream, consumer, ">", count, block_ms)
-        return await self._deliveries(bot, entries)
+            if entries:
+                self._idle.discard(idle_key)
+                given: list[str | bytes] = []
+                for eid, fields in entries:
+                    outcome = Outcome.from_fields(fields)
+                    failure = outcome.failure.value if outcome.failure else ""
+                    given += [eid, outcome.job_id, outcome.status.value, failure]
+                _seen, out = await self._fetch_outcomes(bot, consumer, lease, "given", *given)
+            else:
+                self._idle.add(idle_key)
+        return out
+
+    def holds_lease(self, delivery: Delivery) -> bool:
+        """True when `delivery` was read with a lease (`read_outcomes(lease=True)`) that
+        has at least two thirds of its length left: time enough to start sending before
+        a sender's first renewal (`DeliveryPump` renews every third), so `claim_delivery`
+        can be skipped."""
+        if delivery.lease_until is None:
+            return False
+        left = delivery.lease_until - self._clock()
+        return left > self.config.delivery_lease_s * 2 / 3
+
+    async def _fetch_outcomes(
+        self, bot: str, consumer: str, lease: bool, mode: str, *args: str | bytes | int
+    ) -> tuple[int, list[Delivery]]:
+        """Run READ_OUTCOMES; returns (entries seen, deliveries)."""
+        now = self._clock()
+        lease_s = self.config.delivery_lease_s
+        try:
+            reply = await self._read_outcomes(
+                keys=[],
+                args=[
+                    self._p,
+                    bot,
+                    consumer,
+                    repr(now),
+                    repr(lease_s) if lease else "",
+                    mode,
+                    *args,
+                ],
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._create_group(self.results_stream(bot), lua.DELIVERY_GROUP)
+            return 0, []
+        if mode == "claim":
+            self._outcome_cursors[bot] = _text(reply[0])
+        out: list[Delivery] = []
+        stale: list[str] = []
+        i = 2
+        while i < len(reply):
+            entry_id, outcome_fields, job_fields, names = json.loads(reply[i])
+            values = reply[i + 1 : i + 1 + len(names)]
+            i += 1 + len(names)
+            outcome = Outcome.from_fields(outcome_fields)
+            job = _job_or_none(job_fields)
+            if job is None:
+                stale.append(entry_id)
+                continue
+            result = None
+            if names and job.status is JobStatus.DONE:  # no names comes as {} from Lua
+                result = JobResult.from_fields(dict(zip(names, values, strict=True)))
+            out.append(
+                Delivery(
+                    entry_id=entry_id,
+                    outcome=outcome,
+                    job=job,
+                    result=result,
+                    lease_until=now + lease_s if lease else None,
+                )
+            )
+        if stale:  # malformed job records: nothing can be delivered from them
+            stream = self.results_stream(bot)
+            await self.redis.xack(stream, lua.DELIVERY_GROUP, *stale)
+            await self.redis.xdel(stream, *stale)
+        return int(reply[1]), out
 
     def _outcome_reclaim_due(self, bot: str) -> bool:
         """Entries of dead bot consumers are looked for at most every reclaim_idle_s / 2
@@ -776,33 +892,6 @@ class JobQueue:
                     out.append((eid, fields))
                 else:  # a pending entry deleted meanwhile: drop it from our pending list
                     await self.redis.xack(stream, lua.DELIVERY_GROUP, eid)
-        return out
-
-    async def _deliveries(
-        self, bot: str, entries: list[tuple[bytes, dict[bytes, bytes]]]
-    ) -> list[Delivery]:
-        if not entries:
-            return []
-        outcomes = [(_text(eid), Outcome.from_fields(fields)) for eid, fields in entries]
-        reply = await self._fetch_jobs(keys=[], args=[self._p, *(o.job_id for _e, o in outcomes)])
-        stream = self.results_stream(bot)
-        out: list[Delivery] = []
-        stale: list[str] = []
-        for i, (eid, outcome) in enumerate(outcomes):
-            blob, flat = reply[2 * i], reply[2 * i + 1]
-            job = _job_or_none(_pairs(blob)) if blob else None
-            if job is None or job.delivered or job.status is not outcome.status:
-                stale.append(eid)
-                continue
-            result = None
-            if flat and job.status is JobStatus.DONE:
-                result = JobResult.from_fields(
-                    {flat[j]: flat[j + 1] for j in range(0, len(flat), 2)}
-                )
-            out.append(Delivery(entry_id=eid, outcome=outcome, job=job, result=result))
-        if stale:
-            await self.redis.xack(stream, lua.DELIVERY_GROUP, *stale)
-            await self.redis.xdel(stream, *stale)
         return out
 
     async def _outcome_upkeep(self, bot: str) -> None:
@@ -970,32 +1059,21 @@ class JobQueue:
 
 
 class _Script:
-    """A Lua script run with EVALSHA (`register_script`), falling back to EVAL when the
-    server lost its script cache between loading and running (a restart)."""
+    """A Lua script run with EVALSHA, falling back to EVAL (which also caches it again)
+    when the server lost its script cache (a restart). Calls EVALSHA directly rather than
+    through redis-py's `Script` object: one script call per job makes the client's
+    per-call work count."""
 
     def __init__(self, redis: aioredis.Redis, source: str) -> None:
         self._redis = redis
         self._source = source
-        self._script = redis.register_script(source)
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await self._script(keys=keys, args=args)
+            return await self._redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await self._redis.eval(self._source, len(keys), *keys, *args)
-
-    async def many(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
-        """Run the script once per argument list (no keys) in one pipeline round trip."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(self._script.sha, 0, *args)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-        for i, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):  # script cache lost: run those one by one
-                replies[i] = await self(keys=[], args=calls[i])
-            elif isinstance(reply, Exception):
-                raise reply
-        return replies
 
 
 def _text(value: object) -> str:

@@ -31,6 +31,33 @@ local function slot_key(owner_key) return P .. 'active:' .. owner_key end
 local function out_key(bot) return P .. 'results:' .. bot end
 local FINAL = {{done=true, failed=true, cancelled=true, dead=true}}
 
+-- A flat name/value list (HGETALL, a stream entry's fields) as a table, so cjson encodes
+-- it as one JSON object.
+local function hash_obj(flat)
+  local t = {{}}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- The queue's own fields of a job hash (see bot.queue): scripts read them, clients have no
+-- use for them, so job records sent back leave them out (less to encode and parse).
+local BOOKKEEPING = {{owner_key=true, bot=true, quota_key=true, entry=true,
+                     outcome_entry=true, dead_entry=true, worker=true, delivering=true,
+                     lease_until=true}}
+
+local function job_record(job)
+  local t = {{}}
+  for k, v in pairs(job) do if not BOOKKEEPING[k] then t[k] = v end end
+  return t
+end
+
+local function field(flat, name)
+  if flat then
+    for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+  end
+  return nil
+end
+
 local function drop_entry(entry)
   if entry and entry ~= '' then
     redis.call('XACK', JOBS, JOBS_GROUP, entry)
@@ -76,80 +103,129 @@ local function finish(id, status, failure, now, entry, announce, keep_selfie, re
   if announce and f[2] then publish(id, f[2], status, failure) end
 end
 
--- Hand job `id` (delivered as stream entry `entry`) to `consumer`.
-local function start_one(entry, id, now, consumer)
+-- Hand job `id` (delivered as stream entry `entry`, for the n-th time) to `consumer`.
+-- Appends two reply items to `out`: a JSON header [entry, verdict, id, n, job hash as an
+-- object (verdict 'ok' only)] and the selfie ('' unless 'ok'). Two flat items per job
+-- instead of a nested row keep the worker's reply parsing cheap.
+local function start_one(out, entry, id, now, consumer, n)
   local jk = jkey(id)
   local st = redis.call('HGET', jk, 'status')
-  if not st then drop_entry(entry); return {{entry, 'gone', id}} end
-  if FINAL[st] then drop_entry(entry); return {{entry, 'skip', id}} end
-  local selfie = redis.call('GET', skey(id))
-  if not selfie then
-    finish(id, 'failed', 'selfie_expired', now, entry, true, false, true)
-    return {{entry, 'expired', id}}
+  local verdict, job, selfie = 'ok', nil, ''
+  if not st then
+    drop_entry(entry); verdict = 'gone'
+  elseif FINAL[st] then
+    drop_entry(entry); verdict = 'skip'
+  else
+    selfie = redis.call('GET', skey(id))
+    if not selfie then
+      finish(id, 'failed', 'selfie_expired', now, entry, true, false, true)
+      verdict, selfie = 'expired', ''
+    else
+      redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', consumer,
+                 'progress', '0.0')
+      redis.call('HINCRBY', jk, 'attempts', 1)
+      job = job_record(hash_obj(redis.call('HGETALL', jk)))
+    end
   end
-  redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', consumer,
-             'progress', '0.0')
-  redis.call('HINCRBY', jk, 'attempts', 1)
-  return {{entry, 'ok', id, cjson.encode(redis.call('HGETALL', jk)), selfie}}
+  out[#out + 1] = cjson.encode({{entry, verdict, id, n, job}})
+  out[#out + 1] = selfie
+end
+
+-- Fold one job's duration (seconds) into the EWMA used for ETAs; returns the new average.
+local function record_duration(x, alpha, ttl)
+  local k = P .. 'stats'
+  local avg = tonumber(redis.call('HGET', k, 'avg_job_s') or '')
+  if avg then avg = alpha * x + (1 - alpha) * avg else avg = x end
+  redis.call('HSET', k, 'avg_job_s', tostring(avg))
+  redis.call('HINCRBY', k, 'samples', 1)
+  redis.call('EXPIRE', k, ttl)
+  return avg
 end
 """
 
-# ARGV: prefix, job_id, now, queue_cap, daily_quota, quota_ttl_s, selfie_ttl_s, job_ttl_s,
-#       index_ttl_s, owner_key, bot, quota_key, selfie, then job fields as name/value pairs.
+# ARGV: prefix, the job as a JSON object (strings: id, now, cap, quota, quota_ttl,
+#       selfie_ttl, job_ttl, index_ttl, owner_key, bot, quota_key; fields: the job hash
+#       as a list of names and values), selfie.
+# Few arguments, the selfie last, and a reply that is one JSON array: the client packs
+# each argument and parses each reply item in Python (redis-py also copies the bytes
+# packed so far once per argument that follows them), which at one enqueue per job costs
+# more than the script does. Reply: [verdict, ...]: 'ok', entry, rank, avg, workers;
+# 'busy', active job id; 'full', depth; 'quota', used.
 ENQUEUE = (
     _PRELUDE
     + """
-local id, now = ARGV[2], tonumber(ARGV[3])
-local cap, quota = tonumber(ARGV[4]), tonumber(ARGV[5])
-local owner_key, bot, quota_key = ARGV[10], ARGV[11], ARGV[12]
+local a = cjson.decode(ARGV[2])
+local id, owner_key, quota_key = a.id, a.owner_key, a.quota_key
 local slot = slot_key(owner_key)
 local current = redis.call('GET', slot)
 if current then
   local st = redis.call('HGET', jkey(current), 'status')
-  if st == 'queued' or st == 'running' then return {'busy', current} end
+  if st == 'queued' or st == 'running' then return cjson.encode({'busy', current}) end
 end
 local depth = redis.call('ZCARD', ACTIVE)
-if depth >= cap then return {'full', depth} end
+if depth >= tonumber(a.cap) then return cjson.encode({'full', depth}) end
 local used = tonumber(redis.call('GET', quota_key) or '0')
-if used >= quota then return {'quota', used} end
+if used >= tonumber(a.quota) then return cjson.encode({'quota', used}) end
 redis.call('INCR', quota_key)
-if redis.call('TTL', quota_key) < 0 then redis.call('EXPIRE', quota_key, ARGV[6]) end
+if redis.call('TTL', quota_key) < 0 then redis.call('EXPIRE', quota_key, a.quota_ttl) end
 
 local jk = jkey(id)
-local fields = {}
-for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', jk, unpack(fields))
 local entry = redis.call('XADD', JOBS, '*', 'job_id', id)
-redis.call('HSET', jk, 'owner_key', owner_key, 'bot', bot, 'quota_key', quota_key,
-           'entry', entry)
-redis.call('EXPIRE', jk, ARGV[8])
-redis.call('SET', skey(id), ARGV[13], 'EX', ARGV[7])
-redis.call('SET', slot, id, 'EX', ARGV[8])
+local fields = a.fields
+for _, v in ipairs({'owner_key', owner_key, 'bot', a.bot, 'quota_key', quota_key,
+                    'entry', entry}) do
+  fields[#fields + 1] = v
+end
+redis.call('HSET', jk, unpack(fields))
+redis.call('EXPIRE', jk, a.job_ttl)
+redis.call('SET', skey(id), ARGV[3], 'EX', a.selfie_ttl)
+redis.call('SET', slot, id, 'EX', a.job_ttl)
 local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
 redis.call('ZADD', ACTIVE, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)
-redis.call('EXPIRE', ACTIVE, ARGV[8])
+redis.call('EXPIRE', ACTIVE, a.job_ttl)
 local index = P .. 'user:' .. owner_key
 redis.call('SADD', index, id)
-redis.call('EXPIRE', index, ARGV[9])
+redis.call('EXPIRE', index, a.index_ttl)
 local rank = redis.call('ZRANK', ACTIVE, id)
 local avg = redis.call('HGET', P .. 'stats', 'avg_job_s') or ''
-local workers = redis.call('ZCOUNT', P .. 'workers', now, '+inf')
-return {'ok', entry, rank, avg, workers}
+local workers = redis.call('ZCOUNT', P .. 'workers', a.now, '+inf')
+return cjson.encode({'ok', entry, rank, avg, workers})
 """
 )
 
-# ARGV: prefix, now, consumer, then entry_id/job_id pairs (from XREADGROUP).
+# ARGV: prefix, now, consumer, count.  Reads up to `count` new entries for `consumer`
+# without blocking (XREADGROUP >) and starts them, in one round trip; returns start_one's
+# items (two per entry), none when nothing is waiting. The worker blocks (a plain
+# XREADGROUP BLOCK, then START) only when this came back empty.
+CLAIM = (
+    _PRELUDE
+    + """
+local now, consumer = ARGV[2], ARGV[3]
+local out = {}
+local r = redis.call('XREADGROUP', 'GROUP', JOBS_GROUP, consumer, 'COUNT', ARGV[4],
+                     'STREAMS', JOBS, '>')
+if not r then return out end
+for _, e in ipairs(r[1][2]) do
+  local id = field(e[2], 'job_id')
+  if id then start_one(out, e[1], id, now, consumer, 1) else drop_entry(e[1]) end
+end
+return out
+"""
+)
+
+# ARGV: prefix, now, consumer, then entry_id/job_id pairs (from a blocking XREADGROUP).
 START = (
     _PRELUDE
     + """
 local now, consumer = ARGV[2], ARGV[3]
 local out = {}
-for i = 4, #ARGV, 2 do out[#out + 1] = start_one(ARGV[i], ARGV[i + 1], now, consumer) end
+for i = 4, #ARGV, 2 do start_one(out, ARGV[i], ARGV[i + 1], now, consumer, 1) end
 return out
 """
 )
 
-# ARGV: prefix, now, consumer, min_idle_ms, cursor, count, max_deliveries
+# ARGV: prefix, now, consumer, min_idle_ms, cursor, count, max_deliveries.  Returns
+# {next cursor, start_one's items}; a dead-lettered job's header has the verdict 'dead'.
 RECLAIM = (
     _PRELUDE
     + """
@@ -159,8 +235,7 @@ local r = redis.call('XAUTOCLAIM', JOBS, JOBS_GROUP, consumer, ARGV[4], ARGV[5],
 local out = {}
 for _, e in ipairs(r[2]) do
   if e then  -- Redis 6.2 returns deleted entries as nil; 7.x drops them from the PEL
-    local entry, fv, id = e[1], e[2], nil
-    for j = 1, #fv, 2 do if fv[j] == 'job_id' then id = fv[j + 1] end end
+    local entry, id = e[1], field(e[2], 'job_id')
     local p = redis.call('XPENDING', JOBS, JOBS_GROUP, entry, entry, 1)
     local n = (p[1] and tonumber(p[1][4])) or 1
     if not id then
@@ -174,14 +249,13 @@ for _, e in ipairs(r[2]) do
         redis.call('HSET', jk, 'dead_entry', dead)
         -- the selfie stays (until its own TTL) so an operator can retry the job
         finish(id, 'dead', 'dead_letter', now, entry, true, true, true)
-        out[#out + 1] = {entry, 'dead', id, n}
+        out[#out + 1] = cjson.encode({entry, 'dead', id, n})
+        out[#out + 1] = ''
       else
         drop_entry(entry)
       end
     else
-      local started = start_one(entry, id, now, consumer)
-      started[#started + 1] = n
-      out[#out + 1] = started
+      start_one(out, entry, id, now, consumer, n)
     end
   end
 end
@@ -210,27 +284,54 @@ return lost
 """
 )
 
-# ARGV: prefix, now, job_id, entry_id, status ('done'|'failed'), failure, result_ttl_s,
-#       refund ('1'|'0'), then result fields as name/value pairs (done only).
+# ARGV: prefix, the batch as a JSON object (strings: now, result_ttl, seconds (per job,
+#       '' for none), alpha, stats_ttl; jobs: one [job_id, entry_id, status
+#       ('done'|'failed'), failure, refund ('1'|'0'), result field names...] per job),
+#       then the result field values of every job, in order (binary-safe).
+# Finishes a batch in one call: per job, store the result, mark it done or failed and
+# publish its outcome, or do nothing but acknowledge when it had already ended ('gone',
+# 'cancelled', 'already'); then, if any job was recorded, fold the batch's per-job
+# duration into the ETA average.
+# Returns a JSON array of one verdict per job ('ok' when recorded).
 FINISH = (
     _PRELUDE
     + """
-local now, id, entry, status, failure = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local jk = jkey(id)
-local st = redis.call('HGET', jk, 'status')
-if not st then drop_entry(entry); redis.call('DEL', skey(id)); return 'gone' end
-if FINAL[st] then drop_entry(entry); return st == 'cancelled' and 'cancelled' or 'already' end
-if status == 'done' then
-  local fields = {}
-  for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-  local rk = rkey(id)
-  redis.call('DEL', rk)
-  redis.call('HSET', rk, unpack(fields))
-  redis.call('EXPIRE', rk, ARGV[7])
-  redis.call('HSET', jk, 'progress', '1.0')
+local a = cjson.decode(ARGV[2])
+local now, ttl = a.now, a.result_ttl
+local nextv = 3  -- the first value argument not yet used
+local function finish_one(id, entry, status, failure, refund, names)
+  local values = {}
+  for _, name in ipairs(names) do
+    values[#values + 1] = name
+    values[#values + 1] = ARGV[nextv]
+    nextv = nextv + 1
+  end
+  local jk = jkey(id)
+  local st = redis.call('HGET', jk, 'status')
+  if not st then drop_entry(entry); redis.call('DEL', skey(id)); return 'gone' end
+  if FINAL[st] then drop_entry(entry); return st == 'cancelled' and 'cancelled' or 'already' end
+  if status == 'done' then
+    local rk = rkey(id)
+    redis.call('DEL', rk)
+    if #values > 0 then redis.call('HSET', rk, unpack(values)) end
+    redis.call('EXPIRE', rk, ttl)
+    redis.call('HSET', jk, 'progress', '1.0')
+  end
+  finish(id, status, failure, now, entry, true, false, refund)
+  return 'ok'
 end
-finish(id, status, failure, now, entry, true, false, ARGV[8] == '1')
-return 'ok'
+local verdicts = {}
+for i, j in ipairs(a.jobs) do
+  local names = {}
+  for k = 6, #j do names[#names + 1] = j[k] end
+  verdicts[i] = finish_one(j[1], j[2], j[3], j[4], j[5] == '1', names)
+end
+local recorded = false
+for _, v in ipairs(verdicts) do recorded = recorded or v == 'ok' end
+if recorded and a.seconds ~= '' then
+  record_duration(tonumber(a.seconds), tonumber(a.alpha), a.stats_ttl)
+end
+return cjson.encode(verdicts)
 """
 )
 
@@ -323,18 +424,71 @@ return 1
 """
 )
 
-# ARGV: prefix, job ids...  Per job: its hash as one JSON array of names and values ('' when
-# gone; one reply item instead of ~40 keeps the bots' reads cheap), then its result hash
-# (binary-safe, empty unless the job is done).
-FETCH_JOBS = (
+# ARGV: prefix, bot, consumer, now, lease_s ('' = take no lease), mode, then by mode:
+#   'read'  count, since ('>' new entries, '0' this consumer's pending ones), no blocking;
+#   'claim' count, min_idle_ms, cursor (XAUTOCLAIM: entries left by a dead bot consumer);
+#   'given' entry_id, job_id, status, failure quadruples (read by a blocking XREADGROUP).
+# Reads a bot's outcomes and everything needed to deliver them in one round trip.
+# Outcomes with nothing left to deliver (the job vanished, was delivered or moved on) are
+# acknowledged and deleted here. With lease_s, each outcome returned is leased to
+# `consumer` until now + lease_s (as CLAIM_DELIVERY does); one whose lease another
+# consumer holds is left alone and not returned.
+# Returns {next cursor ('' unless 'claim'), entries seen, then per outcome a JSON header
+# [entry, outcome fields, job hash, the result hash's field names (none unless the job is
+# done)] followed by that many items: the result hash's values (binary-safe)}.
+READ_OUTCOMES = (
     _PRELUDE
     + """
-local out = {}
-for i = 2, #ARGV do
-  local flat = redis.call('HGETALL', jkey(ARGV[i]))
-  out[#out + 1] = (#flat > 0) and cjson.encode(flat) or ''
-  out[#out + 1] = redis.call('HGETALL', rkey(ARGV[i]))
+local stream, consumer, now = out_key(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local lease, mode = tonumber(ARGV[5]), ARGV[6]
+local out, seen, cursor = {}, 0, ''
+local function take(entry, outcome)
+  seen = seen + 1
+  local id = outcome and outcome.job_id
+  local job = id and hash_obj(redis.call('HGETALL', jkey(id)))
+  if not job or not job.status or job.delivered == '1' or job.status ~= outcome.status then
+    redis.call('XACK', stream, DELIVERY_GROUP, entry)
+    redis.call('XDEL', stream, entry)
+    return
+  end
+  if lease then
+    if job.delivering and job.delivering ~= consumer
+       and tonumber(job.lease_until or '0') > now then
+      return  -- another bot process is delivering it right now
+    end
+    job.delivering, job.lease_until = consumer, tostring(now + lease)
+    redis.call('HSET', jkey(id), 'delivering', consumer, 'lease_until', job.lease_until)
+  end
+  local flat = (job.status == 'done') and redis.call('HGETALL', rkey(id)) or {}
+  local names = {}
+  for i = 1, #flat, 2 do names[#names + 1] = flat[i] end
+  out[#out + 1] = cjson.encode({entry, outcome, job_record(job), names})
+  for i = 2, #flat, 2 do out[#out + 1] = flat[i] end
 end
+local entries = {}
+if mode == 'read' then
+  local r = redis.call('XREADGROUP', 'GROUP', DELIVERY_GROUP, consumer, 'COUNT', ARGV[7],
+                       'STREAMS', stream, ARGV[8])
+  if r then entries = r[1][2] end
+elseif mode == 'claim' then
+  local r = redis.call('XAUTOCLAIM', stream, DELIVERY_GROUP, consumer, ARGV[8], ARGV[9],
+                       'COUNT', ARGV[7])
+  cursor, entries = r[1], r[2]
+end
+for _, e in ipairs(entries) do
+  -- a pending entry deleted meanwhile comes without fields (Redis 6.2's XAUTOCLAIM even
+  -- without an id): acknowledge it so it leaves the pending list
+  if e then take(e[1], e[2] and hash_obj(e[2])) end
+end
+if mode == 'given' then
+  for i = 7, #ARGV, 4 do
+    local outcome = {job_id = ARGV[i + 1], status = ARGV[i + 2]}
+    if ARGV[i + 3] ~= '' then outcome.failure = ARGV[i + 3] end
+    take(ARGV[i], outcome)
+  end
+end
+table.insert(out, 1, seen)
+table.insert(out, 1, cursor)
 return out
 """
 )
@@ -354,14 +508,7 @@ return 1
 RECORD_DURATION = (
     _PRELUDE
     + """
-local k = P .. 'stats'
-local x, alpha = tonumber(ARGV[2]), tonumber(ARGV[3])
-local avg = tonumber(redis.call('HGET', k, 'avg_job_s') or '')
-if avg then avg = alpha * x + (1 - alpha) * avg else avg = x end
-redis.call('HSET', k, 'avg_job_s', tostring(avg))
-redis.call('HINCRBY', k, 'samples', 1)
-redis.call('EXPIRE', k, ARGV[4])
-return tostring(avg)
+return tostring(record_duration(tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]))
 """
 )
 

@@ -286,7 +286,10 @@ class Worker:
                 meta={"device": self.backend.device, "worker": self.consumer},
             )
             items.append((c, result))
-        verdicts = await self._finishing(lambda: self.queue.finish_many(items))
+        per_job = elapsed / len(group)
+        verdicts = await self._finishing(
+            lambda: self.queue.finish_many(items, seconds_per_job=per_job)
+        )
         for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
             if recorded and isinstance(outcome, JobResult):
                 self.metrics.observe_done(c.job.style_id)
@@ -300,7 +303,6 @@ class Worker:
             elif recorded and isinstance(outcome, FailureReason):
                 self.metrics.observe_failure(outcome.value)
         self.processed += len(items)
-        await self._finishing(lambda: self.queue.record_duration(elapsed / len(group)))
 
     def _run_group(
         self, style: Style, group: Sequence[ClaimedJob], progress: ProgressCallback
@@ -420,24 +422,44 @@ def run_worker(
 
 async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | None) -> int:
     from bot.config import ConfigError  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
 
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (the worker needs a Redis to take jobs from)")
+    # Stop signals are handled from the start: one that arrives while the backend loads
+    # ends the process cleanly (exit 0) once loading is done, with nothing in hand.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _start_and_work(settings, settings.redis_url, backend, encode, stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _start_and_work(
+    settings: Settings,
+    redis_url: str,
+    backend: Backend | None,
+    encode: Encoder | None,
+    stop: asyncio.Event,
+) -> int:
+    from bot.redis_connection import connect  # noqa: PLC0415
+
     catalog = StyleCatalog.load(settings.styles_file)
     if backend is None:
         from generation.backends import backend_from_settings  # noqa: PLC0415
 
         backend = await asyncio.to_thread(backend_from_settings, settings, catalog)
     await asyncio.to_thread(backend.warmup)
-    redis = await connect(settings.redis_url)
-    if encode is None:
-        encode = await _labelling_encoder(settings, redis)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop.is_set():
+        log.info("worker stopped while starting")
+        return 0
+    redis = await connect(redis_url)
     try:
+        if encode is None:
+            encode = await _labelling_encoder(settings, redis)
         worker = Worker(
             JobQueue(redis, QueueConfig.from_settings(settings)),
             backend,
@@ -473,6 +495,4 @@ async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | 
             await health
         return 0
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await redis.aclose()

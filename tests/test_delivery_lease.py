@@ -87,6 +87,89 @@ async def test_given_up_delivery_is_acknowledged_not_marked(
     assert await redis_client.xlen(queue.results_stream(BOT)) == 0
 
 
+async def test_read_with_lease_holds_it_until_it_lapses(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    clock = MovableClock()
+    queue = make_queue(redis_client, key_prefix, clock)
+    await queue.ensure_groups(BOT)
+    job_id = await finished_job(queue)
+    [delivery] = await queue.read_outcomes(BOT, "bot-a", 10, 10, lease=True)
+    assert delivery.outcome.job_id == job_id
+    assert queue.holds_lease(delivery)  # fresh: no claim needed before sending
+    assert await redis_client.hget(queue.job_key(job_id), "delivering") == b"bot-a"
+    assert await queue.claim_delivery(BOT, delivery, "bot-b") is DeliveryClaim.HELD
+    assert not await queue.mark_delivered(BOT, delivery, "cli")
+
+    clock.advance(IDLE_S / 2)  # still held, but no longer fresh enough to skip renewing
+    assert not queue.holds_lease(delivery)
+    assert await queue.claim_delivery(BOT, delivery, "bot-b") is DeliveryClaim.HELD
+    assert await queue.claim_delivery(BOT, delivery, "bot-a") is DeliveryClaim.OK  # renewed
+
+    clock.advance(IDLE_S * 2)  # bot-a died: its lease lapses and bot-b may deliver
+    assert await queue.claim_delivery(BOT, delivery, "bot-b") is DeliveryClaim.OK
+    assert await queue.confirm_delivery(BOT, delivery)
+    assert await queue.already_delivered(job_id)
+    assert await redis_client.xlen(queue.results_stream(BOT)) == 0
+
+
+async def test_read_with_lease_skips_an_outcome_another_bot_is_delivering(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    clock = MovableClock()
+    queue = make_queue(redis_client, key_prefix, clock)
+    await queue.ensure_groups(BOT)
+    job_id = await finished_job(queue)
+    [delivery] = await queue.read_outcomes(BOT, "bot-a", 10, 10)  # read, no lease yet
+    assert delivery.lease_until is None
+    assert not queue.holds_lease(delivery)
+    assert await queue.claim_delivery(BOT, delivery, "bot-b") is DeliveryClaim.OK
+
+    restarted = make_queue(redis_client, key_prefix, clock)  # bot-a's pending entries first
+    assert await restarted.read_outcomes(BOT, "bot-a", 10, 10, lease=True) == []  # bot-b's
+    assert await redis_client.hget(queue.job_key(job_id), "delivering") == b"bot-b"
+    assert await redis_client.xlen(queue.results_stream(BOT)) == 1  # left for bot-b
+
+    clock.advance(IDLE_S * 2)  # bot-b's lease lapsed: bot-a takes it when it reads again
+    [again] = await make_queue(redis_client, key_prefix, clock).read_outcomes(
+        BOT, "bot-a", 10, 10, lease=True
+    )
+    assert again.entry_id == delivery.entry_id
+    assert await redis_client.hget(queue.job_key(job_id), "delivering") == b"bot-a"
+
+
+async def test_a_slow_send_keeps_its_lease_renewed(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    from bot.delivery import DeliveryPump  # noqa: PLC0415
+
+    config = QueueConfig(prefix=key_prefix, reclaim_idle_s=30, delivery_lease_s=0.6)
+    queue = JobQueue(redis_client, config)
+    await queue.ensure_groups(BOT)
+    job_id = await finished_job(queue)
+    sending, release = asyncio.Event(), asyncio.Event()
+    sent: list[str] = []
+
+    async def slow(delivery: Delivery, replies: Sequence[Reply]) -> None:
+        sending.set()
+        await release.wait()
+        sent.append(delivery.outcome.job_id)
+
+    pump = DeliveryPump(queue, Renderer(), BOT, "bot-a", block_ms=20)  # type: ignore[arg-type]
+    pump.register("test", slow)
+    task = asyncio.create_task(pump.pump_once())
+    await asyncio.wait_for(sending.wait(), 10)
+    [delivery] = await JobQueue(redis_client, config).read_outcomes(BOT, "bot-a", 10, 10)
+    for _ in range(4):  # well past the lease's length: renewed all along
+        await asyncio.sleep(0.4)
+        assert await queue.claim_delivery(BOT, delivery, "bot-b") is DeliveryClaim.HELD
+    release.set()
+    assert await asyncio.wait_for(task, 10) == 1
+    assert sent == [job_id]
+    assert await queue.already_delivered(job_id)
+    assert not await redis_client.hexists(queue.job_key(job_id), "delivering")
+
+
 async def test_pump_cancelled_mid_send_leaves_the_outcome_to_the_next_pump(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:

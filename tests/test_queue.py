@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
-from bot.jobs import FailureReason, JobStatus
+from bot.jobs import FailureReason, JobRequest, JobStatus, Owner, Route
 from bot.queue import (
     JobQueue,
     QueueConfig,
@@ -95,6 +95,67 @@ async def test_round_trip(queue: JobQueue, redis_client: aioredis.Redis) -> None
     assert await redis_client.xlen(queue.results_stream(BOT)) == 0
     assert await queue.read_outcomes(BOT, "bot-1", 10, 10) == []
     assert await queue.active_job(owner(1)) is None
+
+
+async def test_waiting_and_idle_paths_hand_over_the_same(
+    queue: JobQueue, redis_client: aioredis.Redis
+) -> None:
+    """Jobs and outcomes already waiting are read and started (or fetched) by one script;
+    after a read that found nothing, the next one blocks (XREADGROUP) and a second script
+    starts or fetches what arrived. Either way the same comes out."""
+    waiting = await queue.enqueue(request(1, variants=2), SELFIE)
+    [claimed] = await queue.claim("w1", 4, 10)  # waiting: read and started in one call
+    assert (claimed.job.id, claimed.selfie_jpeg) == (waiting.job.id, SELFIE)
+    assert await queue.claim("w1", 4, 10) == []  # nothing waiting: blocked 10 ms
+    later = await queue.enqueue(request(2), SELFIE)
+    [blocked] = await queue.claim("w1", 4, 10)  # after an empty read: blocking path
+    assert (blocked.job.id, blocked.selfie_jpeg) == (later.job.id, SELFIE)
+    for c in (claimed, blocked):
+        assert c.job.status is JobStatus.RUNNING
+        assert c.job.attempts == 1
+        assert c.job == (await queue.get_job(c.job.id))
+
+    assert await queue.read_outcomes(BOT, "bot-1", 10, 10) == []  # nothing yet
+    assert await queue.complete(claimed, result_for(claimed))
+    [first] = await queue.read_outcomes(BOT, "bot-1", 10, 10)  # blocking path
+    assert await queue.complete(blocked, result_for(blocked))
+    [second] = await queue.read_outcomes(BOT, "bot-1", 10, 10)  # read and fetched at once
+    for delivery, c in ((first, claimed), (second, blocked)):
+        assert delivery.outcome.job_id == c.job.id
+        assert delivery.result == result_for(c)
+        assert delivery.job is not None
+        assert delivery.job.status is JobStatus.DONE
+        assert await queue.mark_delivered(BOT, delivery)
+    assert await redis_client.xlen(queue.results_stream(BOT)) == 0
+
+
+async def test_text_fields_survive_the_round_trip(queue: JobQueue) -> None:
+    """Job fields travel to the scripts as JSON: non-ASCII text (emoji included) and quotes
+    come back exactly."""
+    who = Owner(platform="web", user_id='Zoë "🦊" 東京', chat_id="ünïcode\\chat")
+    req = JobRequest(owner=who, route=Route(bot=BOT, data={"msg": '✓ 🎨 "x"'}), style_id="oil")
+    receipt = await queue.enqueue(req, SELFIE)
+    [claimed] = await queue.claim("w1", 1, 10)
+    assert claimed.job.owner == who
+    assert claimed.job.route == req.route
+    assert await queue.complete(claimed, result_for(claimed))
+    [delivery] = await queue.read_outcomes(BOT, "bot-1", 10, 10)
+    assert delivery.job is not None
+    assert (delivery.job.owner, delivery.job.route) == (who, req.route)
+    assert receipt.job.id == delivery.job.id
+    assert await queue.active_job(who) is None
+
+
+async def test_finishing_a_batch_records_its_duration(queue: JobQueue) -> None:
+    for n in range(3):
+        await queue.enqueue(request(n), SELFIE)
+    claimed = await queue.claim("w1", 3, 10)
+    items = [(c, result_for(c)) for c in claimed[:2]]
+    items.append((claimed[2], FailureReason.GENERATION_FAILED))
+    assert await queue.finish_many(items, seconds_per_job=4.0) == [True, True, True]
+    # a repeat (a retry after a lost reply) records nothing, its duration included
+    assert await queue.finish_many(items, seconds_per_job=100.0) == [False, False, False]
+    assert await queue.record_duration(8.0) == pytest.approx(0.2 * 8 + 0.8 * 4)
 
 
 async def test_position_and_eta(queue: JobQueue) -> None:

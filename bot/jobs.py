@@ -143,7 +143,10 @@ class Job:
     delivered: bool = False
 
     @classmethod
-    def from_request(cls, request: JobRequest, *, job_id: str | None = None) -> Job:
+    def from_request(
+        cls, request: JobRequest, *, job_id: str | None = None, created_at: float | None = None
+    ) -> Job:
+        """A new queued job for `request` (created now, or at `created_at`)."""
         return cls(
             id=job_id or new_job_id(),
             owner=request.owner,
@@ -151,6 +154,7 @@ class Job:
             style_id=request.style_id,
             variants=request.variants,
             seed=request.seed if request.seed is not None else new_seed(),
+            created_at=time.time() if created_at is None else created_at,
         )
 
     @property

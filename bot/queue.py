@@ -72,8 +72,6 @@ from bot.jobs import (
     JobStatus,
     Outcome,
     Owner,
-    new_job_id,
-    new_seed,
 )
 from bot.redis_connection import MIN_VERSION, RedisTooOldError, parse_version
 
@@ -400,16 +398,7 @@ class JobQueue:
         """Queue a job. Raises UserBusyError, QueueFullError or QuotaExceededError; all
         checks and writes happen in one atomic script."""
         now = self._clock()
-        job = Job(  # as Job.from_request, created now by the queue's clock
-            id=new_job_id(),
-            owner=request.owner,
-            route=request.route,
-            style_id=request.style_id,
-            variants=request.variants,
-            seed=request.seed if request.seed is not None else new_seed(),
-            status=JobStatus.QUEUED,
-            created_at=now,
-        )
+        job = Job.from_request(request, created_at=now)
         cfg = self.config
         index_ttl = max(cfg.job_ttl_s, cfg.result_ttl_s, cfg.selfie_ttl_s)
         meta = {
@@ -1080,12 +1069,6 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
     return str(value)
-
-
-def _pairs(blob: bytes | str) -> dict[str, str]:
-    """A hash flattened to a JSON array by a script, back to a mapping."""
-    flat = json.loads(blob)
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def _job_or_none(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Job | None:

@@ -29,8 +29,8 @@ run: install-run
 	$(VENV)/bin/avatarbot run
 
 lint: install
-	$(VENV)/bin/ruff check bot adapters generation tests bench
-	$(VENV)/bin/ruff format --check bot adapters generation tests bench
+	$(VENV)/bin/ruff check avatarbot bot adapters generation provenance tests bench
+	$(VENV)/bin/ruff format --check avatarbot bot adapters generation provenance tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy

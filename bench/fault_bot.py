@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import consumer_name  # after the path is set
+from avatarbot.bot_process import consumer_name  # after the path is set
 from bot.config import load_settings
 from bot.conversation import Conversation
 from bot.delivery import DeliveryPump

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_section  # noqa: E402
-from generation import watermark as wm  # noqa: E402
-from generation.provenance import (  # noqa: E402
+from provenance import watermark as wm  # noqa: E402
+from provenance.labeller import (  # noqa: E402
     LabelInfo,
     Labeller,
     SigningIdentity,

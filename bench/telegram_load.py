@@ -11,7 +11,7 @@ refusal, every button press answered once, no spec violations at the fake.
 
 Stack: python-telegram-bot 22 over HTTP to `tests.fake_telegram.FakeTelegram`, the
 adapter, conversation, queue, delivery pump and status tracker in this process; worker
-processes (`python -m bot.cli worker`, CPU style engine) beside it; a private Redis.
+processes (`python -m avatarbot.cli worker`, CPU style engine) beside it; a private Redis.
 
 Baseline (same run, same fake server, same 200 users): a bare python-telegram-bot app
 that answers each photo with one text message: the transport's own ceiling.
@@ -157,7 +157,10 @@ def workers(redis_url: str, prefix: str, count: int) -> Iterator[list[subprocess
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"], env=env, cwd=ROOT, start_new_session=True
+            [sys.executable, "-m", "avatarbot.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
         )
         for _ in range(count)
     ]

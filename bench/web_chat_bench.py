@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 import redis.asyncio as aioredis  # noqa: E402
 from playwright.async_api import FilePayload, Page, async_playwright  # noqa: E402
 
+from avatarbot.embedded_redis import EmbeddedRedis  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.embedded_redis import EmbeddedRedis  # noqa: E402
 from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, running_web_chat  # noqa: E402
 
 SECTION = "## Web chat: upload → avatar"

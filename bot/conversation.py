@@ -86,7 +86,7 @@ SESSION_TTL_S = 24 * 3600
 
 
 class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`generation.provenance.Verdict`)."""
+    """What `/verify` needs from a provenance verdict (`provenance.labeller.Verdict`)."""
 
     @property
     def ours(self) -> bool: ...
@@ -433,7 +433,7 @@ class Conversation:
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
 
-        The hook for `generation.provenance`: without a verifier the answer is that
+        The hook for `provenance.labeller`: without a verifier the answer is that
         verification is not available yet."""
         await self.sessions.set_stage(sender, Stage.IDLE)
         if self.verifier is None:

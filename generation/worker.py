@@ -405,8 +405,8 @@ def _log_progress_error(future: concurrent.futures.Future[None]) -> None:
 async def _labelling_encoder(settings: Settings, redis: Redis) -> Encoder:
     """Every avatar leaves the worker labelled as AI-made (C2PA + XMP + watermark), its
     watermark id recorded so a stripped copy can still be traced to its style and date."""
-    from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
-    from generation.marks import MarkRegistry  # noqa: PLC0415
+    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+    from provenance.marks import MarkRegistry  # noqa: PLC0415
 
     labeller = await asyncio.to_thread(load_labeller, settings)
     registry = MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s)

@@ -18,9 +18,9 @@ from bot.queue import JobQueue, QueueConfig
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
-from generation.labelling import ImageVerifier, ResultEncoder, load_labeller
-from generation.marks import MarkRegistry
 from generation.worker import Worker
+from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
+from provenance.marks import MarkRegistry
 
 
 @dataclass

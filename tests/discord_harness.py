@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from adapters.discord_bot import PLATFORM, DiscordAdapter
+from adapters.discord.adapter import PLATFORM, DiscordAdapter
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector

@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
-from adapters.telegram_bot import PLATFORM, TelegramAdapter
+from adapters.telegram.adapter import PLATFORM, TelegramAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector

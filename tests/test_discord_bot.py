@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from adapters.discord_bot import CHECKING, ON_IT, READY, DiscordAdapter, DiscordStartError
+from adapters.discord.adapter import CHECKING, ON_IT, READY, DiscordAdapter, DiscordStartError
 from bot import texts
 from bot.config import ConfigError, Settings
 from bot.faces import DlibHogDetector

@@ -568,7 +568,7 @@ async def test_webhook_requires_the_secret_token(
 def test_webhook_without_secret_is_a_config_error(
     settings_factory: Callable[..., Settings], redis_client: aioredis.Redis
 ) -> None:
-    from adapters.telegram_bot import TelegramAdapter  # noqa: PLC0415
+    from adapters.telegram.adapter import TelegramAdapter  # noqa: PLC0415
 
     settings = settings_factory(
         TELEGRAM_BOT_TOKEN="123456789:TEST-fake-token-for-avatarbot-tests",  # noqa: S106  # fake

@@ -22,7 +22,7 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright
 
 from bot.config import Settings, load_settings
-from generation.labelling import ImageVerifier, load_labeller
+from provenance.labelling import ImageVerifier, load_labeller
 from tests import hostile
 from tests.conftest import DATA
 from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, RunningWebChat, running_web_chat

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from adapters.web_chat import serve_web_chat
+from adapters.web.chat import serve_web_chat
 from bot.config import Settings
 from tests.chat_stack import ChatStack, chat_stack, production_verifier
 

@@ -1,4 +1,4 @@
-"""What each `avatarbot` subcommand does. The parser and exit codes live in `bot.cli`."""
+"""What each `avatarbot` subcommand does. The parser and exit codes live in `avatarbot.cli`."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
-from bot.embedded_redis import EmbeddedRedis
 from bot.errors import AvatarbotError
 from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seeds
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
     from bot.queue import JobQueue
-    from generation.labelling import Verification
+    from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
 
@@ -131,7 +131,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
     from generation.backends import backend_from_settings  # noqa: PLC0415
     from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
-    from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
 
     catalog = _catalog(settings)
     _style(catalog, args.style)
@@ -167,7 +167,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import run_bot  # noqa: PLC0415
+    from avatarbot.bot_process import run_bot  # noqa: PLC0415
 
     with redis_url_for(settings) as url:
         return asyncio.run(run_bot(settings.model_copy(update={"redis_url": url})))
@@ -175,7 +175,7 @@ def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: Redis (embedded if needed), workers, the chat adapters."""
-    from bot.app import run_bot  # noqa: PLC0415
+    from avatarbot.bot_process import run_bot  # noqa: PLC0415
 
     with (
         redis_url_for(settings) as url,
@@ -196,7 +196,7 @@ def _worker_processes(
             env["AVATARBOT_WORKER_HEALTH_PORT"] = str(health_port + i)
         procs.append(
             subprocess.Popen(  # our own interpreter and module
-                [sys.executable, "-m", "bot.cli", "worker"],
+                [sys.executable, "-m", "avatarbot.cli", "worker"],
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
             )
@@ -370,8 +370,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
     from bot.redis_connection import RedisUnavailableError, connect  # noqa: PLC0415
-    from generation.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
-    from generation.marks import MarkRegistry  # noqa: PLC0415
+    from provenance.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
+    from provenance.marks import MarkRegistry  # noqa: PLC0415
 
     labeller = load_labeller(settings)
     url = settings.redis_url

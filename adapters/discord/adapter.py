@@ -25,13 +25,13 @@ translates:
   `DynamicItem`, so they work after a restart; the conversation refuses strangers and the
   refusal is ephemeral.
 - The interaction token lives 15 minutes. The job's `Route.data` (see
-  `adapters.discord_route.DiscordRoute`) holds what every path needs, so a result that
+  `adapters.discord.route.DiscordRoute`) holds what every path needs, so a result that
   comes later, or after a restart, goes to the user by DM, or when DMs are closed to the
   channel with a mention. When neither works the result is logged as undeliverable (it
   stays in Redis for `result_ttl_s`); transient errors raise, so the pump retries.
 - Rate limits: discord.py waits out 429s (and 5xx) itself; what still fails is logged
   once here (status and Discord error code, never a token) and raised to the caller.
-- Tokens never reach a log line from here; `adapters.discord_redaction` scrubs
+- Tokens never reach a log line from here; `adapters.discord.redaction` scrubs
   interaction tokens from discord.py's own debug lines.
 """
 
@@ -51,9 +51,9 @@ from discord import app_commands
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.discord_redaction import TokenScrubbing
-from adapters.discord_route import DEFAULT_UPLOAD_LIMIT, DiscordRoute, RouteDataError
-from adapters.discord_uploads import FRAMING_BYTES, fit_images
+from adapters.discord.redaction import TokenScrubbing
+from adapters.discord.route import DEFAULT_UPLOAD_LIMIT, DiscordRoute, RouteDataError
+from adapters.discord.uploads import FRAMING_BYTES, fit_images
 from bot.config import ConfigError
 from bot.conversation import error_reply
 from bot.errors import AvatarbotError

@@ -30,8 +30,8 @@ from bot.queue import JobQueue, QueueConfig
 from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
-from generation.labelling import ImageVerifier, load_labeller
-from generation.marks import MarkRegistry
+from provenance.labelling import ImageVerifier, load_labeller
+from provenance.marks import MarkRegistry
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def _serve(settings: Settings, redis: aioredis.Redis, stop: asyncio.Event)
 
     adapters, routes = _adapters(settings, conversation, redis, pump, tracker)
 
-    from adapters.web_chat import serve_web_chat  # noqa: PLC0415
+    from adapters.web.chat import serve_web_chat  # noqa: PLC0415
 
     def configure(app: web.Application) -> None:
         for add in routes:
@@ -153,7 +153,7 @@ def _adapters(
     adapters: list[ChatAdapter] = []
     routes: list[Callable[[web.Application], None]] = []
     if settings.telegram_bot_token is not None:
-        from adapters.telegram_bot import TelegramAdapter  # noqa: PLC0415  # only when used
+        from adapters.telegram.adapter import TelegramAdapter  # noqa: PLC0415  # only when used
 
         tg = TelegramAdapter(settings, conversation, redis)
         pump.register("telegram", tg.deliver)
@@ -162,7 +162,7 @@ def _adapters(
             routes.append(tg.add_routes)
         adapters.append(tg)
     if settings.discord_bot_token is not None:
-        from adapters.discord_bot import DiscordAdapter  # noqa: PLC0415  # only when used
+        from adapters.discord.adapter import DiscordAdapter  # noqa: PLC0415  # only when used
 
         dc = DiscordAdapter(settings, conversation)
         pump.register("discord", dc.deliver)

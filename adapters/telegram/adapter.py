@@ -74,7 +74,7 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram_state import MessageRef, TelegramState
+from adapters.telegram.state import MessageRef, TelegramState
 from bot import texts
 from bot.config import ConfigError, Settings
 from bot.conversation import error_reply

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         settings = load_settings()
         _setup_logging(settings, quiet=args.command not in _LONG_RUNNING)
-        from bot import commands  # noqa: PLC0415  # keeps `--help` fast
+        from avatarbot import commands  # noqa: PLC0415  # keeps `--help` fast
 
         return commands.dispatch(args, settings)
     except SystemExit as exc:  # --help / --version

@@ -1,6 +1,6 @@
 """The local web chat: avatarbot in a browser, no chat platform or token needed.
 
-An aiohttp server with a small static page (adapters/static: no build step, no CDN). It
+An aiohttp server with a small static page (adapters/web/static: no build step, no CDN). It
 is an adapter like Telegram's and Discord's: it turns HTTP requests into calls on the
 `Conversation` and its replies into JSON messages, and receives results through the
 `DeliveryPump` and queue updates through the `StatusTracker`, pushed to the browser over
@@ -8,7 +8,7 @@ a websocket.
 
 Security and privacy:
 - Each browser gets an anonymous user id in a signed, HttpOnly, SameSite=Strict cookie
-  (`adapters.web_identity`). Result images are served only to the job's owner; any other
+  (`adapters.web.identity`). Result images are served only to the job's owner; any other
   user gets 404, whether the job exists or not.
 - State-changing requests and the websocket must come from this origin (an `Origin`
   header naming another site is refused), on top of SameSite=Strict.
@@ -37,9 +37,9 @@ from urllib.parse import unquote, urlsplit
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
-from adapters import web_messages as wm
-from adapters.web_history import ChatHistory
-from adapters.web_identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
+from adapters.web import messages as wm
+from adapters.web.history import ChatHistory
+from adapters.web.identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
 from bot import metrics as prom
 from bot.config import Settings
 from bot.conversation import Conversation, error_reply
@@ -89,7 +89,7 @@ class WebChat:
         self.metrics = metrics or prom.BotMetrics()
         self.max_upload_bytes = settings.max_upload_bytes
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
-        self._static = resources.files("adapters").joinpath("static")
+        self._static = resources.files("adapters.web").joinpath("static")
 
     @classmethod
     async def create(

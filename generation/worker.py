@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
 from bot.queue import ClaimedJob, JobQueue, QueueConfig
+from bot.selfie import CorruptImage, load_selfie
 from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
     Backend,
@@ -76,11 +77,6 @@ def new_consumer_name() -> str:
     """Unique per process: host, pid and a random tag (pids are reused across restarts)."""
     host = socket.gethostname().split(".")[0] or "host"
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def load_selfie(jpeg: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(jpeg)) as image:
-        return image.convert("RGB")
 
 
 class Worker:
@@ -314,7 +310,7 @@ class Worker:
         for c in group:
             try:
                 selfie = load_selfie(c.selfie_jpeg)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            except CorruptImage as exc:
                 log.warning(
                     "job %s: selfie unreadable (%s)",
                     c.job.id,

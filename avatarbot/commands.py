@@ -13,21 +13,27 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
 from bot.errors import AvatarbotError
-from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seeds
+from bot.jobs import JobRequest, JobStatus, Owner, ResultImage, Route, new_seed, variant_seeds
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
     from bot.queue import JobQueue
+    from bot.selfie import SelfieIntake
     from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
+
+
+#: How long a one-shot command (queue, submit, verify...) waits for Redis to answer (it may
+#: be restarting) before it says it cannot reach it. Services wait a minute.
+REDIS_WAIT_S = 2.0
 
 
 class InputError(AvatarbotError):
@@ -73,8 +79,8 @@ def _read_input(path: Path, limit: int) -> bytes:
         if size > limit:
             raise InputError(
                 f"{path} is {size} bytes",
-                user_message=f"{path} is too large ({size / 1e6:.1f} MB; the limit is "
-                f"{limit / 1e6:.0f} MB)",
+                user_message=f"{path} is too large: {size:,} bytes, over the "
+                f"{limit / 2**20:g} MB limit",
             )
         return path.read_bytes()
     except FileNotFoundError:
@@ -107,6 +113,15 @@ def _write_outputs(paths: list[Path], blobs: list[bytes]) -> None:
         print(path)
 
 
+def _intake(settings: Settings) -> SelfieIntake:
+    """Intake as the bot runs it; the face detector is made only for a decodable photo."""
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
+
+    limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
+    return SelfieIntake(DlibHogDetector(preload=False), limits)
+
+
 @contextlib.contextmanager
 def redis_url_for(settings: Settings) -> Iterator[str]:
     """REDIS_URL when set; otherwise the embedded Redis (started or attached) in the data dir."""
@@ -127,18 +142,16 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
+    catalog = _catalog(settings)
+    _style(catalog, args.style)
+    paths = _output_paths(args.output, args.variants)
+    selfie = _intake(settings).process(_read_input(args.selfie, settings.max_upload_bytes))
+    # Imported once the input is known good: bad input is refused without loading them.
+    from bot.selfie import load_selfie  # noqa: PLC0415
     from generation.backends import backend_from_settings  # noqa: PLC0415
     from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
     from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
 
-    catalog = _catalog(settings)
-    _style(catalog, args.style)
-    paths = _output_paths(args.output, args.variants)
-    data = _read_input(args.selfie, settings.max_upload_bytes)
-    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
-    selfie = intake.process(data)
     backend = backend_from_settings(settings, catalog)
     seed = args.seed if args.seed is not None else new_seed()
     request = GenerationRequest(
@@ -217,18 +230,12 @@ def _worker_processes(
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
-
     catalog = _catalog(settings)
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants) if args.output else []
     if args.output and not args.wait:
         raise InputError("-o without --wait", user_message="-o/--output needs --wait")
-    data = _read_input(args.selfie, settings.max_upload_bytes)
-    selfie = SelfieIntake(
-        DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes)
-    ).process(data)
+    selfie = _intake(settings).process(_read_input(args.selfie, settings.max_upload_bytes))
     request = JobRequest(
         owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
         route=Route(bot=f"cli-{secrets.token_hex(6)}"),
@@ -250,6 +257,30 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         )
 
 
+@contextlib.asynccontextmanager
+async def _queue_at(settings: Settings, url: str) -> AsyncIterator[JobQueue]:
+    """The job queue on the Redis at `url`, for one command. Redis unreachable, at first or
+    midway, is a `RedisUnavailableError` naming the URL (password redacted) and why."""
+    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from bot.redis_connection import (  # noqa: PLC0415
+        CONNECTION_ERRORS,
+        RedisUnavailableError,
+        connect,
+        connection_problem,
+    )
+
+    redis = await connect(url, wait_s=REDIS_WAIT_S, retry_log_level=logging.INFO)
+    try:
+        queue = JobQueue(redis, QueueConfig.from_settings(settings))
+        await queue.ensure_groups()
+        yield queue
+    except CONNECTION_ERRORS as exc:
+        raise RedisUnavailableError(url, connection_problem(exc)) from exc
+    finally:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await redis.aclose()
+
+
 async def _submit(
     settings: Settings,
     url: str,
@@ -260,61 +291,51 @@ async def _submit(
     wait_s: float,
     paths: list[Path],
 ) -> int:
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
-
-    redis = await connect(url, wait_s=10)
-    try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        await queue.ensure_groups()
+    async with _queue_at(settings, url) as queue:
         receipt = await queue.enqueue(request, selfie_jpeg)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0
-        consumer = f"cli-{os.getpid()}"
-        deadline = time.monotonic() + wait_s
         try:
-            while time.monotonic() < deadline:
-                for delivery in await queue.read_outcomes(request.route.bot, consumer, 10, 1000):
-                    if delivery.outcome.job_id != receipt.job.id:
-                        continue
-                    await queue.mark_delivered(request.route.bot, delivery)
-                    if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
-                        reason = delivery.outcome.failure
-                        raise AvatarbotError(
-                            f"job failed: {reason}",
-                            user_message=f"job {receipt.job.id} {delivery.outcome.status.value}"
-                            + (f" ({reason.value})" if reason else ""),
-                        )
-                    images = delivery.result.images
-                    if paths:
-                        _write_outputs(paths, [im.data for im in images])
-                    else:
-                        print(f"job {receipt.job.id} done: {len(images)} image(s)")
-                    return 0
-            raise AvatarbotError(
-                "timeout", user_message=f"no result within {wait_s:.0f}s (job {receipt.job.id})"
-            )
+            images = await _await_result(queue, request, receipt.job.id, wait_s)
         finally:
             await queue.drop_results_stream(request.route.bot)
-    finally:
-        await redis.aclose()
+        if paths:
+            _write_outputs(paths, [im.data for im in images])
+        else:
+            print(f"job {receipt.job.id} done: {len(images)} image(s)")
+        return 0
+
+
+async def _await_result(
+    queue: JobQueue, request: JobRequest, job_id: str, wait_s: float
+) -> tuple[ResultImage, ...]:
+    """The images of job `job_id`, read from the route's results within `wait_s`."""
+    consumer = f"cli-{os.getpid()}"
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for delivery in await queue.read_outcomes(request.route.bot, consumer, 10, 1000):
+            if delivery.outcome.job_id != job_id:
+                continue
+            await queue.mark_delivered(request.route.bot, delivery)
+            if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
+                reason = delivery.outcome.failure
+                raise AvatarbotError(
+                    f"job failed: {reason}",
+                    user_message=f"job {job_id} {delivery.outcome.status.value}"
+                    + (f" ({reason.value})" if reason else ""),
+                )
+            return delivery.result.images
+    raise AvatarbotError("timeout", user_message=f"no result within {wait_s:.0f}s (job {job_id})")
 
 
 def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
 
     async def run(url: str) -> int:
-        redis = await connect(url, wait_s=5)
-        try:
-            queue = JobQueue(redis, QueueConfig.from_settings(settings))
-            await queue.ensure_groups()
+        async with _queue_at(settings, url) as queue:
             await action(queue)
-            return 0
-        finally:
-            await redis.aclose()
+        return 0
 
     with redis_url_for(settings) as url:
         return asyncio.run(run(url))
@@ -360,12 +381,21 @@ def cmd_previews(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: `avatarbot verify`'s exit codes (2, bad input, is every command's; see cli.VERIFY_EPILOG).
+VERIFY_INTACT = 0
+VERIFY_NOT_OURS = 1
+VERIFY_ALTERED = 3
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit 0: made by this instance and intact; 1: not ours, or altered; 2: bad input."""
+    """Exit 0: ours and intact; 1: not ours; 2: bad input; 3: ours, but altered or
+    re-encoded since (manifest gone or broken, watermark found)."""
     data = _read_input(args.image, settings.max_upload_bytes)
     verification = asyncio.run(_verify(settings, data))
     print(verification.describe())
-    return 0 if verification.intact else 1
+    if verification.intact:
+        return VERIFY_INTACT
+    return VERIFY_ALTERED if verification.ours else VERIFY_NOT_OURS
 
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
@@ -381,9 +411,11 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
     redis = None
     if url is not None:
         try:
-            redis = await connect(url, wait_s=2)
-        except RedisUnavailableError:
-            log.warning("mark registry unavailable; verifying the file alone")
+            redis = await connect(url, wait_s=REDIS_WAIT_S, retry_log_level=logging.INFO)
+        except RedisUnavailableError as exc:
+            log.warning(
+                "%s: checking the file alone, without the mark registry", exc.operator_message
+            )
     try:
         registry = (
             MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None

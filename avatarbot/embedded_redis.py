@@ -28,7 +28,11 @@ _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux; keep a margin
 
 
 class EmbeddedRedisError(AvatarbotError):
-    """The embedded Redis could not be started."""
+    """The embedded Redis could not be started; the message is for the operator."""
+
+    @property
+    def operator_message(self) -> str:
+        return str(self)
 
 
 def _default_executable() -> str:

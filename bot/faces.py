@@ -18,7 +18,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import dlib
 import numpy as np
 import numpy.typing as npt
@@ -123,7 +122,9 @@ class DlibHogDetector(FaceDetector):
 
     Thread safety and parallelism: dlib documents concurrent use of one object_detector as
     unsafe, so each dlib call borrows a detector from a small pool (one per core by default,
-    `max_parallel`), creating one only when all are busy (~0.7 s each, once). dlib releases
+    `max_parallel`), creating one only when all are busy (~0.7 s each, once). The first is
+    created with the instance unless `preload` is False (a one-shot command, which then
+    refuses an unreadable file without paying for one). dlib releases
     the GIL while it runs, so `detect` through `asyncio.to_thread` keeps the event loop
     free and a burst of selfies is detected on every core.
     """
@@ -136,6 +137,7 @@ class DlibHogDetector(FaceDetector):
         thorough_side: int = 1600,
         upsample_below: int = 400,
         max_parallel: int | None = None,
+        preload: bool = True,
     ) -> None:
         if not 0 < fast_side <= thorough_side:
             raise ValueError(
@@ -147,9 +149,11 @@ class DlibHogDetector(FaceDetector):
         self.upsample_below = upsample_below
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._idle.put(dlib.get_frontal_face_detector())
-        self._created = 1
+        self._created = 0
         self._create_lock = threading.Lock()
+        if preload:  # so the first photo does not wait for it
+            self._idle.put(dlib.get_frontal_face_detector())
+            self._created = 1
 
     def detect(self, rgb: RGBArray) -> list[FaceBox]:
         faces = self.detect_quick(rgb)
@@ -216,6 +220,8 @@ class DlibHogDetector(FaceDetector):
 
 def _shrink(rgb: RGBArray, scale: float) -> RGBArray:
     """Area-average `rgb` down by `scale`: halvings (OpenCV's fast 2x path), then the rest."""
+    import cv2  # noqa: PLC0415  # on first use: a command refusing a file never loads it
+
     height, width = rgb.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = rgb

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=_seed)
     gen.add_argument("-o", "--output", type=Path, required=True)
 
-    sub.add_parser("worker", help="run a generation worker")
+    worker = sub.add_parser("worker", help="run a generation worker")
+    # Given by `avatarbot run` to the workers it starts: end when that process is gone.
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     sub.add_parser("bot", help="run the configured chat adapters (no worker)")
     sub.add_parser("run", help="run everything: Redis (embedded if needed), workers, adapters")
 

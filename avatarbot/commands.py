@@ -175,6 +175,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from generation.worker import run_worker  # noqa: PLC0415
 
+    if args.parent_pid is not None:
+        from avatarbot.parent_watch import exit_with_parent  # noqa: PLC0415
+
+        exit_with_parent(args.parent_pid)
+
     with redis_url_for(settings) as url:
         return run_worker(settings.model_copy(update={"redis_url": url}))
 
@@ -201,15 +206,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _worker_processes(
     redis_url: str, count: int, health_port: int = 0
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes; with a health port, worker i serves it on port + i."""
+    """`count` worker processes; with a health port, worker i serves it on port + i.
+
+    Each is told this process's pid: it ends when this process is gone, killed or not
+    (`avatarbot.parent_watch`). Started from the calling thread, which must outlive them.
+    """
+    argv = [sys.executable, "-m", "avatarbot.cli", "worker", "--parent-pid", str(os.getpid())]
     procs = []
     for i in range(count):
         env = dict(os.environ, REDIS_URL=redis_url)
         if health_port:
             env["AVATARBOT_WORKER_HEALTH_PORT"] = str(health_port + i)
         procs.append(
-            subprocess.Popen(  # our own interpreter and module
-                [sys.executable, "-m", "avatarbot.cli", "worker"],
+            subprocess.Popen(  # noqa: S603  # our own interpreter and module
+                argv,
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
             )
@@ -217,16 +227,21 @@ def _worker_processes(
     try:
         yield procs
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # finish the batch in hand, then exit
-        deadline = time.monotonic() + 30
-        for proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _stop_workers(procs)
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM (finish the batch in hand, then exit); SIGKILL what outlasts `timeout_s`."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 from bot.faces import FaceBox, FaceDetector, RGBArray
 
-#: The turns tried after upright, in order, as (Pillow transpose, quarter turns that
-#: `np.rot90` makes: counter-clockwise, like Pillow's ROTATE_90).
+#: The turns tried after upright, in order, as (Pillow transpose, counter-clockwise
+#: quarter turns, as `np.rot90` and `FaceDetector.detect_quick` count them).
 TURNS: tuple[tuple[Image.Transpose, int], ...] = (
     (Image.Transpose.ROTATE_90, 1),
     (Image.Transpose.ROTATE_270, 3),
@@ -46,7 +45,7 @@ def find_faces(detector: FaceDetector, rgb: RGBArray) -> OrientedFaces:
     if faces:
         return OrientedFaces(faces)
     for turn, quarter_turns in TURNS:
-        faces = detector.detect_quick(np.ascontiguousarray(np.rot90(rgb, quarter_turns)))
+        faces = detector.detect_quick(rgb, quarter_turns)
         if faces:
             return OrientedFaces(faces, turn)
     return OrientedFaces([])

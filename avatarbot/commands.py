@@ -276,6 +276,9 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 async def _queue_at(settings: Settings, url: str) -> AsyncIterator[JobQueue]:
     """The job queue on the Redis at `url`, for one command. Redis unreachable, at first or
     midway, is a `RedisUnavailableError` naming the URL (password redacted) and why."""
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
     from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
     from bot.redis_connection import (  # noqa: PLC0415
         CONNECTION_ERRORS,
@@ -289,7 +292,7 @@ async def _queue_at(settings: Settings, url: str) -> AsyncIterator[JobQueue]:
         queue = JobQueue(redis, QueueConfig.from_settings(settings))
         await queue.ensure_groups()
         yield queue
-    except CONNECTION_ERRORS as exc:
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # lost midway
         raise RedisUnavailableError(url, connection_problem(exc)) from exc
     finally:
         with contextlib.suppress(*CONNECTION_ERRORS):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests import hostile
-from tests.conftest import DATA
+from tests.conftest import DATA, RedisServer
 
 CLI = [sys.executable, "-m", "avatarbot.cli"]
 
@@ -274,3 +274,28 @@ def test_unreachable_redis_is_named_with_the_reason_never_the_password(
             f"error: cannot reach Redis at {shown} (connection refused)"
         ]
         assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_redis_lost_midway_is_named_too(tmp_path: Path, key_prefix: str) -> None:
+    """`submit --wait` whose Redis dies while it waits: the same one line, exit 2."""
+    server = RedisServer(tmp_path / "redis").start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AVATARBOT_", "REDIS_URL"))}
+    env.update(AVATARBOT_DATA_DIR=str(tmp_path / "data"), AVATARBOT_KEY_PREFIX=key_prefix,
+               REDIS_URL=server.url, HF_HUB_OFFLINE="1")  # fmt: skip
+    submit = subprocess.Popen(
+        [*CLI, "submit", str(DATA / "astronaut.jpg"), "--style", "sketch", "--wait",
+         "--timeout", "60"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert submit.stdout is not None
+        assert "queued" in submit.stdout.readline()  # no worker: it waits
+        server.kill()
+        _, err = submit.communicate(timeout=60)
+    finally:
+        server.kill()
+        if submit.poll() is None:
+            submit.kill()
+            submit.communicate(timeout=10)
+    assert submit.returncode == 2, err
+    assert err.splitlines() == [f"error: cannot reach Redis at {server.url} (connection refused)"]

@@ -23,12 +23,12 @@ from aiohttp import web
 
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.faces import DlibHogDetector
 from bot.metrics import BotMetrics
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import DeliveryPump, DeliveryQueue, JobProducer, QueueConfig
 from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
+from bot.status_tracker import StatusTracker
 from bot.styles import StyleCatalog
 from provenance.labelling import ImageVerifier, load_labeller
 from provenance.marks import MarkRegistry
@@ -79,7 +79,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
 
 
 async def _serve(settings: Settings, redis: aioredis.Redis, stop: asyncio.Event) -> None:
-    queue = JobQueue(redis, QueueConfig.from_settings(settings))
+    queue = JobProducer(redis, QueueConfig.from_settings(settings))
     await queue.ensure_groups(settings.bot_name)
     catalog = StyleCatalog.load(settings.styles_file)
     intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
@@ -89,7 +89,11 @@ async def _serve(settings: Settings, redis: aioredis.Redis, stop: asyncio.Event)
     conversation = Conversation.create(redis, queue, intake, catalog, settings, verifier=verifier)
     metrics = BotMetrics()
     pump = DeliveryPump(
-        queue, conversation, settings.bot_name, consumer_name("bot"), metrics=metrics
+        DeliveryQueue.sharing(queue),
+        conversation,
+        settings.bot_name,
+        consumer_name("bot"),
+        metrics=metrics,
     )
     tracker = StatusTracker(queue, conversation, conversation.waiting, redis, settings.key_prefix)
 

@@ -33,9 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from avatarbot.bot_process import consumer_name  # after the path is set
 from bot.config import load_settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump
 from bot.faces import DlibHogDetector
-from bot.queue import Delivery, JobQueue, QueueConfig
+from bot.queue import Delivery, DeliveryPump, DeliveryQueue, JobProducer, QueueConfig
 from bot.redis_connection import connect
 from bot.replies import Reply
 from bot.selfie import IntakeLimits, SelfieIntake
@@ -95,12 +94,14 @@ async def serve() -> int:
         loop.add_signal_handler(sig, stop.set)
     redis = await connect(settings.redis_url)
     try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
+        queue = JobProducer(redis, QueueConfig.from_settings(settings))
         await queue.ensure_groups(settings.bot_name)
         intake = SelfieIntake(DlibHogDetector(), IntakeLimits())
         catalog = StyleCatalog.load(settings.styles_file)
         conversation = Conversation.create(redis, queue, intake, catalog, settings)
-        pump = DeliveryPump(queue, conversation, settings.bot_name, consumer, block_ms=200)
+        pump = DeliveryPump(
+            DeliveryQueue.sharing(queue), conversation, settings.bot_name, consumer, block_ms=200
+        )
         pump.register(PLATFORM, chat.deliver)
         print(f"fault bot {consumer} ready", flush=True)
         await pump.run(stop)

@@ -6,7 +6,7 @@ trip" section of docs/benchmarks.md.
 
 Round trip = a bot enqueues a job (with a small JPEG selfie) -> a worker claims it, runs a
 no-op backend (an 8 px image), publishes the result -> the bot reads the outcome and
-delivers it. Ours is the real code (`JobQueue.enqueue`, `Worker`, and on the bot side
+delivers it. Ours is the real code (`JobProducer.enqueue`, `Worker`, and on the bot side
 either `read_outcomes` + the one-step `mark_delivered` of one-shot readers, or the
 production `DeliveryPump`: outcomes read under a lease, sent, confirmed); the baseline
 does the same three roles with bare commands only (XADD; XREADGROUP + XADD result +
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import io
 import os
 import platform
@@ -40,10 +39,16 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import queue_scripts as lua  # noqa: E402
-from bot.delivery import DeliveryPump  # noqa: E402
 from bot.jobs import Job, JobRequest, Owner, ResultImage, Route  # noqa: E402
-from bot.queue import Delivery, JobQueue, QueueConfig  # noqa: E402
+from bot.queue import (  # noqa: E402
+    Delivery,
+    DeliveryPump,
+    DeliveryQueue,
+    JobProducer,
+    QueueConfig,
+    WorkerQueue,
+)
+from bot.queue import scripts as lua  # noqa: E402
 from bot.replies import Reply  # noqa: E402
 from bot.styles import StyleCatalog  # noqa: E402
 from generation.backends.base import (  # noqa: E402
@@ -113,7 +118,7 @@ class NoReplies:
 
 
 def bot_side(
-    queue: JobQueue, record: Callable[[Delivery], None], *, leased: bool
+    queue: DeliveryQueue, record: Callable[[Delivery], None], *, leased: bool
 ) -> tuple[DeliveryPump | None, Callable[[], Awaitable[object]]]:
     """The bot's delivery step: one `DeliveryPump` pass (leased), or one read of up to 100
     outcomes, each marked delivered in one step; `record` is called per delivery."""
@@ -148,14 +153,17 @@ async def ours(
     one step (`leased=False`, one-shot readers), or runs the production `DeliveryPump`
     (`leased=True`: outcomes read under a lease, sent, then confirmed)."""
     config = QueueConfig(prefix=prefix, queue_cap=jobs + 10, daily_quota=10, job_ttl_s=600)
-    queue = JobQueue(client, config)
+    queue = JobProducer(client, config)
     await queue.ensure_groups(BOT)
+    outcomes = DeliveryQueue.sharing(queue)
+    await outcomes.ensure_groups(BOT)
+    worker_queue = WorkerQueue.sharing(queue)
     # The upkeep (a SCAN for orphaned selfies, ...) runs on the reclaim timer once a minute;
     # a live worker ran it long before: run it now, not inside the few timed seconds.
-    await queue.reclaim("bench-upkeep", 1)
+    await worker_queue.reclaim("bench-upkeep", 1)
     backend = NoopBackend(asyncio.get_running_loop())
     worker = Worker(
-        queue, backend, StyleCatalog.load(), batch_size=batch, output_size=8,
+        worker_queue, backend, StyleCatalog.load(), batch_size=batch, output_size=8,
         reclaim_interval_s=5.0, heartbeat_interval_s=5.0, block_ms=1000, encode=tiny_png,
     )  # fmt: skip
     stop = asyncio.Event()
@@ -168,7 +176,7 @@ async def ours(
     def record(delivery: Delivery) -> None:
         delivered.setdefault(delivery.outcome.job_id, time.perf_counter())
 
-    pump, deliver_once = bot_side(queue, record, leased=leased)
+    pump, deliver_once = bot_side(outcomes, record, leased=leased)
 
     async def bot() -> None:
         while len(delivered) < jobs:
@@ -300,11 +308,7 @@ LABELS = {
     "marked": "avatarbot, one-step delivery (`read_outcomes` + `mark_delivered`)",
     "leased": "avatarbot, leased delivery (`DeliveryPump`: lease, send, confirm)",
 }
-SCRIPT_NAMES = {
-    hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest(): name
-    for name, source in vars(lua).items()
-    if name.isupper() and isinstance(source, str) and "redis.call" in source
-}
+SCRIPT_NAMES = {lua.sha(name): name.upper() for name in lua.script_names()}
 
 
 class CommandCounter:

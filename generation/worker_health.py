@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot import metrics as prom
+from bot.queue import QueueAdmin
 
 if TYPE_CHECKING:
     from generation.worker import Worker
@@ -132,7 +133,7 @@ class WorkerHealth:
 
     async def metrics_text(self, request: web.Request) -> web.StreamResponse:
         try:
-            stats = await asyncio.wait_for(self.worker.queue.stats(), 2.0)
+            stats = await asyncio.wait_for(QueueAdmin.sharing(self.worker.queue).stats(), 2.0)
         except (TimeoutError, aioredis.ConnectionError, aioredis.TimeoutError):
             stats = None
         families: list[list[str]] = [

@@ -19,14 +19,15 @@ import redis.asyncio as aioredis
 
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.jobs import Job
-from bot.queue import Delivery, JobQueue
+from bot.queue import Delivery, DeliveryPump
 from bot.replies import Queued, Reply
+from bot.status_tracker import StatusTracker
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
 from tests.chat_stack import production_encoder
+from tests.queue_helpers import JobQueue
 
 
 class Adapter(Protocol):

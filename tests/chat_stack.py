@@ -14,13 +14,14 @@ from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
 from bot.jobs import Owner
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
 from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
 from provenance.marks import MarkRegistry
+from tests.queue_helpers import JobQueue
 
 
 @dataclass

@@ -13,9 +13,8 @@ import redis.asyncio as aioredis
 
 from bot import texts
 from bot.config import Settings
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.jobs import Job, JobStatus, Owner
-from bot.queue import Delivery
+from bot.queue import Delivery, DeliveryPump
 from bot.replies import (
     MAX_CALLBACK_BYTES,
     Action,
@@ -32,6 +31,7 @@ from bot.replies import (
     parse_callback,
 )
 from bot.sessions import Stage
+from bot.status_tracker import StatusTracker
 from tests import hostile
 from tests.chat_stack import ChatStack, chat_stack, owner
 

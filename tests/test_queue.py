@@ -10,7 +10,6 @@ import redis.asyncio as aioredis
 
 from bot.jobs import FailureReason, JobRequest, JobStatus, Owner, Route
 from bot.queue import (
-    JobQueue,
     QueueConfig,
     QueueFullError,
     QuotaExceededError,
@@ -18,6 +17,7 @@ from bot.queue import (
 )
 from tests.queue_helpers import (
     BOT,
+    JobQueue,
     MovableClock,
     collect,
     keys_under,

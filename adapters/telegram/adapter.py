@@ -17,8 +17,8 @@ to say; `bot.conversation.Conversation` does. This module only translates:
 - The style picker: an album of style previews, sent once per chat and re-sent by file
   id (cached in Redis), then one message with style buttons and a 1-4 variants row.
 - The queue message is one message edited as the job moves (`update_status`, called by
-  `bot.delivery.StatusTracker`, throttled there); `upload_photo` shows while it runs.
-- Results (`deliver`, called by `bot.delivery.DeliveryPump`): one photo, or an album
+  `bot.status_tracker.StatusTracker`, throttled there); `upload_photo` shows while it runs.
+- Results (`deliver`, called by `bot.queue.pump.DeliveryPump`): one photo, or an album
   plus a message, with the buttons. Each part is recorded in Redis once sent, so a
   result redelivered after a restart never reaches the chat twice.
 - Telegram errors: AIORateLimiter retries 429s (RetryAfter) and keeps to flood limits;

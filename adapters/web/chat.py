@@ -43,12 +43,12 @@ from adapters.web.identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
 from bot import metrics as prom
 from bot.config import Settings
 from bot.conversation import Conversation, error_reply
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
-from bot.queue import Delivery, JobQueue
+from bot.queue import Delivery, DeliveryPump, DeliveryQueue, JobProducer, QueueAdmin
 from bot.redis_connection import RedisUnavailableError
 from bot.replies import Avatar, Failure, Queued, Reply
+from bot.status_tracker import StatusTracker
 from bot.styles import preview_path
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class WebChat:
         self,
         settings: Settings,
         redis: aioredis.Redis,
-        queue: JobQueue,
+        queue: JobProducer,
         conversation: Conversation,
         *,
         identities: Identities,
@@ -96,7 +96,7 @@ class WebChat:
         cls,
         settings: Settings,
         redis: aioredis.Redis,
-        queue: JobQueue,
+        queue: JobProducer,
         conversation: Conversation,
         *,
         metrics: prom.BotMetrics | None = None,
@@ -385,7 +385,7 @@ class WebChat:
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         try:
             await asyncio.wait_for(self.redis.ping(), 2.0)
-            stats = await asyncio.wait_for(self.queue.stats(), 2.0)
+            stats = await asyncio.wait_for(QueueAdmin.sharing(self.queue).stats(), 2.0)
         except (TimeoutError, aioredis.ConnectionError, aioredis.TimeoutError) as exc:
             return _json({"status": "unavailable", "reason": f"redis: {type(exc).__name__}"}, 503)
         body = {
@@ -399,7 +399,7 @@ class WebChat:
 
     async def metrics_text(self, request: web.Request) -> web.StreamResponse:
         try:
-            stats = await asyncio.wait_for(self.queue.stats(), 2.0)
+            stats = await asyncio.wait_for(QueueAdmin.sharing(self.queue).stats(), 2.0)
         except (TimeoutError, aioredis.ConnectionError, aioredis.TimeoutError):
             stats = None
         families: list[list[str]] = []
@@ -489,7 +489,7 @@ def _json(data: object, status: int = 200) -> web.Response:
 async def serve_web_chat(
     settings: Settings,
     redis: aioredis.Redis,
-    queue: JobQueue,
+    queue: JobProducer,
     conversation: Conversation,
     stop: asyncio.Event,
     *,
@@ -512,7 +512,11 @@ async def serve_web_chat(
     own_tasks: list[asyncio.Task[None]] = []
     if pump is None:
         pump = DeliveryPump(
-            queue, conversation, settings.bot_name, _consumer_name(), metrics=chat.metrics
+            DeliveryQueue.sharing(queue),
+            conversation,
+            settings.bot_name,
+            _consumer_name(),
+            metrics=chat.metrics,
         )
         own_tasks.append(asyncio.create_task(pump.run(stop), name="web-delivery"))
     if tracker is None:

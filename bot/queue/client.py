@@ -41,8 +41,12 @@ class QueueClient:
 
     @classmethod
     def sharing(cls, other: QueueClient) -> Self:
-        """This audience's view over `other`'s Redis client, config and clock."""
-        return cls(other.redis, other.config, clock=other.clock)
+        """This audience's view over `other`'s Redis client, config and clock (and what it
+        already checked: the server's version, the consumer groups it created)."""
+        view = cls(other.redis, other.config, clock=other.clock)
+        view._version_checked = other._version_checked
+        view._groups_ready |= other._groups_ready
+        return view
 
     def _script(self, name: str) -> Script:
         return Script(self.redis, name)

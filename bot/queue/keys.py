@@ -58,8 +58,8 @@ class QueueKeys:
         return f"{self.prefix}user:{owner.key}"
 
     def quota(self, owner: Owner, now: float) -> str:
-        """The user's counter for the UTC day of `now`, named by a hash: no identifier in
-        clear, and not in the user's index (forgetting yourself keeps your quota)."""
+        """The user's counter for the UTC day of `now`, named by a hash (no identifier in
+        clear)."""
         day = int(now // DAY_S)
         digest = hashlib.sha256(f"{self.prefix}|{owner.key}|{day}".encode()).hexdigest()[:32]
         return f"{self.prefix}quota:{digest}"

@@ -1,17 +1,13 @@
 """Getting results from the queue to the chats that wait for them.
 
 `DeliveryPump` reads this bot's outcomes stream (through its consumer group, so results
-survive a bot restart) and delivers each outcome exactly once in effect: it takes a lease
-on it (no other bot process sends it while the lease lives, and the lease is renewed
-while a slow send runs), renders it into replies with the conversation, hands them to
-the adapter of the job's platform, then confirms (`DeliveryQueue.confirm_delivery`). The
-lease is taken in the same script call that reads the outcome
-(`DeliveryQueue.read_outcomes(lease=True)`), and again with `DeliveryQueue.claim_delivery`
-when that lease is no longer fresh or a send is retried. docs/reliability.md explains the
-lease protocol and its one window for a duplicate. A confirm that fails on a Redis error
-is retried from memory, never the send. An adapter that raises is logged once and the
-delivery is retried with capped backoff (up to `max_attempts`), each try under a renewed
-lease; then it is given up (the result stays in Redis until `result_ttl_s`).
+survive a bot restart) and delivers each outcome exactly once in effect, by the lease
+protocol of docs/reliability.md: lease it (`DeliveryQueue.read_outcomes(lease=True)` or
+`DeliveryQueue.claim_delivery`), send it through the adapter of the job's platform
+(renewing the lease while a slow send runs), confirm it (`DeliveryQueue.confirm_delivery`).
+An adapter that raises is logged once and the delivery is retried with capped backoff (up to
+`max_attempts`), each try under a renewed lease; then it is given up (the result stays
+in Redis until `result_ttl_s`).
 
 One pump runs per bot process; each adapter registers its callback for its platform.
 """

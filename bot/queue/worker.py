@@ -1,12 +1,12 @@
 """The worker's side of the queue: claim jobs, keep them, finish them, and take over the
-jobs of workers that stopped.
+jobs of workers that stopped (docs/reliability.md, "A job's way through").
 
-How a worker's jobs come back when it stops (docs/reliability.md): a worker is registered
-as live until a deadline (`register_worker`, renewed with its heartbeat); its entries stay
-pending in the jobs group while it holds them (`heartbeat` keeps them fresh); `reclaim`
-hands entries idle longer than `reclaim_idle_s` to the caller. Every hand-over, whatever
-decides it, goes through lua/lib.lua's `take_over` (delivery count, dead letters), and
-a job's result is recorded only by finish.lua, which checks the job's state atomically.
+The seams for changing how stopped workers are found: a worker's liveness is its entry
+in the `workers` registry (`register_worker`, renewed on its heartbeat timer); `reclaim`
+is the one call a worker's reclaim loop makes, and `_reclaim_idle` one way of finding
+jobs to take over; every take-over, whatever decides it, goes through lua/lib.lua's
+`take_over` (delivery count, dead letters); a job's result is recorded only by
+finish.lua, which checks the job's state atomically.
 """
 
 from __future__ import annotations

@@ -266,8 +266,8 @@ async def _submit(
     redis = await connect(url, wait_s=10)
     try:
         queue = JobProducer(redis, QueueConfig.from_settings(settings))
-        outcomes = DeliveryQueue.sharing(queue)
         await queue.ensure_groups()
+        outcomes = DeliveryQueue.sharing(queue)
         receipt = await queue.enqueue(request, selfie_jpeg)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:

@@ -9,9 +9,9 @@ the events it receives, the rest of the process calls it four ways: `start` and 
 What every adapter does the same way, and where it lives:
 - each multi-part delivery goes through `bot.sent_parts.SentParts.send_once`, so a
   retried delivery never repeats a part the chat already has;
-- buttons answer only their recipient: replies for a sender go out `bind`-ed to them
-  (`bot.replies.bind`; `register` does it for deliveries and queue messages), and a press
-  that `callback_allows` refuses gets `texts.NOT_YOUR_BUTTON`, privately;
+- buttons answer only their recipient: every reply goes out `bind`-ed to the person it
+  is for (`bot.replies.bind`: the sender of an event, the owner of a delivered job), and
+  a press that `callback_allows` refuses gets `texts.NOT_YOUR_BUTTON`, privately;
 - commands come from `bot.chat_commands.CHAT_COMMANDS`, words from `bot.texts`, and an
   error that escaped the conversation becomes a reply through `bot.replies.error_reply`.
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from bot.replies import Queued, Reply, bind, owner_tag
+from bot.replies import Queued, Reply
 
 if TYPE_CHECKING:
     from bot.delivery import DeliveryPump, StatusTracker
@@ -58,16 +58,6 @@ class ChatAdapter(DeliveryTarget, Protocol):
 
 
 def register(adapter: DeliveryTarget, pump: DeliveryPump, tracker: StatusTracker) -> None:
-    """Send `adapter.platform`'s outcomes and queue messages to `adapter`, with their
-    buttons bound to the job's owner."""
-
-    async def deliver(delivery: Delivery, replies: Sequence[Reply]) -> None:
-        job = delivery.job
-        owned = bind(replies, job.owner) if job is not None else list(replies)
-        await adapter.deliver(delivery, owned)
-
-    async def update_status(job: Job, reply: Queued) -> None:
-        await adapter.update_status(job, reply.bound_to(owner_tag(job.owner)))
-
-    pump.register(adapter.platform, deliver)
-    tracker.register(adapter.platform, update_status)
+    """Send the outcomes and queue messages of `adapter.platform`'s jobs to `adapter`."""
+    pump.register(adapter.platform, adapter.deliver)
+    tracker.register(adapter.platform, adapter.update_status)

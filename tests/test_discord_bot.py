@@ -19,6 +19,7 @@ from PIL import Image
 from adapters.discord import DiscordAdapter
 from adapters.discord.http_errors import DiscordStartError
 from bot import texts
+from bot.chat_commands import command
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
@@ -153,6 +154,8 @@ async def test_commands_are_synced_globally_with_choices_and_contexts(
 ) -> None:
     commands = fake.commands[None]
     assert set(commands) == {"avatar", "styles", "forgetme", "verify"}
+    for name, synced in commands.items():  # described as the core's command table says
+        assert synced["description"] == command(name).summary
     options = {o["name"]: o for o in commands["avatar"]["options"]}
     assert options["selfie"]["type"] == 11
     assert [c["value"] for c in options["style"]["choices"]] == harness.catalog.ids

@@ -17,6 +17,7 @@ from aiohttp import web
 from PIL import Image
 
 from bot import texts
+from bot.chat_commands import MENU
 from bot.config import ConfigError, Settings
 from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus, Owner
@@ -328,14 +329,11 @@ async def test_commands_each_get_one_answer(
     fake.send_text(chat, user, "/styles")
     await wait_picker(fake, chat["id"])
     assert len(fake.calls_to("sendMediaGroup", chat["id"])) == 1
-    # The command menu was set at start.
-    assert {c["command"] for c in fake.calls_to("setMyCommands")[0].fields["commands"]} >= {
-        "avatar",
-        "styles",
-        "cancel",
-        "forgetme",
-        "help",
-    }
+    # The command menu was set at start, from the core's command table.
+    menu = fake.calls_to("setMyCommands")[0].fields["commands"]
+    assert [(c["command"], c["description"]) for c in menu] == [(c.name, c.summary) for c in MENU]
+    assert {c["command"] for c in menu} >= {"avatar", "styles", "cancel", "forgetme", "help"}
+    assert all(f"/{c.name} — {c.summary}" in helptext for c in MENU if c.name != "help")
 
 
 async def test_preview_album_once_per_chat_then_by_file_id(

@@ -21,6 +21,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot.chat_adapter import register
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
 from bot.delivery import DeliveryPump, StatusTracker
@@ -153,20 +154,18 @@ def _adapters(
     adapters: list[ChatAdapter] = []
     routes: list[Callable[[web.Application], None]] = []
     if settings.telegram_bot_token is not None:
-        from adapters.telegram.adapter import TelegramAdapter  # noqa: PLC0415  # only when used
+        from adapters.telegram import TelegramAdapter  # noqa: PLC0415  # only when used
 
         tg = TelegramAdapter(settings, conversation, redis)
-        pump.register("telegram", tg.deliver)
-        tracker.register("telegram", tg.update_status)
+        register(tg, pump, tracker)
         if settings.telegram_webhook_url:
             routes.append(tg.add_routes)
         adapters.append(tg)
     if settings.discord_bot_token is not None:
-        from adapters.discord.adapter import DiscordAdapter  # noqa: PLC0415  # only when used
+        from adapters.discord import DiscordAdapter  # noqa: PLC0415  # only when used
 
-        dc = DiscordAdapter(settings, conversation)
-        pump.register("discord", dc.deliver)
-        tracker.register("discord", dc.update_status)
+        dc = DiscordAdapter(settings, conversation, redis)
+        register(dc, pump, tracker)
         adapters.append(dc)
     return adapters, routes
 

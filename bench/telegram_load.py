@@ -48,7 +48,8 @@ from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
 
 from bot.config import load_settings  # noqa: E402
-from bot.replies import Action, format_callback  # noqa: E402
+from bot.jobs import Owner  # noqa: E402
+from bot.replies import Action, format_callback, owner_tag  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.fake_telegram import Call, FakeTelegram  # noqa: E402
 from tests.telegram_harness import TelegramHarness, telegram_env  # noqa: E402
@@ -91,7 +92,8 @@ async def one_user(fake: FakeTelegram, uid: int, t: Timings, within: float) -> N
     cid = chat["id"]
     start = time.perf_counter()
     fake.send_photo(chat, user, FACE, caption="/avatar")
-    pick = format_callback(Action.PICK, STYLE)
+    tag = owner_tag(Owner("telegram", str(uid), str(cid)))  # the picker is bound to its user
+    pick = format_callback(Action.PICK, STYLE, owner=tag)
     pickers = await fake.wait_for(
         "sendMessage",
         lambda c: any(d == pick for _, d in fake.buttons(c.result)),

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import texts
+from bot.chat_commands import MENU
 from bot.delivery import status_throttle_key
 from bot.errors import AvatarbotError
 from bot.jobs import (
@@ -53,7 +52,6 @@ from bot.jobs import (
     new_seed,
 )
 from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
-from bot.redis_connection import RedisUnavailableError
 from bot.replies import (
     Action,
     Avatar,
@@ -67,6 +65,7 @@ from bot.replies import (
     StyleOption,
     StylePicker,
     Text,
+    callback_allows,
     parse_callback,
 )
 from bot.selfie import IntakeError, SelfieIntake
@@ -182,12 +181,13 @@ class Conversation:
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button("📸 Make an avatar", Action.AVATAR),),
+                buttons=(Button(texts.BUTTON_MAKE_AVATAR, Action.AVATAR),),
             )
         ]
 
     async def help(self, sender: Owner) -> list[Reply]:
-        return [Text(texts.help_text(self.limits.selfie_ttl_s))]
+        listed = [(c.name, c.summary) for c in MENU if c.name != "help"]
+        return [Text(texts.help_text(self.limits.selfie_ttl_s, listed))]
 
     async def styles(self, sender: Owner) -> list[Reply]:
         session = await self.sessions.get(sender)
@@ -218,6 +218,7 @@ class Conversation:
         return [Text(hint)]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
+        """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
         return {
             "start": self.start,
             "help": self.help,
@@ -259,7 +260,7 @@ class Conversation:
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
         if not MIN_VARIANTS <= variants <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
         return [self._picker(texts.PICK_STYLE, variants)]
@@ -280,7 +281,7 @@ class Conversation:
         session = await self.sessions.get(sender)
         count = variants if variants is not None else session.variants
         if not MIN_VARIANTS <= count <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
@@ -295,11 +296,15 @@ class Conversation:
     async def button(
         self, presser: Owner, data: str, *, route_data: Mapping[str, str] | None = None
     ) -> list[Reply]:
-        """A button press: `data` is the callback data of a `Button` we sent."""
+        """A button press: `data` is the callback data of a `Button` we sent. A button
+        bound to someone else is refused (only its recipient may press it)."""
         try:
             action, arg = parse_callback(data)
         except BadCallbackError as exc:
             return [Failure(exc.user_message, ephemeral=True)]
+        if not callback_allows(data, presser):
+            log.info("button %s refused: bound to someone else", action.value)
+            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
         if action is Action.PICK:
             return await self.choose(presser, arg, route_data=route_data)
         if action is Action.VARIANTS:
@@ -399,7 +404,7 @@ class Conversation:
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button("📸 New avatar", Action.AVATAR),))]
+        return [Text(texts.CANCELLED, buttons=(Button(texts.BUTTON_NEW_AVATAR, Action.AVATAR),))]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
@@ -503,7 +508,7 @@ class Conversation:
             status=job.status,
             progress=job.progress,
             text=texts.queued(label, receipt.position, receipt.eta_s),
-            buttons=(Button("✖ Cancel", Action.CANCEL, job.id),),
+            buttons=(Button(texts.BUTTON_CANCEL, Action.CANCEL, job.id),),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -530,7 +535,8 @@ class Conversation:
         except UserBusyError as exc:
             return [
                 Failure(
-                    exc.user_message, buttons=(Button("✖ Cancel it", Action.CANCEL, exc.job_id),)
+                    exc.user_message,
+                    buttons=(Button(texts.BUTTON_CANCEL_IT, Action.CANCEL, exc.job_id),),
                 )
             ]
         except (QuotaExceededError, QueueFullError) as exc:
@@ -582,31 +588,21 @@ def _images(result: JobResult) -> tuple[AvatarImage, ...]:
 
 def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
     return (
-        Button("🔁 More like this", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
-        Button("📥 Original file", Action.ORIGINAL, job_id),
-        Button("🗑 Forget my selfie", Action.FORGET, job_id),
+        Button(texts.BUTTON_MORE, Action.MORE, job_id),
+        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
+        Button(texts.BUTTON_ORIGINAL, Action.ORIGINAL, job_id),
+        Button(texts.BUTTON_FORGET_SELFIE, Action.FORGET, job_id),
     )
 
 
 def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
     if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button("📸 Send a new selfie", Action.AVATAR),)
+        return (Button(texts.BUTTON_NEW_SELFIE, Action.AVATAR),)
     if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button("🎨 Another style", Action.STYLE, job_id),)
+        return (Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),)
     if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button("📸 Another photo", Action.AVATAR),)
+        return (Button(texts.BUTTON_ANOTHER_PHOTO, Action.AVATAR),)
     return (
-        Button("🔁 Try again", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
+        Button(texts.BUTTON_TRY_AGAIN, Action.MORE, job_id),
+        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
     )
-
-
-def error_reply(exc: BaseException) -> Failure:
-    """How an adapter answers an error that escaped the conversation: the error's own
-    friendly line, "try again shortly" while Redis is unreachable, else a generic apology."""
-    if isinstance(exc, AvatarbotError):
-        return Failure(exc.user_message)
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return Failure(RedisUnavailableError.user_message)
-    return Failure(AvatarbotError.user_message)

@@ -17,7 +17,8 @@ Real discord.py 2.7 talks to it after `patched_discord(fake)` points `Route.BASE
   application info, command sync (global and guild), interaction callbacks, editing the
   original response, followups (JSON or multipart; uploaded bytes are recorded), DMs and
   channel messages.
-- Faults on demand: a 429 (with `Via` and `Retry-After`) for the next followup, expired
+- Faults on demand: a 429 (with `Via` and `Retry-After`) for the next followup, a
+  refusal of the n-th next request of an operation (`fail_once`), expired
   interaction tokens (401 / 50027 Invalid Webhook Token), users whose DMs are closed
   (403 / 50007), a dropped gateway.
 - CDN: `GET /attachments/...` serves bytes the test registered (any size).
@@ -51,6 +52,8 @@ HEARTBEAT_INTERVAL_MS = 41_250
 _POLL_S = 0.02
 
 _shared_spec: DiscordSpec | None = None
+#: The body of a 429 from Discord's edge (no `Via` header): not retried by discord.py.
+_EDGE_BLOCK = {"message": "You are being blocked from accessing our API temporarily.", "code": 0}
 
 
 def shared_spec() -> DiscordSpec:
@@ -232,6 +235,7 @@ class FakeDiscord:
         self._session: _Session | None = None
         self._sessions: dict[str, _Session] = {}
         self._pending_429: dict[str, list[float]] = {}
+        self._pending_failures: dict[str, list[int]] = {}  # requests to let through first
 
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -320,6 +324,12 @@ class FakeDiscord:
     ) -> None:
         """Answer the next request to `operation` (an OpenAPI operationId) with a 429."""
         self._pending_429.setdefault(operation, []).append(retry_after)
+
+    def fail_once(self, operation: str = "execute_webhook", *, after: int = 0) -> None:
+        """Let `after` requests to `operation` through, then refuse the next one with the
+        429 Discord's edge sends without a `Via` header (a temporary block), which
+        discord.py raises at once instead of waiting: nothing of that request was sent."""
+        self._pending_failures.setdefault(operation, []).append(after)
 
     def expire(self, interaction: FakeInteraction) -> None:
         """The 15 minutes are over: its token no longer works."""
@@ -715,7 +725,7 @@ class FakeDiscord:
                 self.violations += problems
                 return self._reply(record, 404, {"message": "404: Not Found", "code": 0})
             status, answer = await self._answer(request, op, path, record, problems)
-            if status == 429:
+            if status == 429 and answer is not _EDGE_BLOCK:
                 return self._rate_limited(record, op.operation_id, float(answer))
             return self._reply(record, status, answer)
         finally:
@@ -748,6 +758,8 @@ class FakeDiscord:
         retry = self._pending_429.get(op.operation_id)
         if retry:
             return 429, retry.pop(0)
+        if self._fails_now(op.operation_id):
+            return 429, _EDGE_BLOCK
         names = _template_names(op.template)
         params = dict(zip(names, _path_values(op.template, path), strict=True))
         try:
@@ -769,6 +781,16 @@ class FakeDiscord:
         if op.template not in _UNAUTHENTICATED and not self._authorized(request):
             return 401, {"message": "401: Unauthorized", "code": 0}
         return None
+
+    def _fails_now(self, operation: str) -> bool:
+        pending = self._pending_failures.get(operation)
+        if not pending:
+            return False
+        if pending[0] > 0:
+            pending[0] -= 1
+            return False
+        pending.pop(0)
+        return True
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bot {self.bot_token}"

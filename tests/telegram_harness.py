@@ -16,7 +16,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
-from adapters.telegram.adapter import PLATFORM, TelegramAdapter
+from adapters.telegram import TelegramAdapter
+from adapters.telegram.target import PLATFORM
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector

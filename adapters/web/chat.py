@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -41,14 +42,17 @@ from adapters.web import messages as wm
 from adapters.web.history import ChatHistory
 from adapters.web.identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
 from bot import metrics as prom
+from bot import texts
+from bot.chat_adapter import register
 from bot.config import Settings
-from bot.conversation import Conversation, error_reply
+from bot.conversation import Conversation
 from bot.delivery import DeliveryPump, StatusTracker
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
 from bot.queue import Delivery, JobQueue
-from bot.redis_connection import RedisUnavailableError
-from bot.replies import Avatar, Failure, Queued, Reply
+from bot.replies import Avatar, Failure, Queued, Reply, bind, error_reply, owner_tag
+from bot.selfie import FileTooLarge
+from bot.sent_parts import Part, SentParts
 from bot.styles import preview_path
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class WebChat:
     """The web chat adapter: an aiohttp app plus the delivery and status callbacks."""
+
+    platform = PLATFORM
 
     def __init__(
         self,
@@ -90,6 +96,8 @@ class WebChat:
         self.max_upload_bytes = settings.max_upload_bytes
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._static = resources.files("adapters.web").joinpath("static")
+        self.sent_parts = SentParts(redis, settings.key_prefix, settings.job_ttl_s)
+        conversation.on_forget(self.sent_parts.forget)
 
     @classmethod
     async def create(
@@ -160,7 +168,7 @@ class WebChat:
             # Redis is gone for now: one friendly line, and the next request simply
             # works again once it is back (the client reconnects on its own).
             log.warning("web chat: Redis unavailable (%s)", type(exc).__name__)
-            message = wm.render(Failure(RedisUnavailableError.user_message))
+            message = wm.render(error_reply(exc))
             response = _json({"messages": [message]}, status=503)
         if not response.prepared:
             if new_cookie is not None:
@@ -331,16 +339,16 @@ class WebChat:
     async def _post(
         self, uid: str, replies: Sequence[Reply], *, before: Sequence[wm.Message] = ()
     ) -> web.StreamResponse:
-        messages = [*before, *(wm.render(reply) for reply in replies)]
+        owned = bind(replies, Owner(platform=PLATFORM, user_id=uid, chat_id=uid))
+        messages = [*before, *(wm.render(reply) for reply in owned)]
         for message in messages:
             await self.history.add(uid, message)
             await self._push(uid, message)
         return _json({"messages": messages})
 
     async def _too_large(self, uid: str) -> web.StreamResponse:
-        megabytes = self.max_upload_bytes / (1024 * 1024)
-        text = f"That file is too big (the limit is {megabytes:g} MB). Please send a smaller photo."
-        message = wm.render(Failure(text))
+        limit = self.max_upload_bytes
+        message = wm.render(Failure(FileTooLarge(limit + 1, limit).user_message))
         await self.history.add(uid, message)
         await self._push(uid, message)
         response = _json({"messages": [message]}, status=413)
@@ -355,30 +363,39 @@ class WebChat:
     # ------------------------------------------------------------------ pump callbacks
 
     async def deliver(self, delivery: Delivery, replies: Sequence[Reply]) -> None:
-        """DeliveryPump callback for platform "web": store and push the outcome."""
+        """DeliveryPump callback for platform "web": store and push the outcome, each
+        message once (`SentParts`), even when a failed try is retried."""
         job = delivery.job
         if job is None:
             return
         uid = job.owner.user_id
-        status = "✅ Done." if any(isinstance(r, Avatar) for r in replies) else "⚠️ Not done."
-        finished = wm.finished_status(job.id, status)
-        if await self.history.replace(uid, finished):
-            await self._push(uid, finished)
-        for reply in replies:
-            message = wm.render(reply)
+        done = any(isinstance(r, Avatar) for r in replies)
+        finished = wm.finished_status(
+            job.id, texts.FINISHED_DONE if done else texts.FINISHED_NOT_DONE
+        )
+
+        async def replace() -> None:
+            if await self.history.replace(uid, finished):
+                await self._push(uid, finished)
+
+        async def add(message: wm.Message) -> None:
             await self.history.add(uid, message)
             await self._push(uid, message)
 
-    async def show_status(self, job: Job, reply: Queued) -> None:
+        parts = [Part("status", replace)]
+        for i, reply in enumerate(bind(replies, job.owner)):
+            parts.append(Part(str(i), functools.partial(add, wm.render(reply))))
+        await self.sent_parts.send_once(job.id, parts)
+
+    async def update_status(self, job: Job, reply: Queued) -> None:
         """StatusTracker callback for platform "web": replace the queue message."""
         uid = job.owner.user_id
-        message = wm.render_status(reply)
+        message = wm.render_status(reply.bound_to(owner_tag(job.owner)))
         if await self.history.replace(uid, message):
             await self._push(uid, message)
 
     def register(self, pump: DeliveryPump, tracker: StatusTracker) -> None:
-        pump.register(PLATFORM, self.deliver)
-        tracker.register(PLATFORM, self.show_status)
+        register(self, pump, tracker)
 
     # ------------------------------------------------------------------ operations
 

@@ -23,6 +23,9 @@ from bot.quotas import QuotaLimits
 from bot.scopes import is_user_scope, owner_of_user, parse_scope, parse_user
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from bot.config import Settings
     from bot.queue import JobQueue
     from bot.selfie_store import SelfieStore
 
@@ -43,6 +46,17 @@ class AdminActions:
         self.quotas = quotas
         self.audit = audit
         self.selfies = selfies
+
+    @classmethod
+    def from_settings(
+        cls, redis: aioredis.Redis, queue: JobQueue, selfies: SelfieStore, settings: Settings
+    ) -> AdminActions:
+        prefix = settings.key_prefix
+        policy = AccessPolicy(
+            redis, prefix, admins=settings.admins, default_mode=AccessMode(settings.access_mode)
+        )
+        quotas = QuotaLimits(redis, prefix, settings.daily_quota)
+        return cls(queue, policy, quotas, AuditLog(redis, prefix), selfies)
 
     # --- looking ---------------------------------------------------------------------
 

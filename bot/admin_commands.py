@@ -31,8 +31,9 @@ from bot.chat_settings import ChatSettings
 from bot.errors import AvatarbotError
 from bot.group_admins import ChatAdminLookup, GroupAdmins
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, Owner
-from bot.quotas import MAX_QUOTA, QuotaLimits
+from bot.quotas import MAX_QUOTA
 from bot.replies import Reply, Text
+from bot.scopes import parse_scope, parse_user
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -68,7 +69,8 @@ class AdminUsageError(AvatarbotError):
         )
 
 
-Action = Callable[[str, Sequence[str]], Awaitable[str]]
+Plan = Callable[[AdminActions, str], Awaitable[str]]
+"""A parsed admin command: run it with the actions and the actor."""
 
 
 class AdminCommands:
@@ -88,12 +90,8 @@ class AdminCommands:
     def create(
         cls, redis: aioredis.Redis, queue: JobQueue, selfies: SelfieStore, settings: Settings
     ) -> AdminCommands:
+        actions = AdminActions.from_settings(redis, queue, selfies, settings)
         prefix = settings.key_prefix
-        policy = AccessPolicy(
-            redis, prefix, admins=settings.admins, default_mode=AccessMode(settings.access_mode)
-        )
-        quotas = QuotaLimits(redis, prefix, settings.daily_quota)
-        actions = AdminActions(queue, policy, quotas, AuditLog(redis, prefix), selfies)
         return cls(actions, ChatSettings(redis, prefix), GroupAdmins(redis, prefix))
 
     def on_chat_admins(self, platform: str, lookup: ChatAdminLookup) -> None:
@@ -114,24 +112,9 @@ class AdminCommands:
         return None
 
     async def run(self, actor: str, command: str, words: Sequence[str], *, lead: str = "") -> str:
-        """Run an admin command as `actor`; raises AdminUsageError (or ScopeError) on bad
-        words. `lead` starts the usage line (`/` in a chat)."""
-        actions: dict[str, Action] = {
-            "stats": lambda _a, w: self._no_words(w, self.actions.stats),
-            "ban": lambda a, w: self.actions.ban(a, _one(w)),
-            "unban": lambda a, w: self.actions.unban(a, _one(w)),
-            "quota": self._quota,
-            "pause": lambda a, w: self.actions.pause(a, " ".join(w)),
-            "resume": lambda a, w: self._no_words(w, lambda: self.actions.resume(a)),
-            "allow": self._allow,
-            "deny": self._deny,
-            "mode": self._mode,
-            "log": lambda _a, w: self.actions.log(_count(w)),
-        }
-        try:
-            return await actions[command](actor, words)
-        except _BadWords:
-            raise AdminUsageError(command, lead) from None
+        """Run an admin command as `actor`; raises AdminUsageError or ScopeError on bad
+        words (before touching Redis). `lead` starts the usage line (`/` in a chat)."""
+        return await plan(command, words, lead=lead)(self.actions, actor)
 
     async def group(self, sender: Owner, words: Sequence[str]) -> str:
         """/group in a group chat, by one of its admins (or an admin of the bot)."""
@@ -153,54 +136,6 @@ class AdminCommands:
                 await self.audit.record(sender.key, "group", where, f"variants {limit}")
                 return texts.GROUP_VARIANTS.format(limit=chat.max_variants or MAX_VARIANTS)
         raise AdminUsageError("group", "/")
-
-    # --- the commands with sub-forms ---------------------------------------------------
-
-    async def _quota(self, actor: str, words: Sequence[str]) -> str:
-        match words:
-            case ["default"]:
-                return await self.actions.default_quota()
-            case ["default", value]:
-                return await self.actions.set_default_quota(actor, _quota_value(value))
-            case [user]:
-                return await self.actions.quota(user)
-            case [user, value]:
-                return await self.actions.set_quota(actor, user, _quota_value(value))
-        raise _BadWords
-
-    async def _allow(self, actor: str, words: Sequence[str]) -> str:
-        match words:
-            case []:
-                return await self.actions.allow_list()
-            case ["remove", scope]:
-                return await self.actions.unallow(actor, scope)
-            case [scope]:
-                return await self.actions.allow(actor, scope)
-        raise _BadWords
-
-    async def _deny(self, actor: str, words: Sequence[str]) -> str:
-        match words:
-            case []:
-                return await self.actions.deny_list()
-            case ["remove", scope]:
-                return await self.actions.undeny(actor, scope)
-            case [scope]:
-                return await self.actions.deny(actor, scope)
-        raise _BadWords
-
-    async def _mode(self, actor: str, words: Sequence[str]) -> str:
-        match [w.lower() for w in words]:
-            case []:
-                return await self.actions.mode()
-            case ["open" | "restricted" as mode]:
-                return await self.actions.set_mode(actor, AccessMode(mode))
-        raise _BadWords
-
-    @staticmethod
-    async def _no_words(words: Sequence[str], action: Callable[[], Awaitable[str]]) -> str:
-        if words:
-            raise _BadWords
-        return await action()
 
 
 class _BadWords(Exception):
@@ -233,3 +168,116 @@ def _variants(word: str) -> int | None:
     if word.isdigit() and MIN_VARIANTS <= int(word) <= MAX_VARIANTS:
         return int(word)
     return None
+
+
+# --- the grammar: words -> a plan, no I/O ----------------------------------------------------
+
+
+def plan(command: str, words: Sequence[str], *, lead: str = "") -> Plan:
+    """Parse an admin command's words; raises AdminUsageError (the usage line starts with
+    `lead`) or ScopeError (a bad user or scope)."""
+    try:
+        return _PLANNERS[command](list(words))
+    except _BadWords:
+        raise AdminUsageError(command, lead) from None
+
+
+def _stats(words: list[str]) -> Plan:
+    _none(words)
+    return lambda actions, _actor: actions.stats()
+
+
+def _ban(words: list[str]) -> Plan:
+    user = parse_user(_one(words))
+    return lambda actions, actor: actions.ban(actor, user)
+
+
+def _unban(words: list[str]) -> Plan:
+    user = parse_user(_one(words))
+    return lambda actions, actor: actions.unban(actor, user)
+
+
+def _quota(words: list[str]) -> Plan:
+    match words:
+        case ["default"]:
+            return lambda actions, _actor: actions.default_quota()
+        case ["default", value]:
+            limit = _quota_value(value)
+            return lambda actions, actor: actions.set_default_quota(actor, limit)
+        case [user]:
+            who = parse_user(user)
+            return lambda actions, _actor: actions.quota(who)
+        case [user, value]:
+            who, limit = parse_user(user), _quota_value(value)
+            return lambda actions, actor: actions.set_quota(actor, who, limit)
+    raise _BadWords
+
+
+def _pause(words: list[str]) -> Plan:
+    message = " ".join(words)
+    return lambda actions, actor: actions.pause(actor, message)
+
+
+def _resume(words: list[str]) -> Plan:
+    _none(words)
+    return lambda actions, actor: actions.resume(actor)
+
+
+def _allow(words: list[str]) -> Plan:
+    match words:
+        case []:
+            return lambda actions, _actor: actions.allow_list()
+        case ["remove", scope]:
+            gone = parse_scope(scope)
+            return lambda actions, actor: actions.unallow(actor, gone)
+        case [scope]:
+            new = parse_scope(scope)
+            return lambda actions, actor: actions.allow(actor, new)
+    raise _BadWords
+
+
+def _deny(words: list[str]) -> Plan:
+    match words:
+        case []:
+            return lambda actions, _actor: actions.deny_list()
+        case ["remove", scope]:
+            gone = parse_scope(scope)
+            return lambda actions, actor: actions.undeny(actor, gone)
+        case [scope]:
+            new = parse_scope(scope)
+            return lambda actions, actor: actions.deny(actor, new)
+    raise _BadWords
+
+
+def _mode(words: list[str]) -> Plan:
+    match [w.lower() for w in words]:
+        case []:
+            return lambda actions, _actor: actions.mode()
+        case ["open" | "restricted" as name]:
+            mode = AccessMode(name)
+            return lambda actions, actor: actions.set_mode(actor, mode)
+    raise _BadWords
+
+
+def _log(words: list[str]) -> Plan:
+    limit = _count(words)
+    return lambda actions, _actor: actions.log(limit)
+
+
+_PLANNERS: dict[str, Callable[[list[str]], Plan]] = {
+    "stats": _stats,
+    "ban": _ban,
+    "unban": _unban,
+    "quota": _quota,
+    "pause": _pause,
+    "resume": _resume,
+    "allow": _allow,
+    "deny": _deny,
+    "mode": _mode,
+    "log": _log,
+}
+
+
+def _none(words: list[str]) -> None:
+    if words:
+        raise _BadWords

@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.jobs import Owner
 from bot.scopes import scopes_of
+
+READS = 4
+"""Replies `AccessPolicy.read` queues."""
 
 
 class AccessMode(enum.StrEnum):
@@ -75,7 +80,7 @@ class AccessPolicy:
         admins: Collection[str] = frozenset(),
         default_mode: AccessMode = AccessMode.OPEN,
     ) -> None:
-        self._redis = redis
+        self.redis = redis
         self.admins = frozenset(admins)
         self.default_mode = default_mode
         base = f"{prefix}:access:"
@@ -88,13 +93,21 @@ class AccessPolicy:
         return owner.key in self.admins
 
     async def decide(self, owner: Owner) -> Decision:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.read(pipe, owner)
+            return self.decision(owner, await pipe.execute())
+
+    def read(self, pipe: Pipeline, owner: Owner) -> None:
+        """Queue the reads a decision needs (`READS` replies) on `pipe`, so a caller can
+        add its own to the same round trip; `decision` turns the replies into one."""
         scopes = scopes_of(owner)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.smismember(self.deny_key, scopes)
-            pipe.get(self.mode_key)
-            pipe.smismember(self.allow_key, scopes)
-            pipe.hgetall(self.pause_key)
-            denied, mode_raw, allowed, pause_raw = await pipe.execute()
+        pipe.smismember(self.deny_key, scopes)
+        pipe.get(self.mode_key)
+        pipe.smismember(self.allow_key, scopes)
+        pipe.hgetall(self.pause_key)
+
+    def decision(self, owner: Owner, replies: Sequence[Any]) -> Decision:
+        denied, mode_raw, allowed, pause_raw = replies[:READS]
         admin = self.is_admin(owner)
         pause = _pause(pause_raw)
         if any(int(hit) for hit in denied):
@@ -107,10 +120,10 @@ class AccessPolicy:
     # --- mode ----------------------------------------------------------------------
 
     async def mode(self) -> AccessMode:
-        return self._mode(await self._redis.get(self.mode_key))
+        return self._mode(await self.redis.get(self.mode_key))
 
     async def set_mode(self, mode: AccessMode) -> None:
-        await self._redis.set(self.mode_key, mode.value)
+        await self.redis.set(self.mode_key, mode.value)
 
     def _mode(self, raw: bytes | str | None) -> AccessMode:
         if raw is None:
@@ -123,43 +136,43 @@ class AccessPolicy:
     # --- lists -----------------------------------------------------------------------
 
     async def allowed(self) -> list[str]:
-        return sorted(_text(m) for m in await self._redis.smembers(self.allow_key))
+        return sorted(_text(m) for m in await self.redis.smembers(self.allow_key))
 
     async def denied(self) -> list[str]:
-        return sorted(_text(m) for m in await self._redis.smembers(self.deny_key))
+        return sorted(_text(m) for m in await self.redis.smembers(self.deny_key))
 
     async def allow(self, scope: str) -> bool:
         """Add `scope` to the allow list; False when it was there already."""
-        return bool(await self._redis.sadd(self.allow_key, scope))
+        return bool(await self.redis.sadd(self.allow_key, scope))
 
     async def unallow(self, scope: str) -> bool:
-        return bool(await self._redis.srem(self.allow_key, scope))
+        return bool(await self.redis.srem(self.allow_key, scope))
 
     async def deny(self, scope: str) -> bool:
         """Add `scope` to the deny list; False when it was there already."""
-        return bool(await self._redis.sadd(self.deny_key, scope))
+        return bool(await self.redis.sadd(self.deny_key, scope))
 
     async def undeny(self, scope: str) -> bool:
-        return bool(await self._redis.srem(self.deny_key, scope))
+        return bool(await self.redis.srem(self.deny_key, scope))
 
     async def is_denied(self, scope: str) -> bool:
-        return bool(await self._redis.sismember(self.deny_key, scope))
+        return bool(await self.redis.sismember(self.deny_key, scope))
 
     # --- pause -----------------------------------------------------------------------
 
     async def pause(self, message: str, by: str, *, now: float | None = None) -> None:
         since = time.time() if now is None else now
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.pause_key)
             pipe.hset(self.pause_key, mapping={"message": message, "by": by, "since": since})
             await pipe.execute()
 
     async def resume(self) -> bool:
         """End the pause; False when the bot was not paused."""
-        return bool(await self._redis.delete(self.pause_key))
+        return bool(await self.redis.delete(self.pause_key))
 
     async def paused(self) -> Pause | None:
-        return _pause(await self._redis.hgetall(self.pause_key))
+        return _pause(await self.redis.hgetall(self.pause_key))
 
 
 def _pause(raw: Mapping[bytes | str, bytes | str] | None) -> Pause | None:

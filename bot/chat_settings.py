@@ -9,10 +9,12 @@ is `bot.group_admins.GroupAdmins`' business.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, Owner
 
@@ -39,7 +41,14 @@ class ChatSettings:
 
     async def get(self, owner: Owner) -> ChatConfig:
         """The settings of the chat `owner` wrote in (defaults when none were changed)."""
-        raw = await self._redis.hgetall(self.key(owner))
+        return self.parse(await self._redis.hgetall(self.key(owner)))
+
+    def read(self, pipe: Pipeline, owner: Owner) -> None:
+        """Queue `get`'s one read on `pipe` (to share a round trip); see `parse`."""
+        pipe.hgetall(self.key(owner))
+
+    @staticmethod
+    def parse(raw: Mapping[bytes | str, bytes | str] | None) -> ChatConfig:
         if not raw:
             return ChatConfig()
         fields = {_text(k): _text(v) for k, v in raw.items()}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 
 from bot import texts
-from bot.access import AccessMode, AccessPolicy, Decision, Refusal
+from bot.access import READS, AccessMode, AccessPolicy, Decision, Refusal
 from bot.audit import AuditLog
 from bot.chat_settings import ChatConfig, ChatSettings
 from bot.jobs import Owner
@@ -114,8 +114,12 @@ class Gatekeeper:
     async def _check(
         self, sender: Owner, *, new_request: bool
     ) -> tuple[Refused | None, ChatConfig]:
-        decision = await self.policy.decide(sender)
-        chat = await self.chats.get(sender)
+        async with self.policy.redis.pipeline(transaction=False) as pipe:  # one round trip
+            self.policy.read(pipe, sender)
+            self.chats.read(pipe, sender)
+            replies = await pipe.execute()
+        decision = self.policy.decision(sender, replies)
+        chat = self.chats.parse(replies[READS])
         reason = self._reason(decision, chat, new_request=new_request)
         if reason is None:
             return None, chat

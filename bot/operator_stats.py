@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from bot.jobs import JobStatus
 from bot.queue import DAY_S, JobQueue
 
@@ -48,7 +50,13 @@ class StatsReport:
 async def collect(queue: JobQueue, *, now: float | None = None) -> StatsReport:
     """The queue's numbers now and today's totals."""
     at = time.time() if now is None else now
-    current = await queue.stats()
+    try:
+        current = await queue.stats()
+    except ResponseError as exc:  # no jobs stream yet (nothing ever ran on this Redis)
+        if "NOGROUP" not in str(exc):
+            raise
+        await queue.ensure_groups()
+        current = await queue.stats()
     return StatsReport(
         queued=current.depth,
         running=current.running,

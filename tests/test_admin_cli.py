@@ -40,6 +40,7 @@ def submit(cli: Run) -> subprocess.CompletedProcess[str]:
 
 
 def test_ban_allow_deny_and_the_log(cli: Run) -> None:
+    assert ok(cli("admin", "stats")).startswith("Queue: 0 waiting")  # a Redis never used
     assert ok(cli("admin", "ban", "telegram:42")) == texts.BANNED.format(user="telegram:42", jobs=0)
     assert ok(cli("admin", "deny")) == texts.DENY_LIST.format(count=1, scopes="telegram:42")
     assert ok(cli("admin", "allow", "discord-guild:987")).startswith(

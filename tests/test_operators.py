@@ -18,7 +18,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.delivery import StatusTracker
 from bot.jobs import Job, JobRequest, JobStatus, Owner, Route
 from bot.operator_stats import likeness_median
-from bot.replies import Failure, Queued, Reply, StylePicker, Text
+from bot.replies import Action, Failure, Queued, Reply, StylePicker, Text, format_callback
 from bot.scopes import ScopeError, parse_scope, scopes_of
 from tests import hostile
 from tests.chat_stack import ChatStack, chat_stack, owner
@@ -140,6 +140,11 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     assert await conv.image(ALICE, face_jpeg) == denied
     assert await conv.choose(ALICE, "sketch") == denied
     assert await conv.button(ALICE, "v1:n:2") == denied
+    assert await conv.button(ALICE, format_callback(Action.MORE, alice_job.job_id)) == denied
+    # Deleting is always allowed (her selfie went with the ban).
+    assert await conv.button(ALICE, format_callback(Action.FORGET, alice_job.job_id)) == [
+        Text(texts.NO_SELFIE_TO_FORGET)
+    ]
     assert await snapshot(stack, "alice") == before
 
     # The queue keeps going for everyone else; her job is never generated.

@@ -11,6 +11,11 @@ one friendly line) -> `Queued` (the tracker keeps it current) -> `Avatar` with b
 more like this, another style, original file, forget my selfie. Buttons carry the job
 id; only the job's owner may press them (others get a short refusal).
 
+Access (docs/operations.md): every entry point asks the gate (`bot.gate`) first, before
+anything of the user's is read or stored (so before intake); a refusal is one line. Admin
+commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
+they are unknown commands. /forgetme and "forget my selfie" are never refused.
+
 Selfie retention (the decision, in one place):
 - Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
   job and deletes it as soon as the job ends (done, failed, cancelled or dead).

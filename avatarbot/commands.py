@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avatarbot.admin_command import admit_submit, cmd_admin
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
 from bot.errors import AvatarbotError
@@ -48,6 +49,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "dead-letters": cmd_dead_letters,
         "previews": cmd_previews,
         "verify": cmd_verify,
+        "admin": cmd_admin,
     }
     return commands[args.command](args, settings)
 
@@ -267,7 +269,8 @@ async def _submit(
     try:
         queue = JobQueue(redis, QueueConfig.from_settings(settings))
         await queue.ensure_groups()
-        receipt = await queue.enqueue(request, selfie_jpeg)
+        quota = await admit_submit(redis, settings, request.owner, request.variants)  # as a chat
+        receipt = await queue.enqueue(request, selfie_jpeg, quota=quota)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0

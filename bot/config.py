@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import AvatarbotError
+from bot.scopes import is_user_scope
 
 
 class ConfigError(AvatarbotError):
@@ -158,6 +159,18 @@ class Settings(BaseSettings):
         default=5.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_INTERVAL_S")
     )
 
+    # --- Access (see docs/operations.md) --------------------------------------
+    admins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=_env("AVATARBOT_ADMINS"),
+        description="Admins, comma-separated `platform:user_id` (telegram:42,discord:123).",
+    )
+    access_mode: Literal["open", "restricted"] = Field(
+        default="open",
+        validation_alias=_env("AVATARBOT_ACCESS_MODE"),
+        description="Who may use the bot until an admin changes it live (`/mode`).",
+    )
+
     # --- Retention -----------------------------------------------------------
     selfie_ttl_s: int = Field(
         default=3600,
@@ -210,6 +223,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _admin_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = frozenset(part.strip() for part in value.split(",") if part.strip())
+        bad = sorted(name for name in names if not is_user_scope(name))
+        if bad:
+            raise ValueError(f"not platform:user_id: {', '.join(bad)}")
+        return names
 
     @field_validator("output_size")
     @classmethod

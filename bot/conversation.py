@@ -11,6 +11,11 @@ one friendly line) -> `Queued` (the tracker keeps it current) -> `Avatar` with b
 more like this, another style, original file, forget my selfie. Buttons carry the job
 id; only the job's owner may press them (others get a short refusal).
 
+Access (docs/operations.md): every entry point asks the gate (`bot.gate`) first, before
+anything of the user's is read or stored (so before intake); a refusal is one line. Admin
+commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
+they are unknown commands. /forgetme and "forget my selfie" are never refused.
+
 Selfie retention (the decision, in one place):
 - Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
   job and deletes it as soon as the job ends (done, failed, cancelled or dead).
@@ -36,9 +41,12 @@ from typing import TYPE_CHECKING, Protocol
 import redis.asyncio as aioredis
 
 from bot import texts
+from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
 from bot.delivery import status_throttle_key
 from bot.errors import AvatarbotError
+from bot.gate import Admission, Gatekeeper
+from bot.group_admins import ChatAdminLookup
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
@@ -133,6 +141,8 @@ class Conversation:
         waiting: WaitingJobs,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
+        gate: Gatekeeper | None = None,
+        admin: AdminCommands | None = None,
     ) -> None:
         self.queue = queue
         self.intake = intake
@@ -144,10 +154,21 @@ class Conversation:
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
+        # Operators (docs/operations.md): the access policy, asked before anything is stored,
+        # and the admin commands (None: none; everyone gets "unknown command" for them).
+        self.gate = gate or Gatekeeper.create(
+            queue.redis, queue.config.prefix, daily_quota=queue.config.daily_quota
+        )
+        self.admin = admin
 
     def on_forget(self, hook: ForgetHook) -> None:
         """Register an adapter's part of /forgetme."""
         self._forget_hooks.append(hook)
+
+    def on_chat_admins(self, platform: str, lookup: ChatAdminLookup) -> None:
+        """Register an adapter's lookup of a group chat's admins (who may use /group)."""
+        if self.admin is not None:
+            self.admin.on_chat_admins(platform, lookup)
 
     @classmethod
     def create(
@@ -163,20 +184,25 @@ class Conversation:
         """Wire a conversation with its Redis-backed stores from the settings."""
         limits = ConversationLimits.from_settings(settings)
         prefix = settings.key_prefix
+        selfies = SelfieStore(redis, prefix, limits.selfie_ttl_s)
         return cls(
             queue,
             intake,
             catalog,
             limits,
             sessions=SessionStore(redis, prefix, limits.session_ttl_s),
-            selfies=SelfieStore(redis, prefix, limits.selfie_ttl_s),
+            selfies=selfies,
             waiting=WaitingJobs(redis, prefix, limits.bot_name),
             verifier=verifier,
+            gate=Gatekeeper.from_settings(redis, settings),
+            admin=AdminCommands.create(redis, queue, selfies, settings),
         )
 
     # ------------------------------------------------------------------ commands
 
     async def start(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         return [
             Text(
@@ -186,14 +212,20 @@ class Conversation:
         ]
 
     async def help(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         listed = [(c.name, c.summary) for c in MENU if c.name != "help"]
         return [Text(texts.help_text(self.limits.selfie_ttl_s, listed))]
 
     async def styles(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         return [self._picker(texts.STYLES_INTRO, session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
         return [Text(texts.ASK_SELFIE)]
 
@@ -205,9 +237,9 @@ class Conversation:
             return [Text(texts.UNKNOWN_COMMAND)]
         first = words[0].lower()
         if first.startswith("/"):
-            command = first[1:].split("@", 1)[0]
-            handler = self._commands().get(command)
-            return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+            return await self._command(sender, first[1:].split("@", 1)[0], words[1:])
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.CHOOSING_STYLE:
             style = self._find_style(message)
@@ -216,6 +248,16 @@ class Conversation:
             return [self._picker(texts.PICK_STYLE, session.variants)]
         hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
         return [Text(hint)]
+
+    async def _command(self, sender: Owner, command: str, args: list[str]) -> list[Reply]:
+        if self.admin is not None:  # admin commands; None: not for this sender
+            answered = await self.admin.handle(sender, command, args)
+            if answered is not None:
+                return answered
+        if command != "forgetme" and (refused := await self.gate.check(sender)):
+            return refused.replies()
+        handler = self._commands().get(command)
+        return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
         """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
@@ -240,6 +282,8 @@ class Conversation:
 
     async def image(self, sender: Owner, data: bytes) -> list[Reply]:
         """An image the user sent: checked if /verify asked for one, else a selfie."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.AWAITING_VERIFY:
             return await self.verify(sender, data)
@@ -247,6 +291,8 @@ class Conversation:
 
     async def selfie(self, sender: Owner, data: bytes) -> list[Reply]:
         """Intake (in a thread); a rejection is one friendly line, success the picker."""
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         try:
             selfie = await asyncio.to_thread(self.intake.process, data)
         except IntakeError as exc:
@@ -259,6 +305,8 @@ class Conversation:
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if not MIN_VARIANTS <= variants <= MAX_VARIANTS:
             return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
@@ -274,6 +322,8 @@ class Conversation:
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
         """Enqueue the stored selfie in `style_id` (variants: given, else the picker's)."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         try:
             style = self.catalog.get(style_id)
         except UnknownStyleError as exc:
@@ -324,6 +374,8 @@ class Conversation:
         """A job button. Only the job's owner may press it."""
         if not action.takes_job:
             raise ValueError(f"{action} is not a job action")
+        if action is not Action.FORGET and (refused := await self.gate.check(presser)):
+            return refused.replies()  # deleting one's selfie is always allowed
         job = await self.queue.get_job(job_id)
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
@@ -390,6 +442,8 @@ class Conversation:
     # ------------------------------------------------------------------ cancel, forget
 
     async def cancel(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
@@ -422,6 +476,7 @@ class Conversation:
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
             await hook(sender, job_ids)
+        await self.gate.forget(sender)  # bans stay (bot.audit)
         # The status tracker drops the forgotten jobs from `waiting` (their status is gone).
         log.info("forgot a %s user (%d keys)", sender.platform, receipt.total)
         cancelled = receipt.queued_cancelled + receipt.running_discarded
@@ -430,6 +485,8 @@ class Conversation:
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if self.verifier is None:
             return [Text(texts.VERIFY_UNAVAILABLE)]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
@@ -440,6 +497,8 @@ class Conversation:
 
         The hook for `provenance.labeller`: without a verifier the answer is that
         verification is not available yet."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         if self.verifier is None:
             return [Text(texts.VERIFY_UNAVAILABLE)]
@@ -523,15 +582,18 @@ class Conversation:
         seed: int | None = None,
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
+        admission = await self.gate.admit(sender, variants)  # pause, chat limit, quota
+        if not isinstance(admission, Admission):
+            return admission.replies()
         request = JobRequest(
             owner=sender,
             route=Route(bot=self.limits.bot_name, data=dict(route_data or {})),
             style_id=style.id,
-            variants=variants,
+            variants=admission.variants,
             seed=seed,
         )
         try:
-            receipt = await self.queue.enqueue(request, stored.jpeg)
+            receipt = await self.queue.enqueue(request, stored.jpeg, quota=admission.quota)
         except UserBusyError as exc:
             return [
                 Failure(
@@ -555,8 +617,8 @@ class Conversation:
                 text=reply.text,
             ),
         )
-        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, variants)
-        return [reply]
+        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, job.variants)
+        return [*admission.notes, reply]
 
     def _picker(self, text: str, variants: int) -> StylePicker:
         options = []

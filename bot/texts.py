@@ -235,3 +235,78 @@ def verdict(ours: bool, intact: bool, origin: str | None = None) -> str:
         return VERDICT_NOT_OURS
     detail = VERDICT_ORIGIN.format(origin=origin[0].upper() + origin[1:]) if origin else ""
     return (VERDICT_OURS_INTACT if intact else VERDICT_OURS_CHANGED) + detail
+
+
+# --- operators: the access policy and admin commands -------------------------------------
+# Plain templates with {placeholders}, filled with str.format where used, so a translation
+# can move them around. Admin replies are shared by the chat commands and `avatarbot admin`.
+
+DENIED = "🚫 Sorry, this bot isn't available to you."
+NOT_ALLOWED = "🔒 This bot is private: only people and groups its operator invited can use it."
+PAUSED = "⏸ I'm taking a short break. Back soon!"
+PAUSED_WITH_MESSAGE = "⏸ I'm taking a short break. Back soon! {message}"
+CHAT_OFF = "The admins of this group have turned me off here."
+NO_QUOTA = "You can't make avatars on this bot today."
+VARIANTS_CAPPED = "This group allows up to {limit} variant(s) per avatar, so I'm making {limit}."
+
+
+def paused(message: str) -> str:
+    """What a user asking for an avatar is told while the bot is paused."""
+    return PAUSED_WITH_MESSAGE.format(message=message) if message else PAUSED
+
+
+BAD_SCOPE = "{text} is not a scope (for example {examples})."
+BAD_USER = "{text} is not a user: write platform:user_id, for example telegram:42."
+ADMIN_USAGE = "Usage: {usage}"
+
+BANNED = "Banned {user}: they can't use the bot any more. Jobs cancelled: {jobs}."
+BAN_ALREADY = "{user} was already banned. Jobs cancelled: {jobs}."
+BAN_ADMIN = "{user} is an admin (AVATARBOT_ADMINS): remove them there first."
+UNBANNED = "Unbanned {user}."
+UNBAN_NOT_BANNED = "{user} wasn't banned."
+
+ALLOW_ADDED = "Added {scope} to the allow list."
+ALLOW_HAD = "{scope} is already on the allow list."
+ALLOW_REMOVED = "Removed {scope} from the allow list."
+ALLOW_LACKED = "{scope} isn't on the allow list."
+ALLOW_LIST = "Allow list ({count}): {scopes}"
+ALLOW_EMPTY = "The allow list is empty."
+ALLOW_OPEN_HINT = "The bot is open to everyone: the allow list applies once /mode restricted."
+DENY_ADDED = "Added {scope} to the deny list."
+DENY_HAD = "{scope} is already on the deny list."
+DENY_REMOVED = "Removed {scope} from the deny list."
+DENY_LACKED = "{scope} isn't on the deny list."
+DENY_LIST = "Deny list ({count}): {scopes}"
+DENY_EMPTY = "The deny list is empty."
+
+MODE_OPEN = "Access: open to everyone not denied."
+MODE_RESTRICTED = "Access: restricted to admins and the allow list."
+
+QUOTA_OWN = "{user} may make {limit} avatar(s) a day (their own quota)."
+QUOTA_DEFAULT_FOR = "{user} may make {limit} avatar(s) a day (the default)."
+QUOTA_SET = "{user} may now make {limit} avatar(s) a day."
+QUOTA_RESET = "{user} is back on the default quota: {limit} avatar(s) a day."
+QUOTA_DEFAULT = "Everyone may make {limit} avatar(s) a day unless given a quota of their own."
+QUOTA_DEFAULT_SET = "The default daily quota is now {limit} avatar(s)."
+
+ADMIN_PAUSED = "Paused. New requests are told: {line} Jobs already queued still finish."
+ADMIN_RESUMED = "Resumed: new requests are welcome again."
+ADMIN_NOT_PAUSED = "The bot wasn't paused."
+
+STATS = (
+    "Queue: {queued} waiting, {running} running, {workers} worker(s) live.\n"
+    "Today (UTC): {avatars} avatar(s), {failures} failure(s).\n"
+    "Time to avatar, median: {p50}.\n"
+    "Likeness, median: {likeness}.\n"
+    "{access}{paused}"
+)
+STATS_NONE = "n/a"
+STATS_PAUSED = " Paused since {since}Z."
+LOG_EMPTY = "The audit log is empty."
+
+GROUP_ON = "I'm on in this group; up to {limit} variant(s) per avatar."
+GROUP_OFF = "I'm off in this group. A group admin can send /group on."
+GROUP_TURNED_ON = "Done: I'm on in this group again."
+GROUP_TURNED_OFF = "Done: I'm off in this group. A group admin can send /group on."
+GROUP_VARIANTS = "Done: up to {limit} variant(s) per avatar in this group."
+GROUP_ONLY = "/group works in group chats."

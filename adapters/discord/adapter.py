@@ -53,6 +53,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.discord.redaction import TokenScrubbing
 from adapters.discord.route import DEFAULT_UPLOAD_LIMIT, DiscordRoute, RouteDataError
+from adapters.discord.sharding import ShardedClient, ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES, fit_images
 from bot.config import ConfigError
 from bot.conversation import error_reply
@@ -252,7 +253,7 @@ def prepare(message: Outgoing, limit: int, prefix: str = "") -> Prepared:
 # --------------------------------------------------------------------------- the client
 
 
-class AvatarClient(discord.Client):
+class AvatarClient(ShardedClient):
     """discord.py client that hands its events to the adapter."""
 
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
@@ -319,6 +320,7 @@ class DiscordAdapter:
         self.clock = clock
         self.ready_timeout_s = ready_timeout_s
         self._client_options = dict(client_options or {})
+        self.shards = ShardPlan.from_settings(settings)
         self.client: AvatarClient | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -333,7 +335,7 @@ class DiscordAdapter:
         Raises DiscordStartError when Discord refuses the token or the client stops."""
         self._scrubbing.install()
         self.ready.clear()
-        client = AvatarClient(self, **self._client_options)
+        client = AvatarClient(self, plan=self.shards, **self._client_options)
         client.add_dynamic_items(JobButton)
         self.client = client
         self._task = asyncio.create_task(self._run(client), name="discord-client")
@@ -350,6 +352,8 @@ class DiscordAdapter:
         if self._task in done:
             exc = self._task.exception()
             await self.stop()
+            if isinstance(exc, AvatarbotError):  # says what to do (token, shard settings)
+                raise DiscordStartError(str(exc), user_message=str(exc)) from exc
             raise DiscordStartError(f"the Discord client stopped while starting: {exc!r}")
         if not done:
             await self.stop()
@@ -395,6 +399,8 @@ class DiscordAdapter:
         guild = discord.Object(id=self.guild_id) if self.guild_id else None
         for command in self._commands(global_scope=guild is None):
             tree.add_command(command, guild=guild)
+        if not self.shards.syncs_commands:  # the process running shard 0 syncs
+            return
         try:
             synced = await tree.sync(guild=guild)
         except discord.HTTPException as exc:

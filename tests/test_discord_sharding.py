@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -109,6 +110,22 @@ def test_an_invalid_shard_close_names_both_settings() -> None:
     assert explain_close(4004, ShardPlan(), 1) is None  # not about shards: not ours to explain
 
 
+async def test_the_fake_gateway_refuses_bad_shards_as_discord_does(fake: FakeDiscord) -> None:
+    """IDENTIFY's shard field is checked: [id, count] with 0 <= id < count, else 4010."""
+    async with aiohttp.ClientSession() as http:
+        for shard in ([2, 2], [0], [-1, 2], "0,1"):
+            async with http.ws_connect(fake.gateway_url + "?v=10&encoding=json") as ws:
+                hello = await ws.receive_json()
+                assert hello["op"] == 10
+                identify = {"token": fake.bot_token, "intents": 1, "properties": {}}
+                await ws.send_json({"op": 2, "d": {**identify, "shard": shard}})
+                closed = await ws.receive()
+                assert closed.type is aiohttp.WSMsgType.CLOSE
+                assert closed.data == 4010, shard
+    assert fake.identifies == 0
+    assert [code for code, _ in fake.shard_closes] == [4010] * 4
+
+
 # --------------------------------------------------------------------------- one process
 
 
@@ -179,6 +196,34 @@ async def test_a_refused_start_is_explained_in_one_line_naming_the_setting(  # n
     shown = [r for r in caplog.records if r.levelno >= logging.INFO]
     about = [r for r in shown if "4011" in r.getMessage() or r.exc_info]
     assert about == []
+
+
+@pytest.mark.slow
+async def test_outgrowing_the_shards_while_running_is_logged_once_with_the_setting(
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Running fine on Discord's recommendation, the bot joins one server too many; its
+    next IDENTIFY is refused with 4011. No caller waits on a start any more, so the
+    client logs the explanation itself (after discord.py's 5 s IDENTIFY pacing)."""
+    fake.max_guilds_per_shard = 1
+    settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
+    caplog.set_level(logging.INFO)
+    async with DiscordHarness(fake, settings, redis_client, intake=intake) as h:
+        side = await h.start_bot()
+        fake.add_guild(shard=0, of=1)
+        await fake.drop_gateway(resumable=False)
+        await fake.wait_for(lambda: fake.shard_closes, within=15, what="the 4011 close")
+        await fake.wait_for(lambda: not side.adapter.running, what="the client to stop")
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    about = [r for r in shown if "4011" in r.getMessage() or r.exc_info]
+    assert [r.levelno for r in about] == [logging.ERROR]
+    assert "restart it to use the new recommendation" in about[0].getMessage()
+    assert "AVATARBOT_DISCORD_SHARD_COUNT" in about[0].getMessage()
+    assert fake.shard_closes == [(4011, 0)]
 
 
 # --------------------------------------------------------------------------- processes

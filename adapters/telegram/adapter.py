@@ -74,6 +74,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram.polling_conflict import PollingConflict
 from adapters.telegram.state import MessageRef, TelegramState
 from bot import texts
 from bot.config import ConfigError, Settings
@@ -282,6 +283,7 @@ class TelegramAdapter:
         self.application: _App = builder.build()  # type: ignore[assignment]  # PTB's builder generics
         self._chat_actions: dict[str, asyncio.Task[None]] = {}
         self._last_poll_error: tuple[str, float] = ("", float("-inf"))
+        self.poll_conflict = PollingConflict()
         self._preview_blobs: dict[Path, bytes] = {}
         self._status_budget = _TokenBucket(STATUS_EDITS_PER_S, burst=STATUS_EDITS_PER_S)
         self.handler_errors = 0
@@ -361,6 +363,8 @@ class TelegramAdapter:
 
     def _on_poll_error(self, exc: TelegramError) -> None:
         """Once per kind of trouble (and again after a quiet while), not every retry."""
+        if self.poll_conflict.report(exc):  # another poller, or a webhook: said once
+            return
         kind = type(exc).__name__
         now = time.monotonic()
         last_kind, last_at = self._last_poll_error

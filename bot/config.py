@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import AvatarbotError
@@ -69,6 +76,18 @@ class Settings(BaseSettings):
     )
     discord_guild_id: int | None = Field(
         default=None, validation_alias=_env("AVATARBOT_DISCORD_GUILD_ID")
+    )
+    discord_shard_count: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_COUNT"),
+        description="Discord shards across all bot processes; unset: the count Discord recommends.",
+    )
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_IDS"),
+        description="The shards this bot process runs, e.g. `0,1` (needs "
+        "AVATARBOT_DISCORD_SHARD_COUNT); unset: all of them.",
     )
     web_enabled: bool = Field(default=True, validation_alias=_env("AVATARBOT_WEB_ENABLED"))
     web_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_WEB_HOST"))
@@ -241,6 +260,34 @@ class Settings(BaseSettings):
         if value not in (512, 768, 1024):
             raise ValueError("must be 512, 768 or 1024")
         return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("must be shard numbers separated by commas, e.g. 0,1")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shards_fit(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> object:
+        if value is None:
+            return None
+        if "discord_shard_count" not in info.data:
+            return value  # the count itself is malformed: that error names it
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError("needs AVATARBOT_DISCORD_SHARD_COUNT (the total across processes)")
+        if not value or len(set(value)) != len(value):
+            raise ValueError("must list each shard once")
+        if not all(0 <= shard < count for shard in value):
+            raise ValueError(
+                f"shards are numbered 0 to {count - 1} (AVATARBOT_DISCORD_SHARD_COUNT)"
+            )
+        return tuple(sorted(value))
 
     @field_validator("redis_url")
     @classmethod

@@ -54,6 +54,7 @@ from adapters.discord.interactions import PLATFORM, owner_of, route_of
 from adapters.discord.outgoing import MAX_CONTENT, MAX_FILES, prepare, to_outgoing
 from adapters.discord.redaction import TokenScrubbing
 from adapters.discord.results import Health, Results
+from adapters.discord.sharding import ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES
 from bot import texts
 from bot.config import ConfigError
@@ -113,6 +114,7 @@ class DiscordAdapter:
         self.clock = clock
         self.ready_timeout_s = ready_timeout_s
         self._client_options = dict(client_options or {})
+        self.shards = ShardPlan.from_settings(settings)
         self.client: AvatarClient | None = None
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -130,7 +132,7 @@ class DiscordAdapter:
         Raises DiscordStartError when Discord refuses the token or the client stops."""
         self._scrubbing.install()
         self.ready.clear()
-        client = AvatarClient(self, **self._client_options)
+        client = AvatarClient(self, plan=self.shards, **self._client_options)
         client.add_dynamic_items(JobButton)
         self.client = client
         self._task = asyncio.create_task(self._run(client), name="discord-client")
@@ -147,6 +149,8 @@ class DiscordAdapter:
         if self._task in done:
             exc = self._task.exception()
             await self.stop()
+            if isinstance(exc, AvatarbotError):  # says what to do (token, shard settings)
+                raise DiscordStartError(str(exc), user_message=str(exc)) from exc
             raise DiscordStartError(f"the Discord client stopped while starting: {exc!r}")
         if not done:
             await self.stop()

@@ -7,19 +7,22 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from adapters.discord.sharding import ShardedClient, ShardPlan
+
 if TYPE_CHECKING:
     from adapters.discord.adapter import DiscordAdapter
 
 
-class AvatarClient(discord.Client):
+class AvatarClient(ShardedClient):
     """discord.py client that hands its events to the adapter."""
 
-    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+    def __init__(self, adapter: DiscordAdapter, *, plan: ShardPlan, **options: Any) -> None:
         # We never use voice: skip discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # interactions need no intents; guilds keeps the cache sane
         super().__init__(
+            plan=plan,
             intents=intents,
             chunk_guilds_at_startup=False,
             member_cache_flags=discord.MemberCacheFlags.none(),

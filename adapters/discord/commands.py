@@ -36,6 +36,8 @@ async def sync(client: AvatarClient, adapter: DiscordAdapter, guild_id: int | No
     guild = discord.Object(id=guild_id) if guild_id else None
     for slash in slash_commands(adapter, global_scope=guild is None):
         tree.add_command(slash, guild=guild)
+    if not adapter.shards.syncs_commands:  # the process running shard 0 syncs
+        return
     try:
         synced = await tree.sync(guild=guild)
     except discord.HTTPException as exc:

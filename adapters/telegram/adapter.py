@@ -55,6 +55,7 @@ from telegram.ext import (
 
 from adapters.telegram.chat_actions import ChatActions
 from adapters.telegram.downloads import TELEGRAM_DOWNLOAD_LIMIT, SelfieDownloads
+from adapters.telegram.polling_conflict import PollingConflict
 from adapters.telegram.queue_messages import QueueMessages
 from adapters.telegram.renderer import Renderer
 from adapters.telegram.state import TelegramState
@@ -165,6 +166,7 @@ class TelegramAdapter:
         self.queue_messages = QueueMessages(
             self.bot, self.state, self.renderer, self.chat_actions, conversation.queue
         )
+        self.poll_conflict = PollingConflict()
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
         self._register_handlers()
@@ -253,6 +255,8 @@ class TelegramAdapter:
 
     def _on_poll_error(self, exc: TelegramError) -> None:
         """Once per kind of trouble (and again after a quiet while), not every retry."""
+        if self.poll_conflict.report(exc):  # another poller, or a webhook: said once
+            return
         kind = type(exc).__name__
         now = time.monotonic()
         last_kind, last_at = self._last_poll_error

@@ -90,9 +90,9 @@ if [ "$left" -lt 30 ]; then
   echo "device_bench: only ${left} s left of CALL_LIMIT=${CALL_LIMIT}" | tee -a "$log" >&2
   exit 1
 fi
-echo "== python3 bench/diffusers_bench.py ${args[*]} (stopped after ${left} s)" | tee -a "$log"
+echo "== python3 -m bench.diffusers_bench ${args[*]} (stopped after ${left} s)" | tee -a "$log"
 rc=0
-timeout -k 10 "$left" python3 bench/diffusers_bench.py "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
+timeout -k 10 "$left" python3 -m bench.diffusers_bench "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
 if [ "$rc" -ne 0 ]; then
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "device_bench: stopped after ${left} s, before the call's limit: split the work" \

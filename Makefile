@@ -31,6 +31,7 @@ run: install-run
 lint: install
 	$(VENV)/bin/ruff check avatarbot bot adapters generation provenance tests bench
 	$(VENV)/bin/ruff format --check avatarbot bot adapters generation provenance tests bench
+	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -21,12 +21,13 @@ import redis.asyncio as aioredis
 
 from bot.config import Settings
 from bot.consumers import consumer_name
-from bot.conversation import Conversation, Verifier
+from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
 from bot.queue import JobQueue, QueueConfig
 from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
+from bot.verdicts import Verifier
 from provenance.labeller import Labeller
 from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
 from provenance.marks import MarkRegistry

@@ -79,6 +79,7 @@ from generation.backends.diffusers_backend import (
     load,
     scheduler_steps,
 )
+from generation.backends.diffusers_options import DiffusersOptions
 from tests import tiny_diffusion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -359,13 +360,13 @@ def run_family(built: Built, device: str, dtype: torch.dtype, *, runs: int,
         "size_buckets": (built.size,),
         "max_batch_images": max(plan.batches),
     }
-    backend = load(str(built.model), **options)
+    backend = load(DiffusersOptions(model=str(built.model), **options))
     rows += backend_rows(backend, "backend", face, size=built.size, runs=runs, plan=plan)
     del backend
     free()
     if compile_too:
         started = time.perf_counter()
-        backend = load(str(built.model), compile=True, **options)
+        backend = load(DiffusersOptions(model=str(built.model), compile=True, **options))
         backend.warmup()
         print(f"compile + warm-up: {time.perf_counter() - started:.0f} s")
         rows += backend_rows(

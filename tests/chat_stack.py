@@ -13,10 +13,11 @@ import redis.asyncio as aioredis
 
 from avatarbot.wiring import Core, build_core, build_encoder, build_verifier
 from bot.config import Settings
-from bot.conversation import Conversation, Verifier
+from bot.conversation import Conversation
 from bot.jobs import Owner
 from bot.queue import JobQueue
 from bot.styles import StyleCatalog
+from bot.verdicts import Verifier
 from generation.backends import load_backend
 from generation.worker import Worker
 from provenance.labelling import ImageVerifier, ResultEncoder

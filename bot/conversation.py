@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -44,7 +44,6 @@ from bot import texts
 from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
 from bot.delivery import status_throttle_key
-from bot.errors import AvatarbotError
 from bot.gate import Admission, Gatekeeper
 from bot.group_admins import ChatAdminLookup
 from bot.jobs import (
@@ -53,8 +52,6 @@ from bot.jobs import (
     FailureReason,
     Job,
     JobRequest,
-    JobResult,
-    JobStatus,
     Owner,
     Route,
     new_seed,
@@ -62,15 +59,12 @@ from bot.jobs import (
 from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
 from bot.replies import (
     Action,
-    Avatar,
-    AvatarImage,
     BadCallbackError,
     Button,
     Failure,
     OriginalFile,
     Queued,
     Reply,
-    StyleOption,
     StylePicker,
     Text,
     callback_allows,
@@ -80,6 +74,8 @@ from bot.selfie import IntakeError, SelfieIntake
 from bot.selfie_store import SelfieStore, StoredSelfie
 from bot.sessions import SessionStore, Stage
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
+from bot.verdicts import Verifier, verdict_replies
+from bot.views import avatar_images, outcome_replies, status_reply, style_picker
 from bot.waiting import Shown, WaitingJobs
 
 if TYPE_CHECKING:
@@ -92,26 +88,9 @@ log = logging.getLogger(__name__)
 SESSION_TTL_S = 24 * 3600
 
 
-class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`provenance.labeller.Verdict`)."""
-
-    @property
-    def ours(self) -> bool: ...
-
-    @property
-    def intact(self) -> bool: ...
-
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
-
-
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
 """An adapter's part of /forgetme: given the user and their job ids, delete what the
 adapter stored about them (message ids, chat state); returns how many keys it deleted."""
-
-Verifier = Callable[[bytes], VerdictLike]
-"""Checks an image's labels; synchronous and CPU-bound (run in a thread). May raise an
-AvatarbotError with a `user_message` (e.g. not an image)."""
 
 
 @dataclass(frozen=True)
@@ -427,7 +406,7 @@ class Conversation:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
             return [Failure(texts.RESULT_GONE)]
-        images = _images(result)
+        images = avatar_images(result)
         return [
             OriginalFile(
                 job_id=job.id,
@@ -500,75 +479,19 @@ class Conversation:
         if refused := await self.gate.check(sender):
             return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
-        if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
-        try:
-            verdict = await asyncio.to_thread(self.verifier, data)
-        except AvatarbotError as exc:
-            return [Failure(exc.user_message)]
-        return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
+        return await verdict_replies(self.verifier, data)
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
         """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
-        outcome, job = delivery.outcome, delivery.job
-        await self.waiting.remove(outcome.job_id)
-        style_id = job.style_id if job is not None else ""
-        label = self._label(style_id)
-        if outcome.status is JobStatus.DONE and delivery.result is not None:
-            images = _images(delivery.result)
-            return [
-                Avatar(
-                    job_id=outcome.job_id,
-                    style_id=style_id,
-                    style_label=label,
-                    images=images,
-                    caption=texts.avatar_caption(label, len(images)),
-                    buttons=_avatar_buttons(outcome.job_id),
-                )
-            ]
-        if outcome.status is JobStatus.CANCELLED:
-            return []  # the user cancelled and was answered then
-        reason = outcome.failure
-        if outcome.status is JobStatus.DONE:  # done but the result has expired
-            return [Failure(texts.RESULT_GONE)]
-        return [Failure(texts.failure(reason), buttons=_failure_buttons(outcome.job_id, reason))]
+        await self.waiting.remove(delivery.outcome.job_id)
+        style_id = delivery.job.style_id if delivery.job is not None else ""
+        return outcome_replies(delivery, self._label(style_id))
 
     def status_reply(self, receipt: Receipt) -> Queued:
         """The queue message for a job's current status (used by `StatusTracker`)."""
-        job = receipt.job
-        label = self._label(job.style_id)
-        if job.status is JobStatus.CANCELLED:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=0.0,
-                status=job.status,
-                progress=job.progress,
-                text=texts.STATUS_CANCELLED,
-            )
-        if job.status is JobStatus.RUNNING:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=receipt.eta_s,
-                status=job.status,
-                progress=job.progress,
-                text=texts.running(label, job.progress),
-            )
-        return Queued(
-            job_id=job.id,
-            style_label=label,
-            position=receipt.position,
-            eta_s=receipt.eta_s,
-            status=job.status,
-            progress=job.progress,
-            text=texts.queued(label, receipt.position, receipt.eta_s),
-            buttons=(Button(texts.BUTTON_CANCEL, Action.CANCEL, job.id),),
-        )
+        return status_reply(receipt, self._label(receipt.job.style_id))
 
     # ------------------------------------------------------------------ helpers
 
@@ -621,50 +544,9 @@ class Conversation:
         return [*admission.notes, reply]
 
     def _picker(self, text: str, variants: int) -> StylePicker:
-        options = []
-        for style in self.catalog:
-            path = self._previews(style.id)
-            preview = path if path.is_file() else None
-            options.append(
-                StyleOption(
-                    style_id=style.id,
-                    label=style.label,
-                    description=style.description,
-                    preview=preview,
-                )
-            )
-        return StylePicker(text=text, options=tuple(options), variants=variants)
+        return style_picker(self.catalog, self._previews, text, variants)
 
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
         return style_id or "your"
-
-
-def _images(result: JobResult) -> tuple[AvatarImage, ...]:
-    return tuple(
-        AvatarImage(data=im.data, mime=im.mime, width=im.width, height=im.height, seed=im.seed)
-        for im in result.images
-    )
-
-
-def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
-    return (
-        Button(texts.BUTTON_MORE, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
-        Button(texts.BUTTON_ORIGINAL, Action.ORIGINAL, job_id),
-        Button(texts.BUTTON_FORGET_SELFIE, Action.FORGET, job_id),
-    )
-
-
-def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
-    if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button(texts.BUTTON_NEW_SELFIE, Action.AVATAR),)
-    if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),)
-    if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button(texts.BUTTON_ANOTHER_PHOTO, Action.AVATAR),)
-    return (
-        Button(texts.BUTTON_TRY_AGAIN, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
-    )

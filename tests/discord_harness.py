@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from adapters.discord import DiscordAdapter
-from adapters.discord.interactions import PLATFORM
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
@@ -93,6 +92,6 @@ class DiscordHarness(Harness[DiscordAdapter]):
             tracker_interval_s=self.tracker_interval_s,
             throttle_s=self.throttle_s,
         )
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side

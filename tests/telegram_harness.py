@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
 from adapters.telegram import TelegramAdapter
-from adapters.telegram.target import PLATFORM
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
@@ -100,7 +99,7 @@ class TelegramHarness(Harness[TelegramAdapter]):
             side.errors.append(context.error)
 
         adapter.application.add_error_handler(record)
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side
 

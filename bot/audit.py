@@ -7,7 +7,8 @@
 
 Each entry: `actor` (who: `platform:user_id`, or `cli:<unix user>`), `action` (what),
 `target` (a scope, or ''), `detail` (a reason, a number or the operator's pause message);
-its stream id is when. Never image data or tokens: nothing here is given any. Both
+its stream id is when, and `seq` (one counter shared by both streams) orders entries
+made within the same millisecond. Never image data or tokens: nothing here is given any. Both
 streams are trimmed to about `cap` entries (XADD MAXLEN ~: no consumer group reads them).
 
 /forgetme (`forget_user`) deletes the user's refusals and the admin entries about them,
@@ -40,6 +41,8 @@ class AuditEntry:
     action: str
     target: str = ""
     detail: str = ""
+    seq: int = 0
+    """Order across both streams (entries older than the counter have 0)."""
 
     @property
     def at(self) -> float:
@@ -65,6 +68,7 @@ class AuditLog:
         self._prefix = prefix
         self.admin_stream = f"{prefix}:audit:admin"
         self.refusal_stream = f"{prefix}:audit:refusals"
+        self._seq_key = f"{prefix}:audit:seq"
         self.cap = cap
         self.quiet_s = quiet_s
 
@@ -75,6 +79,7 @@ class AuditLog:
             "action": action,
             "target": target,
             "detail": detail,
+            "seq": await self._redis.incr(self._seq_key),
         }
         entry = await self._redis.xadd(self.admin_stream, fields, maxlen=self.cap, approximate=True)
         return _text(entry)
@@ -91,6 +96,7 @@ class AuditLog:
             "action": REFUSED,
             "target": where,
             "detail": reason,
+            "seq": await self._redis.incr(self._seq_key),
         }
         await self._redis.xadd(self.refusal_stream, fields, maxlen=self.cap, approximate=True)
         return True
@@ -102,7 +108,7 @@ class AuditLog:
             pipe.xrevrange(self.refusal_stream, count=limit)
             admin, refusals = await pipe.execute()
         entries = [_entry(eid, fields) for eid, fields in [*admin, *refusals]]
-        entries.sort(key=lambda e: tuple(int(x) for x in e.entry_id.split("-")), reverse=True)
+        entries.sort(key=lambda e: (int(e.entry_id.split("-", 1)[0]), e.seq), reverse=True)
         return entries[:limit]
 
     async def forget_user(self, user: str) -> int:
@@ -147,6 +153,7 @@ def _entry(eid: bytes | str, fields: dict[Any, Any]) -> AuditEntry:
         action=values.get("action", ""),
         target=values.get("target", ""),
         detail=values.get("detail", ""),
+        seq=int(values.get("seq", "0") or 0),
     )
 
 

@@ -113,10 +113,16 @@ class ConversationLimits:
     """This deployment's name: results for jobs enqueued here come back to it."""
     selfie_ttl_s: int
     session_ttl_s: int = SESSION_TTL_S
+    likeness_in_caption: bool = False
+    """Add each image's likeness score to the avatar's caption."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationLimits:
-        return cls(bot_name=settings.bot_name, selfie_ttl_s=settings.selfie_ttl_s)
+        return cls(
+            bot_name=settings.bot_name,
+            selfie_ttl_s=settings.selfie_ttl_s,
+            likeness_in_caption=settings.likeness_in_caption,
+        )
 
 
 class Conversation:
@@ -460,7 +466,9 @@ class Conversation:
                     style_id=style_id,
                     style_label=label,
                     images=images,
-                    caption=texts.avatar_caption(label, len(images)),
+                    caption=texts.avatar_caption(
+                        label, len(images), likeness=self._caption_likeness(images)
+                    ),
                     buttons=_avatar_buttons(outcome.job_id),
                 )
             ]
@@ -567,6 +575,12 @@ class Conversation:
             )
         return StylePicker(text=text, options=tuple(options), variants=variants)
 
+    def _caption_likeness(self, images: Sequence[AvatarImage]) -> list[str]:
+        """The images' likeness for the caption, when the operator shows it there."""
+        if not self.limits.likeness_in_caption:
+            return []
+        return [im.likeness.percent for im in images if im.likeness is not None]
+
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
@@ -575,7 +589,14 @@ class Conversation:
 
 def _images(result: JobResult) -> tuple[AvatarImage, ...]:
     return tuple(
-        AvatarImage(data=im.data, mime=im.mime, width=im.width, height=im.height, seed=im.seed)
+        AvatarImage(
+            data=im.data,
+            mime=im.mime,
+            width=im.width,
+            height=im.height,
+            seed=im.seed,
+            likeness=im.likeness,
+        )
         for im in result.images
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.errors import AvatarbotError
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, JobStatus
+from bot.likeness import Likeness
 
 CALLBACK_VERSION = "v1"
 #: Telegram's `callback_data` limit, the tightest of the platforms.
@@ -179,6 +180,8 @@ class AvatarImage:
     width: int
     height: int
     seed: int
+    likeness: Likeness | None = None
+    """How much it looks like the selfie (None: not measured)."""
 
     def __repr__(self) -> str:  # never put image bytes in a log line
         return f"AvatarImage({self.width}x{self.height} {self.mime}, {len(self.data)} bytes)"

@@ -5,6 +5,8 @@ Plain text with a few emoji; no Markdown or HTML, so every adapter can send it a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.jobs import FailureReason
 
 
@@ -83,9 +85,12 @@ def running(style_label: str, progress: float) -> str:
     return f"🎨 Making your {style_label} avatar now{pct}…"
 
 
-def avatar_caption(style_label: str, count: int) -> str:
+def avatar_caption(style_label: str, count: int, likeness: Sequence[str] = ()) -> str:
     what = "your avatar" if count == 1 else f"your {count} avatars"
-    return f"✨ Here's {what} in {style_label}. Made by AI and labelled as such."
+    caption = f"✨ Here's {what} in {style_label}. Made by AI and labelled as such."
+    if likeness:  # each image's score ("72%") or "no face"
+        caption += f"\n🔍 Likeness to your selfie: {', '.join(likeness)}"
+    return caption
 
 
 def failure(reason: FailureReason | None) -> str:

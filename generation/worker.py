@@ -29,6 +29,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from bot.config import Settings
+    from generation.likeness_check import LikenessCheck
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Worker:
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
         metrics: WorkerMetrics | None = None,
+        likeness: LikenessCheck | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -114,6 +117,8 @@ class Worker:
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
+        self.likeness = likeness
+        """Scores every image against its selfie (None: not measured)."""
         self.running = False
         """True while the consume and reclaim loops run (the worker's /healthz)."""
         self._lock = asyncio.Lock()
@@ -293,6 +298,7 @@ class Worker:
         for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
             if recorded and isinstance(outcome, JobResult):
                 self.metrics.observe_done(c.job.style_id)
+                self.metrics.observe_likeness(c.job.style_id, outcome.images)
                 log.info(
                     "job %s done (%d image(s), %.2fs)",
                     c.job.id,
@@ -333,9 +339,13 @@ class Worker:
                     size=self.output_size,
                 )
             )
+        started = time.perf_counter()
         outputs = self.backend.generate(requests, progress) if requests else []
         if len(outputs) != len(requests):
             raise RuntimeError(f"backend returned {len(outputs)} results for {len(requests)}")
+        if self.likeness is not None and requests:
+            took = time.perf_counter() - started
+            outputs = self.likeness.check(self.backend, requests, outputs, took)
         by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
         pending = iter(outputs)
         for i, c in enumerate(group):
@@ -347,7 +357,10 @@ class Worker:
                 continue
             matched = by_key.get(c.job.id, output)
             try:
-                out[i] = tuple(self.encode(g.image, c.job, g.seed) for g in matched.images)
+                out[i] = tuple(
+                    replace(self.encode(g.image, c.job, g.seed), likeness=g.likeness, tries=g.tries)
+                    for g in matched.images
+                )
             except Exception as exc:
                 log.exception(
                     "job %s: encoding the result failed", c.job.id, extra={"job_id": c.job.id}
@@ -400,6 +413,15 @@ def _log_progress_error(future: concurrent.futures.Future[None]) -> None:
     exc = future.exception()
     if exc is not None:
         log.debug("progress update failed: %s", exc.__class__.__name__)
+
+
+def _likeness_check(settings: Settings) -> LikenessCheck:
+    """Every avatar scored against its selfie; re-rolled on diffusion below the minimum."""
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415
+    from generation.likeness_check import LikenessCheck, RerollPolicy  # noqa: PLC0415
+
+    policy = RerollPolicy(settings.likeness_max_tries, settings.likeness_reroll_budget_s)
+    return LikenessCheck(DlibFaceIdentity(), policy)
 
 
 async def _labelling_encoder(settings: Settings, redis: Redis) -> Encoder:
@@ -460,6 +482,7 @@ async def _start_and_work(
     try:
         if encode is None:
             encode = await _labelling_encoder(settings, redis)
+        likeness = await asyncio.to_thread(_likeness_check, settings) if settings.likeness else None
         worker = Worker(
             JobQueue(redis, QueueConfig.from_settings(settings)),
             backend,
@@ -469,6 +492,7 @@ async def _start_and_work(
             reclaim_interval_s=settings.reclaim_interval_s,
             heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
             encode=encode,
+            likeness=likeness,
         )
         log.info(
             "worker %s: backend %s, batch %d, %d px, pid %d",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -18,7 +19,9 @@ from bot.queue import JobQueue, QueueConfig
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
+from generation.face_identity import DlibFaceIdentity
 from generation.labelling import ImageVerifier, ResultEncoder, load_labeller
+from generation.likeness_check import LikenessCheck
 from generation.marks import MarkRegistry
 from generation.worker import Worker
 
@@ -47,6 +50,7 @@ class ChatStack:
             block_ms=100,
             progress_interval_s=0.1,
             encode=self.encoder(),
+            likeness=production_likeness(),
         )
         self.workers.append(worker)
         self._tasks.append(asyncio.create_task(worker.run(self._stop), name="worker"))
@@ -70,6 +74,13 @@ def production_encoder(settings: Settings, redis: aioredis.Redis) -> ResultEncod
     return ResultEncoder(
         load_labeller(settings), registry=registry, loop=asyncio.get_running_loop()
     )
+
+
+@functools.cache
+def production_likeness() -> LikenessCheck:
+    """What production workers score likeness with; loaded once for the test process
+    (thread-safe), as a worker process loads it once."""
+    return LikenessCheck(DlibFaceIdentity())
 
 
 def production_verifier(settings: Settings, redis: aioredis.Redis) -> ImageVerifier:

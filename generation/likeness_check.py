@@ -110,7 +110,23 @@ class LikenessCheck:
     ) -> list[GenerationOutput | GenerationError]:
         """`outputs` (one per request, as the backend returned them) with every image's
         likeness set, low ones re-rolled on a backend that `rerolls`. `generation_s`: how
-        long the backend took for them (the first guess at a round's cost)."""
+        long the backend took for them (the first guess at a round's cost).
+
+        Never costs a user their avatar: if measuring fails, the outputs come back as they
+        were (likeness not measured) and the error goes to the log."""
+        try:
+            return self._check(backend, requests, outputs, generation_s)
+        except Exception:
+            log.exception("likeness check failed; the avatars go out unmeasured")
+            return list(outputs)
+
+    def _check(
+        self,
+        backend: Backend,
+        requests: Sequence[GenerationRequest],
+        outputs: Sequence[GenerationOutput | GenerationError],
+        generation_s: float,
+    ) -> list[GenerationOutput | GenerationError]:
         jobs: dict[int, _Job] = {}
         for index, (request, output) in enumerate(zip(requests, outputs, strict=True)):
             if isinstance(output, GenerationOutput):

@@ -15,11 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
+from bot.faces import RGBArray
 from bot.jobs import JobResult, JobStatus
 from bot.queue import JobQueue, QueueConfig
 from bot.styles import StyleCatalog
 from generation.backends.base import GenerationRequest
-from generation.face_identity import DlibFaceIdentity
+from generation.face_identity import DlibFaceIdentity, FaceIdentity, Identity, Region
 from generation.likeness_check import LikenessCheck, RerollPolicy, reroll_seed
 from generation.worker import Worker
 from tests.fake_backends import FaceBackend
@@ -212,3 +213,33 @@ async def test_time_budget_and_style_minimum_bound_the_rerolls(
     )
     assert len(content.calls) == 1  # any likeness satisfies a minimum of 0
     assert result.images[0].tries == 1
+
+
+class BrokenIdentity(FaceIdentity):
+    """An embedder that fails (a corrupt model file, a dlib error)."""
+
+    def identify(self, rgb: RGBArray, *, near: Region | None = None) -> Identity | None:
+        raise RuntimeError("embedder broke")
+
+
+async def test_a_failing_embedder_never_costs_the_avatar(
+    queue: JobQueue, catalog: StyleCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = FaceBackend(own_face)
+    receipt = await queue.enqueue(request(2), selfie(USER).jpeg)
+    worker = Worker(
+        queue, backend, catalog, output_size=SIZE, block_ms=100,
+        likeness=LikenessCheck(BrokenIdentity()),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        [delivery] = await collect(queue, 1, timeout_s=60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert delivery.outcome.job_id == receipt.job.id
+    assert delivery.outcome.status is JobStatus.DONE
+    assert delivery.result is not None
+    assert [im.likeness for im in delivery.result.images] == [None]  # not measured
+    assert any("likeness check failed" in r.getMessage() for r in caplog.records)

@@ -47,6 +47,7 @@ bench: install
 	$(PY) -m bench.intake_bench
 	$(PY) -m bench.queue_bench
 	$(PY) -m bench.styles_bench
+	$(PY) -m bench.likeness_bench
 	$(PY) -m bench.labelling_bench
 	$(PY) -m bench.telegram_load
 	$(PY) -m bench.diffusers_bench  # full size needs CUDA; says so and exits 0 without

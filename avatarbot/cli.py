@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check whether an image was made by this avatarbot")
     verify.add_argument("image", type=Path)
     add_admin_parser(sub)
+
+    likeness = sub.add_parser("likeness", help="how much an image looks like a selfie's person")
+    likeness.add_argument("selfie", type=Path)
+    likeness.add_argument("image", type=Path)
     return parser
 
 

@@ -50,6 +50,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "previews": cmd_previews,
         "verify": cmd_verify,
         "admin": cmd_admin,
+        "likeness": cmd_likeness,
     }
     return commands[args.command](args, settings)
 
@@ -387,3 +388,44 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
     finally:
         if redis is not None:
             await redis.aclose()
+
+
+def cmd_likeness(args: argparse.Namespace, settings: Settings) -> int:
+    """Print how much IMAGE looks like the person in SELFIE (exit 2: unusable input).
+
+    The selfie goes through the bot's intake (one face, square crop), as a user's would;
+    the image is decoded as safely and scored as the worker scores an avatar."""
+    import numpy as np  # noqa: PLC0415
+
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import (  # noqa: PLC0415
+        IntakeError,
+        IntakeLimits,
+        SelfieIntake,
+        decode_image,
+        load_selfie,
+    )
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # loads dlib models
+
+    limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
+    selfie_data = _read_input(args.selfie, settings.max_upload_bytes)
+    image_data = _read_input(args.image, settings.max_upload_bytes)
+    try:
+        selfie = load_selfie(SelfieIntake(DlibHogDetector(), limits).process(selfie_data).jpeg)
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.selfie}: {exc.user_message}") from None
+    try:
+        image = decode_image(image_data, limits).convert("RGB")
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.image}: {exc.user_message}") from None
+    identity = DlibFaceIdentity(max_parallel=1)
+    reference = identity.identify(np.asarray(selfie))
+    if reference is None:  # intake found one; the embedder's detector looks at a small copy
+        raise InputError("no face", user_message=f"{args.selfie}: no face found to compare")
+    likeness = identity.likeness(reference, np.asarray(image))
+    if likeness.distance is None:
+        print(f"no face found in {args.image}")
+    else:
+        verdict = "the same person" if likeness.same_person else "not the same person"
+        print(f"likeness {likeness.percent} (distance {likeness.distance:.3f}): {verdict}")
+    return 0

@@ -28,6 +28,7 @@ from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
 from bot.verdicts import Verifier
+from generation.likeness_check import LikenessCheck
 from provenance.labeller import Labeller
 from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
 from provenance.marks import MarkRegistry
@@ -129,6 +130,23 @@ async def load_verifier(settings: Settings, redis: aioredis.Redis | None) -> Ima
     """`build_verifier`, loading the signing keys in a thread (it may create them)."""
     labeller = await asyncio.to_thread(load_labeller, settings)
     return build_verifier(settings, redis, labeller)
+
+
+def build_likeness(settings: Settings) -> LikenessCheck:
+    """Every avatar scored against its selfie; re-rolled on diffusion below the style's
+    minimum. Loads the face models (once per process)."""
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # dlib models
+    from generation.likeness_check import RerollPolicy  # noqa: PLC0415  # with the models
+
+    policy = RerollPolicy(settings.likeness_max_tries, settings.likeness_reroll_budget_s)
+    return LikenessCheck(DlibFaceIdentity(), policy)
+
+
+async def load_likeness(settings: Settings) -> LikenessCheck | None:
+    """`build_likeness` off the event loop, or None when AVATARBOT_LIKENESS is off."""
+    if not settings.likeness:
+        return None
+    return await asyncio.to_thread(build_likeness, settings)
 
 
 async def load_encoder(settings: Settings, redis: aioredis.Redis) -> ResultEncoder:

@@ -14,7 +14,7 @@ import os
 
 from avatarbot.http_server import HttpServer
 from avatarbot.signals import stop_on_signals
-from avatarbot.wiring import build_queue, load_encoder, redis_client
+from avatarbot.wiring import build_queue, load_encoder, load_likeness, redis_client
 from bot.config import ConfigError, Settings
 from bot.styles import StyleCatalog
 from generation.backends import backend_from_settings
@@ -60,6 +60,7 @@ async def _serve(
                 reclaim_interval_s=settings.reclaim_interval_s,
                 heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
                 encode=encode or await load_encoder(settings, redis),
+                likeness=await load_likeness(settings),
             )
             log.info(
                 "worker %s: backend %s, batch %d, %d px, pid %d",

@@ -280,6 +280,7 @@ class FaultRun:
                 "AVATARBOT_DAILY_QUOTA": str(s.jobs + 10),
                 "AVATARBOT_BATCH_SIZE": "4",
                 "AVATARBOT_LOG_LEVEL": "WARNING",
+                "AVATARBOT_LIKENESS": "false",  # flat fake images; bench/likeness_bench.py
                 "FAULT_DELAY_S": str(s.job_delay_s),
                 "FAULT_POISON_STYLE": POISON_STYLE,
                 "FAULT_DELIVERY_LOG": str(self.delivery_log),

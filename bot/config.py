@@ -159,6 +159,34 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=4, ge=1, le=64, validation_alias=_env("AVATARBOT_BATCH_SIZE"))
     styles_file: Path | None = Field(default=None, validation_alias=_env("AVATARBOT_STYLES_FILE"))
 
+    # --- Likeness -------------------------------------------------------------
+    likeness: bool = Field(
+        default=True,
+        validation_alias=_env("AVATARBOT_LIKENESS"),
+        description="Score every avatar's likeness to its selfie in the worker (~0.1 s CPU "
+        "an image).",
+    )
+    likeness_max_tries: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        validation_alias=_env("AVATARBOT_LIKENESS_MAX_TRIES"),
+        description="Diffusers: generations per image at most while its likeness is below "
+        "the style's min_likeness (1: never re-roll).",
+    )
+    likeness_reroll_budget_s: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias=_env("AVATARBOT_LIKENESS_REROLL_BUDGET_S"),
+        description="Diffusers: seconds a batch may spend re-rolling low-likeness images.",
+    )
+    likeness_in_caption: bool = Field(
+        default=False,
+        validation_alias=_env("AVATARBOT_LIKENESS_IN_CAPTION"),
+        description="Show the likeness score in the avatar's caption (the web chat always "
+        "shows it under the image).",
+    )
+
     # --- Quotas and limits ---------------------------------------------------
     daily_quota: int = Field(default=20, ge=1, validation_alias=_env("AVATARBOT_DAILY_QUOTA"))
     queue_cap: int = Field(default=500, ge=1, validation_alias=_env("AVATARBOT_QUEUE_CAP"))

@@ -99,10 +99,16 @@ class ConversationLimits:
     """This deployment's name: results for jobs enqueued here come back to it."""
     selfie_ttl_s: int
     session_ttl_s: int = SESSION_TTL_S
+    likeness_in_caption: bool = False
+    """Add each image's likeness score to the avatar's caption."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationLimits:
-        return cls(bot_name=settings.bot_name, selfie_ttl_s=settings.selfie_ttl_s)
+        return cls(
+            bot_name=settings.bot_name,
+            selfie_ttl_s=settings.selfie_ttl_s,
+            likeness_in_caption=settings.likeness_in_caption,
+        )
 
 
 class Conversation:
@@ -487,7 +493,9 @@ class Conversation:
         """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
         await self.waiting.remove(delivery.outcome.job_id)
         style_id = delivery.job.style_id if delivery.job is not None else ""
-        return outcome_replies(delivery, self._label(style_id))
+        return outcome_replies(
+            delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
+        )
 
     def status_reply(self, receipt: Receipt) -> Queued:
         """The queue message for a job's current status (used by `StatusTracker`)."""

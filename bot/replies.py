@@ -33,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot import texts
 from bot.errors import AvatarbotError
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, JobStatus, Owner
+from bot.likeness import Likeness
 from bot.redis_connection import RedisUnavailableError
 
 CALLBACK_VERSION = "v1"
@@ -251,6 +252,8 @@ class AvatarImage:
     width: int
     height: int
     seed: int
+    likeness: Likeness | None = None
+    """How much it looks like the selfie (None: not measured)."""
 
     def __repr__(self) -> str:  # never put image bytes in a log line
         return f"AvatarImage({self.width}x{self.height} {self.mime}, {len(self.data)} bytes)"

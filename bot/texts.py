@@ -9,7 +9,7 @@ and a plural message (`_plural`), the shape gettext's `ngettext` takes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bot.jobs import FailureReason
 
@@ -139,6 +139,7 @@ RUNNING = "🎨 Making your {style} avatar now…"
 RUNNING_PERCENT = "🎨 Making your {style} avatar now ({percent}%)…"
 AVATAR_CAPTION_ONE = "✨ Here's your avatar in {style}. Made by AI and labelled as such."
 AVATAR_CAPTION_MANY = "✨ Here's your {n} avatars in {style}. Made by AI and labelled as such."
+LIKENESS_LINE = "\n🔍 Likeness to your selfie: {scores}"
 CHECKING_PHOTO = "📥 Got it, checking your photo…"
 ON_IT = "⏳ On it…"
 RESULT_READY = "✅ Your avatar is ready: see below."
@@ -174,8 +175,13 @@ def running(style_label: str, progress: float) -> str:
     return RUNNING.format(style=style_label)
 
 
-def avatar_caption(style_label: str, count: int) -> str:
-    return _plural(count, AVATAR_CAPTION_ONE, AVATAR_CAPTION_MANY, style=style_label)
+def avatar_caption(style_label: str, count: int, likeness: Sequence[str] = ()) -> str:
+    """The caption under a result; `likeness`: each image's score ("72%") or "no face",
+    shown when the operator turned it on."""
+    caption = _plural(count, AVATAR_CAPTION_ONE, AVATAR_CAPTION_MANY, style=style_label)
+    if likeness:
+        caption += LIKENESS_LINE.format(scores=", ".join(likeness))
+    return caption
 
 
 def variants_range(low: int, high: int) -> str:

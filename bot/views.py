@@ -4,7 +4,7 @@ when a job ends. Pure rendering: no Redis, no platform."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,8 +45,9 @@ def style_picker(
     return StylePicker(text=text, options=tuple(options), variants=variants)
 
 
-def outcome_replies(delivery: Delivery, label: str) -> list[Reply]:
-    """What to tell a job's owner about its outcome (`label`: the style's, for the caption)."""
+def outcome_replies(delivery: Delivery, label: str, *, show_likeness: bool = False) -> list[Reply]:
+    """What to tell a job's owner about its outcome (`label`: the style's, for the caption;
+    `show_likeness`: each image's likeness score in the caption, an operator's choice)."""
     outcome = delivery.outcome
     style_id = delivery.job.style_id if delivery.job is not None else ""
     if outcome.status is JobStatus.DONE and delivery.result is not None:
@@ -57,7 +58,9 @@ def outcome_replies(delivery: Delivery, label: str) -> list[Reply]:
                 style_id=style_id,
                 style_label=label,
                 images=images,
-                caption=texts.avatar_caption(label, len(images)),
+                caption=texts.avatar_caption(
+                    label, len(images), likeness=_caption_likeness(images, show_likeness)
+                ),
                 buttons=_avatar_buttons(outcome.job_id),
             )
         ]
@@ -107,9 +110,23 @@ def status_reply(receipt: Receipt, label: str) -> Queued:
 
 def avatar_images(result: JobResult) -> tuple[AvatarImage, ...]:
     return tuple(
-        AvatarImage(data=im.data, mime=im.mime, width=im.width, height=im.height, seed=im.seed)
+        AvatarImage(
+            data=im.data,
+            mime=im.mime,
+            width=im.width,
+            height=im.height,
+            seed=im.seed,
+            likeness=im.likeness,
+        )
         for im in result.images
     )
+
+
+def _caption_likeness(images: Sequence[AvatarImage], show: bool) -> list[str]:
+    """The images' likeness for the caption, when the operator shows it there."""
+    if not show:
+        return []
+    return [im.likeness.percent for im in images if im.likeness is not None]
 
 
 def _avatar_buttons(job_id: str) -> tuple[Button, ...]:

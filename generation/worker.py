@@ -27,7 +27,8 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +46,9 @@ from generation.backends.base import (
     ProgressCallback,
 )
 from generation.worker_metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from generation.likeness_check import LikenessCheck
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class Worker:
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
         metrics: WorkerMetrics | None = None,
+        likeness: LikenessCheck | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -102,6 +107,8 @@ class Worker:
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
+        self.likeness = likeness
+        """Scores every image against its selfie (None: not measured)."""
         self.running = False
         """True while the consume and reclaim loops run (the worker's /healthz)."""
         self._lock = asyncio.Lock()
@@ -281,6 +288,7 @@ class Worker:
         for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
             if recorded and isinstance(outcome, JobResult):
                 self.metrics.observe_done(c.job.style_id)
+                self.metrics.observe_likeness(c.job.style_id, outcome.images)
                 log.info(
                     "job %s done (%d image(s), %.2fs)",
                     c.job.id,
@@ -321,9 +329,13 @@ class Worker:
                     size=self.output_size,
                 )
             )
+        started = time.perf_counter()
         outputs = self.backend.generate(requests, progress) if requests else []
         if len(outputs) != len(requests):
             raise RuntimeError(f"backend returned {len(outputs)} results for {len(requests)}")
+        if self.likeness is not None and requests:
+            took = time.perf_counter() - started
+            outputs = self.likeness.check(self.backend, requests, outputs, took)
         by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
         pending = iter(outputs)
         for i, c in enumerate(group):
@@ -335,7 +347,10 @@ class Worker:
                 continue
             matched = by_key.get(c.job.id, output)
             try:
-                out[i] = tuple(self.encode(g.image, c.job, g.seed) for g in matched.images)
+                out[i] = tuple(
+                    replace(self.encode(g.image, c.job, g.seed), likeness=g.likeness, tries=g.tries)
+                    for g in matched.images
+                )
             except Exception as exc:
                 log.exception(
                     "job %s: encoding the result failed", c.job.id, extra={"job_id": c.job.id}

@@ -27,7 +27,7 @@ from bot.replies import Queued, Reply
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
-from tests.chat_stack import production_encoder
+from tests.chat_stack import production_encoder, production_likeness
 
 
 class Adapter(Protocol):
@@ -120,6 +120,7 @@ class InProcessWorker:
             block_ms=50,
             reclaim_interval_s=0.5,
             encode=production_encoder(self.settings, self.redis),
+            likeness=production_likeness(),
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.worker.run(self._stop))

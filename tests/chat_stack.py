@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from bot.queue import JobQueue
 from bot.styles import StyleCatalog
 from bot.verdicts import Verifier
 from generation.backends import load_backend
+from generation.face_identity import DlibFaceIdentity
+from generation.likeness_check import LikenessCheck
 from generation.worker import Worker
 from provenance.labelling import ImageVerifier, ResultEncoder
 
@@ -63,6 +66,7 @@ class ChatStack:
             block_ms=100,
             progress_interval_s=0.1,
             encode=self.encoder(),
+            likeness=production_likeness(),
         )
         self.workers.append(worker)
         self._tasks.append(asyncio.create_task(worker.run(self._stop), name="worker"))
@@ -83,6 +87,13 @@ def production_encoder(settings: Settings, redis: aioredis.Redis) -> ResultEncod
     """What production workers use: every avatar labelled (C2PA, XMP, watermark) and its
     mark recorded, so tests see exactly what users get. Call it inside the event loop."""
     return build_encoder(settings, redis)
+
+
+@functools.cache
+def production_likeness() -> LikenessCheck:
+    """What production workers score likeness with; loaded once for the test process
+    (thread-safe), as a worker process loads it once."""
+    return LikenessCheck(DlibFaceIdentity())
 
 
 def production_verifier(settings: Settings, redis: aioredis.Redis) -> ImageVerifier:

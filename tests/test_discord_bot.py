@@ -188,6 +188,12 @@ async def test_avatar_is_deferred_fetched_queued_and_delivered(
     job_id = job_id_of(result)
     assert set(result.custom_ids()) >= {f"v1:more:{job_id}", f"v1:style:{job_id}"}
     assert f"v1:forget:{job_id}" in result.custom_ids()
+    stored = await harness.queue.get_result(job_id)  # each avatar's likeness is recorded
+    assert stored is not None
+    assert len(stored.images) == 2
+    for image in stored.images:
+        assert image.likeness is not None
+        assert image.likeness.same_person  # watercolour keeps the astronaut's face
     await fake.wait_for(lambda: original(inter).content == READY, what="status retired")
     assert original(inter).ephemeral
     assert original(inter).buttons() == []

@@ -206,6 +206,7 @@ async def test_photo_with_avatar_caption_starts_in_one_step(
     image = image_of(result.uploads["photo"].data)
     assert image.size == (harness.settings.output_size,) * 2
     assert list(job_buttons(result)) == ["more", "style", "orig", "forget"]
+    assert "Likeness" not in str(result.fields.get("caption"))  # off by default
     # No "send me a selfie" prompt: the caption did it in one step.
     assert len(fake.calls_to("sendMessage", chat["id"])) == 1  # the picker only
 
@@ -804,4 +805,30 @@ async def test_redis_gone_mid_run_gets_a_try_again_answer_then_recovers(
             )
     finally:
         await redis.aclose()
+    assert fake.violations == []
+
+
+async def test_caption_shows_the_likeness_when_the_operator_turns_it_on(
+    fake: FakeTelegram,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+) -> None:
+    settings = settings_factory(**telegram_env(fake), AVATARBOT_LIKENESS_IN_CAPTION="true")
+    async with TelegramHarness(fake, settings, redis_client, intake=intake) as h:
+        await h.start_bot()
+        await h.start_worker()
+        user = fake.user(1090)
+        chat = fake.private_chat(user)
+        await request_avatar(fake, user, chat, face_jpeg)
+        result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+        caption = str(result.fields.get("caption"))
+        job_id = job_buttons(result)["more"].split(":")[2]
+        stored = await h.queue.get_result(job_id)
+        assert stored is not None
+        [image] = stored.images
+        assert image.likeness is not None
+        assert caption.endswith(f"\n🔍 Likeness to your selfie: {image.likeness.percent}")
+        assert image.likeness.same_person  # a pencil sketch still looks like the astronaut
     assert fake.violations == []

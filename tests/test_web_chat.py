@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,6 +162,8 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
             "i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])"
         )
         assert natural == [size, size]
+        likeness = await page.locator("[data-testid=avatar-likeness]").inner_text()
+        assert re.fullmatch(r"Likeness to your selfie: (\d{1,3}%|no face)", likeness), likeness
         done = await page.locator("[data-testid=msg-bot-queued]").inner_text()
         assert "Done" in done  # the live status message was replaced in place
 

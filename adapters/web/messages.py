@@ -131,6 +131,7 @@ def _avatar(reply: Avatar) -> Message:
             "width": image.width,
             "height": image.height,
             "mime": image.mime,
+            "likeness": None if image.likeness is None else image.likeness.percent,
         }
         for i, image in enumerate(reply.images)
     ]

@@ -73,6 +73,7 @@ class DiffusersBackend(Backend):
     """img2img + IP-Adapter on one loaded diffusers pipeline. Build it with `load()`."""
 
     name = "diffusers"
+    rerolls = True
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avatarbot.admin_command import admit_submit, cmd_admin
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
 from bot.errors import AvatarbotError
@@ -48,6 +49,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "dead-letters": cmd_dead_letters,
         "previews": cmd_previews,
         "verify": cmd_verify,
+        "admin": cmd_admin,
+        "likeness": cmd_likeness,
     }
     return commands[args.command](args, settings)
 
@@ -127,8 +130,8 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
+    from bot.selfie import load_selfie  # noqa: PLC0415
     from generation.backends import backend_from_settings  # noqa: PLC0415
     from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
     from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
@@ -137,8 +140,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants)
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
-    selfie = intake.process(data)
+    selfie = build_intake(settings).process(data)
     backend = backend_from_settings(settings, catalog)
     seed = args.seed if args.seed is not None else new_seed()
     request = GenerationRequest(
@@ -160,7 +162,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from generation.worker import run_worker  # noqa: PLC0415
+    from avatarbot.worker_process import run_worker  # noqa: PLC0415
 
     with redis_url_for(settings) as url:
         return run_worker(settings.model_copy(update={"redis_url": url}))
@@ -217,8 +219,7 @@ def _worker_processes(
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
 
     catalog = _catalog(settings)
     _style(catalog, args.style)
@@ -226,9 +227,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if args.output and not args.wait:
         raise InputError("-o without --wait", user_message="-o/--output needs --wait")
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    selfie = SelfieIntake(
-        DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes)
-    ).process(data)
+    selfie = build_intake(settings).process(data)
     request = JobRequest(
         owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
         route=Route(bot=f"cli-{secrets.token_hex(6)}"),
@@ -260,19 +259,21 @@ async def _submit(
     wait_s: float,
     paths: list[Path],
 ) -> int:
-    from bot.queue import DeliveryQueue, JobProducer, QueueConfig  # noqa: PLC0415
+    from avatarbot.wiring import build_queue, consumer_name  # noqa: PLC0415
+    from bot.queue import DeliveryQueue, JobProducer  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     redis = await connect(url, wait_s=10)
     try:
-        queue = JobProducer(redis, QueueConfig.from_settings(settings))
+        queue = build_queue(settings, redis, JobProducer)
         await queue.ensure_groups()
         outcomes = DeliveryQueue.sharing(queue)
-        receipt = await queue.enqueue(request, selfie_jpeg)
+        quota = await admit_submit(redis, settings, request.owner, request.variants)  # as a chat
+        receipt = await queue.enqueue(request, selfie_jpeg, quota=quota)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0
-        consumer = f"cli-{os.getpid()}"
+        consumer = consumer_name("cli")
         deadline = time.monotonic() + wait_s
         try:
             while time.monotonic() < deadline:
@@ -304,13 +305,14 @@ async def _submit(
 
 def _with_queue(settings: Settings, action: Callable[[QueueAdmin], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
-    from bot.queue import QueueAdmin, QueueConfig  # noqa: PLC0415
+    from avatarbot.wiring import build_queue  # noqa: PLC0415
+    from bot.queue import QueueAdmin  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     async def run(url: str) -> int:
         redis = await connect(url, wait_s=5)
         try:
-            queue = QueueAdmin(redis, QueueConfig.from_settings(settings))
+            queue = build_queue(settings, redis, QueueAdmin)
             await queue.ensure_groups()
             await action(queue)
             return 0
@@ -370,11 +372,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
+    from avatarbot.wiring import load_verifier  # noqa: PLC0415
     from bot.redis_connection import RedisUnavailableError, connect  # noqa: PLC0415
-    from provenance.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
-    from provenance.marks import MarkRegistry  # noqa: PLC0415
 
-    labeller = load_labeller(settings)
     url = settings.redis_url
     if url is None:  # look in the embedded Redis only if it is running; never start one
         embedded = EmbeddedRedis(settings.data_dir)
@@ -386,11 +386,49 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
         except RedisUnavailableError:
             log.warning("mark registry unavailable; verifying the file alone")
     try:
-        registry = (
-            MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None
-        )
-        verifier = ImageVerifier(labeller, registry=registry, loop=asyncio.get_running_loop())
+        verifier = await load_verifier(settings, redis)
         return await asyncio.to_thread(verifier, data)
     finally:
         if redis is not None:
             await redis.aclose()
+
+
+def cmd_likeness(args: argparse.Namespace, settings: Settings) -> int:
+    """Print how much IMAGE looks like the person in SELFIE (exit 2: unusable input).
+
+    The selfie goes through the bot's intake (one face, square crop), as a user's would;
+    the image is decoded as safely and scored as the worker scores an avatar."""
+    import numpy as np  # noqa: PLC0415
+
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import (  # noqa: PLC0415
+        IntakeError,
+        IntakeLimits,
+        SelfieIntake,
+        decode_image,
+        load_selfie,
+    )
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # loads dlib models
+
+    limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
+    selfie_data = _read_input(args.selfie, settings.max_upload_bytes)
+    image_data = _read_input(args.image, settings.max_upload_bytes)
+    try:
+        selfie = load_selfie(SelfieIntake(DlibHogDetector(), limits).process(selfie_data).jpeg)
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.selfie}: {exc.user_message}") from None
+    try:
+        image = decode_image(image_data, limits).convert("RGB")
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.image}: {exc.user_message}") from None
+    identity = DlibFaceIdentity(max_parallel=1)
+    reference = identity.identify(np.asarray(selfie))
+    if reference is None:  # intake found one; the embedder's detector looks at a small copy
+        raise InputError("no face", user_message=f"{args.selfie}: no face found to compare")
+    likeness = identity.likeness(reference, np.asarray(image))
+    if likeness.distance is None:
+        print(f"no face found in {args.image}")
+    else:
+        verdict = "the same person" if likeness.same_person else "not the same person"
+        print(f"likeness {likeness.percent} (distance {likeness.distance:.3f}): {verdict}")
+    return 0

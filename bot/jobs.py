@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.likeness import Likeness
+
 MIN_VARIANTS = 1
 MAX_VARIANTS = 4
 SEED_SPACE = 2**32
@@ -67,15 +69,19 @@ class Owner:
     platform: str
     user_id: str
     chat_id: str
+    space: str = ""
+    """The community the chat belongs to, where the platform has one (a Discord guild id);
+    '' otherwise. The access policy matches it (`discord-guild:ID`)."""
 
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.user_id}"
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
-        )
+        data = {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
+        if self.space:
+            data["space"] = self.space
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> Owner:
@@ -84,6 +90,7 @@ class Owner:
             platform=str(data["platform"]),
             user_id=str(data["user_id"]),
             chat_id=str(data["chat_id"]),
+            space=str(data.get("space", "")),
         )
 
 
@@ -217,6 +224,21 @@ class ResultImage:
     width: int
     height: int
     seed: int
+    likeness: Likeness | None = None
+    """How much it looks like the selfie; None: not measured (Likeness(None): no face)."""
+    tries: int = 1
+    """Generations it took (more than 1 when a low likeness was re-rolled)."""
+
+    def header(self) -> dict[str, Any]:
+        """This image's entry in a result header (likeness and tries only when known)."""
+        info: dict[str, Any] = {
+            "mime": self.mime, "width": self.width, "height": self.height, "seed": self.seed
+        }  # fmt: skip
+        if self.likeness is not None:
+            info["likeness"] = self.likeness.to_json()
+        if self.tries != 1:
+            info["tries"] = self.tries
+        return info
 
 
 @dataclass(frozen=True)
@@ -237,10 +259,7 @@ class JobResult:
             "backend": self.backend,
             "elapsed_s": round(self.elapsed_s, 4),
             "meta": dict(self.meta),
-            "images": [
-                {"mime": im.mime, "width": im.width, "height": im.height, "seed": im.seed}
-                for im in self.images
-            ],
+            "images": [im.header() for im in self.images],
         }
         fields: dict[str, bytes | str] = {"header": json.dumps(header)}
         for i, im in enumerate(self.images):
@@ -262,6 +281,8 @@ class JobResult:
                     width=int(info["width"]),
                     height=int(info["height"]),
                     seed=int(info["seed"]),
+                    likeness=Likeness.from_json(info["likeness"]) if "likeness" in info else None,
+                    tries=int(info.get("tries", 1)),
                 )
             )
         return cls(

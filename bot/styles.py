@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import AvatarbotError
+from bot.likeness import SAME_PERSON_SCORE
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -52,6 +53,9 @@ class Style:
     description: str
     cpu: CpuRecipe
     diffusion: DiffusionRecipe
+    min_likeness: float = SAME_PERSON_SCORE
+    """Likeness score (0..1) below which a diffusion avatar is generated again with a new
+    seed (the catalog's `min_likeness`, or the style's own). CPU styles only report it."""
 
     @property
     def label(self) -> str:
@@ -108,7 +112,8 @@ class StyleCatalog:
         entries = data.get("style")
         if not isinstance(entries, list):
             raise StyleCatalogError(f"{where}: expected [[style]] tables")
-        return cls([_parse_style(entry, where, i) for i, entry in enumerate(entries)])
+        default = _min_likeness(data.get("min_likeness", SAME_PERSON_SCORE), where)
+        return cls([_parse_style(entry, where, i, default) for i, entry in enumerate(entries)])
 
 
 def preview_path(style_id: str) -> Path:
@@ -116,7 +121,13 @@ def preview_path(style_id: str) -> Path:
     return Path(str(resources.files("bot").joinpath(f"data/previews/{style_id}.jpg")))
 
 
-def _parse_style(entry: Any, where: str, index: int) -> Style:
+def _min_likeness(value: Any, at: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise StyleCatalogError(f"{at}: min_likeness must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _parse_style(entry: Any, where: str, index: int, min_likeness: float) -> Style:
     at = f"{where}: style #{index + 1}"
     if not isinstance(entry, dict):
         raise StyleCatalogError(f"{at}: not a table")
@@ -147,6 +158,7 @@ def _parse_style(entry: Any, where: str, index: int) -> Style:
             description=str(entry.get("description", "")),
             cpu=CpuRecipe(effect=str(cpu["effect"]), params=dict(cpu.get("params", {}))),
             diffusion=recipe,
+            min_likeness=_min_likeness(entry.get("min_likeness", min_likeness), at),
         )
     except KeyError as exc:
         raise StyleCatalogError(f"{at}: missing {exc.args[0]!r}") from None

@@ -70,3 +70,6 @@ async def test_worker_serves_health_and_metrics_on_its_own_port(
     assert any(line.startswith("avatarbot_queue_lag_seconds ") for line in lines)
     assert 'avatarbot_jobs{state="queued"} 0' in lines
     assert "avatarbot_gpu_memory_bytes" not in text  # no torch in this process
+    # Likeness is on by default: the fake's flat images have no face, counted as such.
+    assert 'avatarbot_worker_likeness_no_face_total{style="sketch"} 2' in lines
+    assert 'avatarbot_worker_likeness_tries_count{style="oil"} 1' in lines

@@ -20,12 +20,13 @@ from bot.queue.client import QueueClient
 from bot.queue.config import QueueConfig
 from bot.queue.delivery import Delivery, DeliveryClaim, DeliveryQueue
 from bot.queue.errors import QueueError, QueueFullError, QuotaExceededError, UserBusyError
-from bot.queue.keys import QueueKeys
+from bot.queue.keys import DAY_S, QueueKeys
 from bot.queue.producer import ForgetReceipt, JobProducer, Receipt
 from bot.queue.pump import DeliveryPump
 from bot.queue.worker import ClaimedJob, WorkerQueue
 
 __all__ = [
+    "DAY_S",
     "ClaimedJob",
     "DeadLetter",
     "Delivery",

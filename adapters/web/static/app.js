@@ -174,7 +174,15 @@
       img.height = image.height;
       img.setAttribute("data-testid", "avatar-image");
       a.appendChild(img);
-      box.appendChild(a);
+      const cell = el("figure", "avatar");
+      cell.appendChild(a);
+      if (image.likeness) {  // "72%" or "no face": how much it looks like the selfie
+        const note = el("figcaption", "likeness", `Likeness to your selfie: ${image.likeness}`);
+        note.title = "Face-recognition score: 50% or more means the same person";
+        note.setAttribute("data-testid", "avatar-likeness");
+        cell.appendChild(note);
+      }
+      box.appendChild(cell);
     }
     return box;
   }

@@ -1,6 +1,6 @@
 """Queue round trip: avatarbot's job queue against a bare Redis Streams loop, same run.
 
-Run from the repository root: `.venv/bin/python bench/queue_bench.py [--jobs N] [--write]`
+Run from the repository root: `.venv/bin/python -m bench.queue_bench [--jobs N] [--write]`
 against the Redis on 127.0.0.1:6379 (or `--redis-url`). `--write` replaces the "Queue round
 trip" section of docs/benchmarks.md.
 
@@ -23,23 +23,18 @@ import asyncio
 import io
 import secrets
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.queue_bench_report import render  # noqa: E402
-from bench.report import write_section  # noqa: E402
-from bot.jobs import Job, JobRequest, Owner, ResultImage, Route  # noqa: E402
-from bot.queue import (  # noqa: E402
+from bench.queue_bench_report import render
+from bench.report import write_section
+from bot.jobs import Job, JobRequest, Owner, ResultImage, Route
+from bot.queue import (
     Delivery,
     DeliveryPump,
     DeliveryQueue,
@@ -47,10 +42,10 @@ from bot.queue import (  # noqa: E402
     QueueConfig,
     WorkerQueue,
 )
-from bot.queue import scripts as lua  # noqa: E402
-from bot.replies import Reply  # noqa: E402
-from bot.styles import StyleCatalog  # noqa: E402
-from generation.backends.base import (  # noqa: E402
+from bot.queue import scripts as lua
+from bot.replies import Reply
+from bot.styles import StyleCatalog
+from generation.backends.base import (
     Backend,
     GeneratedImage,
     GenerationError,
@@ -58,7 +53,7 @@ from generation.backends.base import (  # noqa: E402
     GenerationRequest,
     ProgressCallback,
 )
-from generation.worker import Worker  # noqa: E402
+from generation.worker import Worker
 
 BOT = "bench"
 

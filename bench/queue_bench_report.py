@@ -1,4 +1,4 @@
-"""The "Queue round trip" section of docs/benchmarks.md, from `bench/queue_bench.py`'s runs."""
+"""The "Queue round trip" section of docs/benchmarks.md, from `bench.queue_bench`'s runs."""
 
 from __future__ import annotations
 

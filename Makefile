@@ -29,8 +29,8 @@ run: install-run
 	$(VENV)/bin/avatarbot run
 
 lint: install
-	$(VENV)/bin/ruff check bot adapters generation tests bench
-	$(VENV)/bin/ruff format --check bot adapters generation tests bench
+	$(VENV)/bin/ruff check bot adapters generation tests bench deploy
+	$(VENV)/bin/ruff format --check bot adapters generation tests bench deploy
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -52,14 +52,14 @@ previews: install
 	$(VENV)/bin/avatarbot previews
 
 # Container image (docs/deployment.md): podman, or docker when podman is absent.
-#   make image                          the bot + CPU worker image, $(IMAGE)
-#   make image VARIANT=cuda             the diffusers worker (torch 2.13.0), avatarbot:cuda
+#   make image                          the bot + CPU worker image, localhost/avatarbot:latest
+#   make image VARIANT=cuda             the diffusers worker (torch 2.13.0), avatarbot-cuda
 #   make image BASE=localhost/debian-bookworm:min   any Debian-family base (see Dockerfile)
 #   make image CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt   pip trusts this bundle in the
 #                                       build (behind a TLS-intercepting proxy; podman only)
 ENGINE    ?= $(if $(shell command -v podman 2>/dev/null),podman,docker)
 VARIANT   ?= cpu
-IMAGE     ?= localhost/avatarbot:$(if $(filter cuda,$(VARIANT)),cuda,latest)
+IMAGE     ?= localhost/$(if $(filter cuda,$(VARIANT)),avatarbot-cuda,avatarbot):latest
 BASE      ?=
 CA_BUNDLE ?=
 IMAGE_ARGS = $(if $(BASE),--build-arg BASE=$(BASE)) \

@@ -102,14 +102,19 @@ def healthy(container: str) -> bool:
     return done.returncode == 0
 
 
+METRICS_CMD = (
+    "python3",
+    "-c",
+    "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9100/metrics').read().decode())",
+)
+"""A worker's /metrics, read inside its pod (the worker's port is not published)."""
+
+
 def worker_jobs_done(container: str) -> int:
-    """The worker's own count of finished jobs, read from its /metrics inside the pod."""
-    script = (
-        "import urllib.request as u; t = u.urlopen('http://127.0.0.1:9100/metrics').read();"
-        "print(sum(float(l.split()[-1]) for l in t.decode().splitlines()"
-        " if l.startswith('avatarbot_worker_jobs_done_total{')))"
-    )
-    return int(float(podman("exec", container, "python3", "-c", script) or 0))
+    """The worker's own count of finished jobs (avatarbot_worker_jobs_done_total)."""
+    lines = podman("exec", container, *METRICS_CMD).splitlines()
+    prefix = "avatarbot_worker_jobs_done_total{"
+    return int(sum(float(line.split()[-1]) for line in lines if line.startswith(prefix)))
 
 
 # --- users -----------------------------------------------------------------------------
@@ -265,7 +270,7 @@ class Run:
 
     async def pending_by_consumer(self) -> dict[str, int]:
         summary = await self.redis.xpending(f"{PREFIX}:jobs", "workers")
-        return {c["name"].decode(): int(c["pending"]) for c in summary.get("consumers") or []}
+        return {_text(c["name"]): int(c["pending"]) for c in summary.get("consumers") or []}
 
 
 async def probes_pass(run: Run) -> None:
@@ -274,11 +279,16 @@ async def probes_pass(run: Run) -> None:
         check(healthy(container), f"{container}: its liveness probe fails")
     aof = await run.redis.config_get("appendonly")
     check(aof.get("appendonly") == "yes", f"Redis runs without AOF: {aof}")
-    say("probes pass in redis, bot and worker; Redis has AOF on")
+    async with aiohttp.ClientSession() as session, session.get(f"{BOT_URL}/metrics") as r:
+        bot_metrics = await r.text()
+    worker_metrics = podman("exec", worker_containers()[0], *METRICS_CMD)
+    for series in ('avatarbot_jobs{state="queued"}', 'avatarbot_jobs{state="running"}'):
+        check(series in bot_metrics and series in worker_metrics, f"no {series} on /metrics")
+    say("probes pass in redis, bot and worker; Redis has AOF on; /metrics has the queue depth")
 
 
 async def _bot_ready() -> bool:
-    return (await bot_health())["http"] == 200
+    return bool((await bot_health())["http"] == 200)
 
 
 async def first_jobs(run: Run) -> None:
@@ -327,18 +337,52 @@ async def scale_to_three(run: Run) -> None:
     await eventually("3 healthy workers", three, 120)
     await eventually("3 live workers in /healthz", _three_live, 60)
     before = {w: worker_jobs_done(w) for w in worker_containers()}
+    sampler = DepthSampler(run.redis)
+    sampling = asyncio.create_task(sampler.run())
     cli = await run.submit_cli(2)
     users = await web_users(BURST * 2, offset=2)
     run.web += users
     await run.finish_cli(cli)
     await answered(users)
+    sampling.cancel()
+    say(sampler.summary())
     done = {w: worker_jobs_done(w) - before[w] for w in before}
     check(all(n > 0 for n in done.values()), f"not every worker generated: {done}")
     say(f"scaled to 3 workers; {BURST * 2} web + 2 CLI jobs answered; jobs per worker {done}")
 
 
+@dataclass
+class DepthSampler:
+    """What the autoscaler could read, sampled while 3 workers drain a burst: the stream's
+    length (queued + running) against the `workers` group's lag (XINFO GROUPS), which
+    Redis reports as NULL when it cannot compute it."""
+
+    redis: aioredis.Redis
+    samples: list[tuple[int, int, int | None]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        while True:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xlen(f"{PREFIX}:jobs")
+                pipe.xinfo_groups(f"{PREFIX}:jobs")
+                length, groups = await pipe.execute()
+            group = next(g for g in groups if g["name"] == b"workers")
+            self.samples.append((int(length), int(group["pending"]), group["lag"]))
+            await asyncio.sleep(0.05)
+
+    def summary(self) -> str:
+        waiting = [(n, p, lag) for n, p, lag in self.samples if n > p]
+        null = sum(lag is None for _, _, lag in waiting)
+        under = sum(lag is not None and lag < n - p for n, p, lag in waiting)
+        return (
+            f"queue depth sampled {len(self.samples)}x: jobs waiting in {len(waiting)} samples;"
+            f" there the group's lag was NULL {null}x and below the waiting jobs {under}x;"
+            f" peak stream length {max((n for n, _, _ in self.samples), default=0)}"
+        )
+
+
 async def _three_live() -> bool:
-    return (await bot_health()).get("workers") == 3
+    return bool((await bot_health()).get("workers") == 3)
 
 
 def scaled_manifest(work: Path) -> Path:
@@ -375,7 +419,7 @@ async def sigterm_mid_batch(run: Run) -> None:
     consumer = next(name for name, n in held.items() if n)
     container = next(c for h, c in hosts.items() if consumer.startswith(f"{h}-"))
     in_hand = await run.redis.xpending_range(f"{PREFIX}:jobs", "workers", "-", "+", 100, consumer)
-    job_ids = [await _entry_job_id(run, e["message_id"]) for e in in_hand]
+    job_ids = [await _entry_job_id(run, _text(e["message_id"])) for e in in_hand]
     podman("stop", "-t", str(STOP_GRACE_S), container)
     code = podman("inspect", container, "--format", "{{.State.ExitCode}}")
     check(code == "0", f"{container} exited {code} on SIGTERM")
@@ -386,9 +430,14 @@ async def sigterm_mid_batch(run: Run) -> None:
     say(f"SIGTERM: {container} finished its {len(job_ids)} job(s) in hand and exited 0")
 
 
-async def _entry_job_id(run: Run, entry_id: bytes) -> str:
-    ((_, fields),) = await run.redis.xrange(f"{PREFIX}:jobs", entry_id, entry_id)
-    return str(fields[b"job_id"].decode())
+async def _entry_job_id(run: Run, entry_id: str) -> str:
+    entries: Any = await run.redis.xrange(f"{PREFIX}:jobs", entry_id, entry_id)
+    ((_, fields),) = entries
+    return _text(fields[b"job_id"])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def exactly_once(run: Run) -> None:

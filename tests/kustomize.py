@@ -86,7 +86,7 @@ def _patch_body(directory: Path, patch: dict[str, Any]) -> Any:
 def _matches(resource: Resource, target: dict[str, str] | None) -> bool:
     target = target or {}
     kind, name = resource["kind"], resource["metadata"]["name"]
-    return target.get("kind", kind) == kind and target.get("name", name) == name
+    return bool(target.get("kind", kind) == kind and target.get("name", name) == name)
 
 
 def _apply_patch(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import io
 import shutil
 import subprocess
@@ -49,16 +50,22 @@ LIBRARY_VARIABLES = {"HF_HUB_OFFLINE", "HF_HOME"}
 SELFIE = (Path(__file__).parent / "data" / "astronaut.jpg").read_bytes()
 
 
+@functools.cache
 def _schemas() -> dict[str, Any]:
     return {p.name: yaml.safe_load(p.read_text()) for p in SCHEMAS.glob("*.yaml")}
 
 
-def schema_errors(resource: dict[str, Any]) -> list[str]:
+@functools.cache
+def _validator(schema: str) -> Draft202012Validator:
     schemas = _schemas()
     registry = Registry().with_resources(
-        (name, Resource.from_contents(schema)) for name, schema in schemas.items()
+        (name, Resource.from_contents(contents)) for name, contents in schemas.items()
     )
-    validator = Draft202012Validator(schemas[SCHEMA_OF[resource["kind"]]], registry=registry)
+    return Draft202012Validator(schemas[schema], registry=registry)
+
+
+def schema_errors(resource: dict[str, Any]) -> list[str]:
+    validator = _validator(SCHEMA_OF[resource["kind"]])
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(resource)]
 
 

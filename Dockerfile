@@ -16,10 +16,11 @@
 #   `make image VARIANT=cuda` sets EXTRAS=diffusion BACKEND=diffusers (docs/deployment.md).
 #
 # The source tree is copied whole (.dockerignore keeps out .git, .venv, data, caches,
-# tests) and installed with `pip install .`, so moving or adding packages needs no change
-# here. Dependencies are installed in a build stage, into a virtual environment that is
-# copied into the final stage alone: no compiler, pip cache, apt lists or source tree
-# are left in the image. Every dependency installs from a wheel.
+# tests) and built into a wheel with `pip wheel .`, so moving or adding packages needs no
+# change here. The dependencies go into a virtual environment in a build stage and avatarbot is
+# built as a wheel in another; the final stage takes the environment and installs the
+# wheel: no compiler, pip, pip cache, apt lists or source tree are left in the image, and
+# a code change rebuilds only the small top layers. Every dependency installs from a wheel.
 ARG BASE=python:3.11-slim-bookworm
 
 # --- Python 3.11+ on the base ---------------------------------------------------------
@@ -34,8 +35,8 @@ RUN set -eu; \
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11) and \
         "avatarbot needs Python 3.11+, the base has " + sys.version)'
 
-# --- build: a virtual environment with avatarbot and its dependencies ------------------
-FROM runtime-base AS build
+# --- deps: a virtual environment with avatarbot's dependencies --------------------------
+FROM runtime-base AS deps
 ARG EXTRAS=
 # Only with `make image CA_BUNDLE=...`: the host's CA bundle, mounted for pip (a TLS proxy).
 ARG PIP_CERT
@@ -52,20 +53,21 @@ ENV PATH=/opt/avatarbot/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-# Dependencies first, read from pyproject.toml: this layer is rebuilt only when
+# The dependencies, read from pyproject.toml: this stage is rebuilt only when
 # pyproject.toml or constraints.txt change, not on every code change.
 COPY pyproject.toml constraints.txt ./
 RUN python3 -c 'import sys, tomllib; \
         p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
         extras = [e for e in sys.argv[1].split(",") if e]; \
         print("\n".join(p["dependencies"] + [d for e in extras for d in p["optional-dependencies"][e]]))' \
-        "$EXTRAS" > /tmp/requirements.txt
-RUN pip install -c constraints.txt -r /tmp/requirements.txt
+        "$EXTRAS" > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt
+
+# --- wheel: avatarbot itself, from the whole source tree -----------------------------------
+FROM deps AS wheel
+ARG PIP_CERT
 COPY . .
-RUN pip install --no-deps . \
-    && pip uninstall -y pip \
-    && avatarbot --version \
-    && install -m 0755 deploy/image/healthcheck.py /opt/avatarbot/bin/avatarbot-healthcheck
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- the image --------------------------------------------------------------------------
 FROM runtime-base
@@ -74,7 +76,15 @@ RUN groupadd --system --gid 10001 avatarbot \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin avatarbot \
     && install -d -o 10001 -g 10001 -m 0750 /data
-COPY --from=build /opt/avatarbot /opt/avatarbot
+# The dependencies (a layer that changes only with them), then avatarbot on top; pip goes.
+COPY --from=deps /opt/avatarbot /opt/avatarbot
+COPY --from=wheel /wheels /tmp/wheels
+RUN /opt/avatarbot/bin/pip install --no-deps --no-index --no-cache-dir \
+        --disable-pip-version-check /tmp/wheels/*.whl \
+    && /opt/avatarbot/bin/pip uninstall -y --disable-pip-version-check pip \
+    && rm -rf /tmp/wheels \
+    && /opt/avatarbot/bin/avatarbot --version
+COPY deploy/image/healthcheck.py /opt/avatarbot/bin/avatarbot-healthcheck
 ENV PATH=/opt/avatarbot/bin:$PATH \
     AVATARBOT_BACKEND=${BACKEND} \
     AVATARBOT_DATA_DIR=/data \
@@ -84,8 +94,9 @@ ENV PATH=/opt/avatarbot/bin:$PATH \
 # A numeric user, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /data
-# The embedded-Redis fallback, the local C2PA signing chain and the web chat's secret
-# live here; in a deployment REDIS_URL points elsewhere and the chain comes from a secret.
+# The default data dir: the embedded-Redis fallback (no REDIS_URL) and the instance's
+# identity (C2PA chain, watermark key). deploy/ sets REDIS_URL, and AVATARBOT_DATA_DIR to
+# the identity mounted from a Secret; /data stays the user's writable home.
 VOLUME ["/data"]
 # The bot's HTTP server (web chat, /healthz, /metrics, Telegram webhook) and the
 # worker's health server (when AVATARBOT_WORKER_HEALTH_PORT=9100).

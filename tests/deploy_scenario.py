@@ -513,6 +513,9 @@ def main(argv: list[str]) -> int:
     except CheckFailed as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     say("all checks passed")
     return 0
 

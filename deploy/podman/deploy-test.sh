@@ -21,7 +21,7 @@ BASE_IMAGE=localhost/debian-bookworm:min
 IMAGE=localhost/avatarbot:latest
 REDIS_IMAGE=localhost/avatarbot-test-redis:latest
 NETWORK=avatarbot-deploy-test
-WORK=/var/tmp/avatarbot-deploy-test  # deploy/podman/no-secrets.yaml mounts $WORK/identity
+WORK=/var/tmp/avatarbot-deploy-test  # deploy/podman/pod-volumes.yaml mounts $WORK/identity
 PODS='^(redis|bot|worker|worker-scaled)-pod-[0-9]+$'
 CA_BUNDLE="${CA_BUNDLE:-${PIP_CERT:-}}"  # pip in the build trusts what pip here trusts
 
@@ -50,9 +50,9 @@ deployed_pods() {
     podman pod ps --format '{{.Name}}' | grep -E "$PODS" || true
 }
 
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
+# Everything a run creates. Also run first: a run killed outright (SIGKILL) leaves its
+# pods behind, and no other run is live (the ports above were free).
+remove_deployment() {
     for file in "$WORK/scaled.yaml" "$WORK/deploy.yaml"; do
         [ -f "$file" ] && podman kube down "$file" >/dev/null 2>&1 || true
     done
@@ -60,13 +60,19 @@ cleanup() {
     podman volume rm -f redis-data >/dev/null 2>&1 || true
     podman network rm -f "$NETWORK" >/dev/null 2>&1 || true
     rm -rf "$WORK"
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    remove_deployment
     [ "$status" -eq 0 ] && echo "deploy-test passed in ${SECONDS}s" || echo "deploy-test FAILED"
     exit "$status"
 }
+remove_deployment
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-[ -z "$(deployed_pods)" ] || fail "pods of an earlier run are still there: $(deployed_pods | xargs)"
-rm -rf "$WORK" && mkdir -p "$WORK"
+mkdir -p "$WORK"
 
 step "base image $BASE_IMAGE"
 if [ -n "${DEPLOY_TEST_NEW_BASE:-}" ] || ! podman image exists "$BASE_IMAGE"; then
@@ -107,7 +113,6 @@ ls -R "$WORK/identity"
 step "podman kube play deploy/podman"
 volumes_before="$(podman volume ls -q | sort | xargs)"
 "$PY" -m tests.kustomize deploy/podman >"$WORK/deploy.yaml"
-podman network rm -f "$NETWORK" >/dev/null 2>&1 || true  # left by a killed run
 podman network create "$NETWORK" >/dev/null
 podman kube play --network "$NETWORK" "$WORK/deploy.yaml" >/dev/null 2> >(quiet >&2)
 deployed_pods | xargs echo "pods:"

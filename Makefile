@@ -29,8 +29,9 @@ run: install-run
 	$(VENV)/bin/avatarbot run
 
 lint: install
-	$(VENV)/bin/ruff check bot adapters generation tests bench deploy
-	$(VENV)/bin/ruff format --check bot adapters generation tests bench deploy
+	$(VENV)/bin/ruff check avatarbot bot adapters generation provenance tests bench deploy
+	$(VENV)/bin/ruff format --check avatarbot bot adapters generation provenance tests bench deploy
+	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -40,13 +41,15 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Benches run as modules from the repository root, so they import the test fakes
+# (tests/fake_*.py, tests/fake_backends.py) as the `tests` package, without path edits.
 bench: install
-	$(PY) bench/intake_bench.py
-	$(PY) bench/queue_bench.py
-	$(PY) bench/styles_bench.py
-	$(PY) bench/labelling_bench.py
-	$(PY) bench/telegram_load.py
-	$(PY) bench/diffusers_bench.py  # full size needs CUDA; says so and exits 0 without
+	$(PY) -m bench.intake_bench
+	$(PY) -m bench.queue_bench
+	$(PY) -m bench.styles_bench
+	$(PY) -m bench.labelling_bench
+	$(PY) -m bench.telegram_load
+	$(PY) -m bench.diffusers_bench  # full size needs CUDA; says so and exits 0 without
 
 previews: install
 	$(VENV)/bin/avatarbot previews

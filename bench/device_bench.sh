@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# Run bench/diffusers_bench.py on the lent GPU machine (H100) through the device tool
-# (/work/.library/device/README.md). First, here: `bash bench/device_wheels.sh` (fills
-# .whl/ with diffusers, transformers and their needs; the GPU image has torch but no
-# diffusers and cannot download). Then one device call per model family:
+# Run bench/diffusers_bench.py on a GPU machine (H100 class) without network access. First,
+# on a machine with the checkout's .venv: `bash bench/device_wheels.sh` (fills .whl/ with
+# diffusers, transformers and their needs; the GPU image has torch but no diffusers). Then,
+# on the GPU machine, in a copy of the checkout that includes .whl/, one run per family:
 #
-#     run(command="FAMILY=sd bash bench/device_bench.sh", carry=[".whl"], timeout_s=600)
-#     run(command="FAMILY=sdxl bash bench/device_bench.sh", carry=[".whl"], timeout_s=600)
+#     FAMILY=sd bash bench/device_bench.sh
+#     FAMILY=sdxl bash bench/device_bench.sh
 #
-# Expected: 2 calls. Rough, not yet measured: sd 4-6 min, sdxl 6-9 min (building and
-# saving the random weights about 1-2 min, eager rows about 1 min, torch.compile and its
-# warm-up for batches 1 and 2 most of the rest), plus 1-2 min to start the machine on
-# the first call: about 15-20 of a session's 30 device minutes. The bench is stopped
-# before the call's 10-minute limit (CALL_LIMIT) with a message; the log, written into
-# $OUT as it goes, still comes back. If sdxl runs out of time, COMPILE=0 gives its eager
-# rows in about 3 min, and RUNS=5 trims the timed runs (10 per row by default).
+# Rough, not yet measured: sd 4-6 min, sdxl 6-9 min (building and saving the random
+# weights about 1-2 min, eager rows about 1 min, torch.compile and its warm-up for batches
+# 1 and 2 most of the rest). The bench is stopped after CALL_LIMIT seconds with a message
+# (for machines lent for a limited time); the log, written into $OUT as it goes, is kept.
+# If sdxl runs out of time, COMPILE=0 gives its eager rows in about 3 min, and RUNS=5
+# trims the timed runs (10 per row by default).
 #
 # Knobs (environment): FAMILY=sd|sdxl|both (default sd), COMPILE=0 (pass --no-compile),
-# RUNS=N (timed runs per row), CALL_LIMIT=seconds (default 590: the call's 600 less a margin).
+# RUNS=N (timed runs per row), CALL_LIMIT=seconds (default 590).
 #
-# Writes into $OUT (the device's output folder; /tmp/out where OUT is unset):
+# Writes into $OUT (/tmp/out where OUT is unset):
 #   bench-$FAMILY.log      everything printed, versions and GPU first
 #   benchmarks-$FAMILY.md  docs/benchmarks.md after `--write`, which replaces only this
-#                          call's family's part ("SD-Turbo, full size (GPU)" / "SDXL, ...")
+#                          run's family's part ("SD-Turbo, full size (GPU)" / "SDXL, ...")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,8 +41,8 @@ esac
 shopt -s nullglob
 wheels=(.whl/*.whl)
 if [ "${#wheels[@]}" -eq 0 ]; then
-  echo "device_bench: no wheels in .whl/: run 'bash bench/device_wheels.sh' on the" \
-    "development machine, then call run(..., carry=[\".whl\"])" >&2
+  echo "device_bench: no wheels in .whl/: run 'bash bench/device_wheels.sh' where the" \
+    "checkout's .venv is, then copy the checkout with .whl/ here" >&2
   exit 1
 fi
 
@@ -90,12 +89,12 @@ if [ "$left" -lt 30 ]; then
   echo "device_bench: only ${left} s left of CALL_LIMIT=${CALL_LIMIT}" | tee -a "$log" >&2
   exit 1
 fi
-echo "== python3 bench/diffusers_bench.py ${args[*]} (stopped after ${left} s)" | tee -a "$log"
+echo "== python3 -m bench.diffusers_bench ${args[*]} (stopped after ${left} s)" | tee -a "$log"
 rc=0
-timeout -k 10 "$left" python3 bench/diffusers_bench.py "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
+timeout -k 10 "$left" python3 -m bench.diffusers_bench "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
 if [ "$rc" -ne 0 ]; then
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    echo "device_bench: stopped after ${left} s, before the call's limit: split the work" \
+    echo "device_bench: stopped after ${left} s, before CALL_LIMIT: split the work" \
       "(FAMILY=sd / FAMILY=sdxl), or try COMPILE=0 or RUNS=5" | tee -a "$log" >&2
   else
     echo "device_bench: the benchmark failed (exit $rc); see $log" | tee -a "$log" >&2

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Fetch into .whl/ the wheels that bench/diffusers_bench.py needs on the lent GPU machine
-# (the device tool: /work/.library/device/README.md). That machine has python3 3.12,
-# torch 2.11 (CUDA), numpy and pillow, but no diffusers, and it cannot download anything,
-# so the Hugging Face stack travels with the repo as wheels (`carry=[".whl"]`) and
-# bench/device_bench.sh installs them there.
+# Fetch into .whl/ the wheels that bench/diffusers_bench.py needs on a GPU machine without
+# network access whose image has python3 3.12, torch (CUDA), numpy and pillow but no
+# diffusers: the Hugging Face stack travels there with the checkout, as wheels in .whl/,
+# and bench/device_bench.sh installs them.
 #
 # Run here, in any directory, after `make install` (the versions come from .venv):
 #
@@ -15,7 +14,7 @@
 # the version installed in .venv: the combination the test suite passed with. Left out:
 # torch and everything CUDA (the image's own build must be used) and numpy/pillow
 # (compiled against by the image's torch, torchvision and opencv).
-# The set must stay under MAX_MIB (the device carries 64 MiB, repo included).
+# The set must stay under MAX_MIB (small enough to copy along with the checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

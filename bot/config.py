@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import AvatarbotError
+from bot.scopes import is_user_scope
 
 
 class ConfigError(AvatarbotError):
@@ -68,6 +76,18 @@ class Settings(BaseSettings):
     )
     discord_guild_id: int | None = Field(
         default=None, validation_alias=_env("AVATARBOT_DISCORD_GUILD_ID")
+    )
+    discord_shard_count: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_COUNT"),
+        description="Discord shards across all bot processes; unset: the count Discord recommends.",
+    )
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_IDS"),
+        description="The shards this bot process runs, e.g. `0,1` (needs "
+        "AVATARBOT_DISCORD_SHARD_COUNT); unset: all of them.",
     )
     web_enabled: bool = Field(default=True, validation_alias=_env("AVATARBOT_WEB_ENABLED"))
     web_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_WEB_HOST"))
@@ -158,6 +178,18 @@ class Settings(BaseSettings):
         default=5.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_INTERVAL_S")
     )
 
+    # --- Access (see docs/operations.md) --------------------------------------
+    admins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=_env("AVATARBOT_ADMINS"),
+        description="Admins, comma-separated `platform:user_id` (telegram:42,discord:123).",
+    )
+    access_mode: Literal["open", "restricted"] = Field(
+        default="open",
+        validation_alias=_env("AVATARBOT_ACCESS_MODE"),
+        description="Who may use the bot until an admin changes it live (`/mode`).",
+    )
+
     # --- Retention -----------------------------------------------------------
     selfie_ttl_s: int = Field(
         default=3600,
@@ -211,12 +243,51 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _admin_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = frozenset(part.strip() for part in value.split(",") if part.strip())
+        bad = sorted(name for name in names if not is_user_scope(name))
+        if bad:
+            raise ValueError(f"not platform:user_id: {', '.join(bad)}")
+        return names
+
     @field_validator("output_size")
     @classmethod
     def _size_bucket(cls, value: int) -> int:
         if value not in (512, 768, 1024):
             raise ValueError("must be 512, 768 or 1024")
         return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("must be shard numbers separated by commas, e.g. 0,1")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shards_fit(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> object:
+        if value is None:
+            return None
+        if "discord_shard_count" not in info.data:
+            return value  # the count itself is malformed: that error names it
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError("needs AVATARBOT_DISCORD_SHARD_COUNT (the total across processes)")
+        if not value or len(set(value)) != len(value):
+            raise ValueError("must list each shard once")
+        if not all(0 <= shard < count for shard in value):
+            raise ValueError(
+                f"shards are numbered 0 to {count - 1} (AVATARBOT_DISCORD_SHARD_COUNT)"
+            )
+        return tuple(sorted(value))
 
     @field_validator("redis_url")
     @classmethod

@@ -11,6 +11,11 @@ one friendly line) -> `Queued` (the tracker keeps it current) -> `Avatar` with b
 more like this, another style, original file, forget my selfie. Buttons carry the job
 id; only the job's owner may press them (others get a short refusal).
 
+Access (docs/operations.md): every entry point asks the gate (`bot.gate`) first, before
+anything of the user's is read or stored (so before intake); a refusal is one line. Admin
+commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
+they are unknown commands. /forgetme and "forget my selfie" are never refused.
+
 Selfie retention (the decision, in one place):
 - Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
   job and deletes it as soon as the job ends (done, failed, cancelled or dead).
@@ -31,48 +36,46 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import texts
+from bot.admin_commands import AdminCommands
+from bot.chat_commands import MENU
 from bot.delivery import status_throttle_key
-from bot.errors import AvatarbotError
+from bot.gate import Admission, Gatekeeper
+from bot.group_admins import ChatAdminLookup
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
     FailureReason,
     Job,
     JobRequest,
-    JobResult,
-    JobStatus,
     Owner,
     Route,
     new_seed,
 )
 from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
-from bot.redis_connection import RedisUnavailableError
 from bot.replies import (
     Action,
-    Avatar,
-    AvatarImage,
     BadCallbackError,
     Button,
     Failure,
     OriginalFile,
     Queued,
     Reply,
-    StyleOption,
     StylePicker,
     Text,
+    callback_allows,
     parse_callback,
 )
 from bot.selfie import IntakeError, SelfieIntake
 from bot.selfie_store import SelfieStore, StoredSelfie
 from bot.sessions import SessionStore, Stage
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
+from bot.verdicts import Verifier, verdict_replies
+from bot.views import avatar_images, outcome_replies, status_reply, style_picker
 from bot.waiting import Shown, WaitingJobs
 
 if TYPE_CHECKING:
@@ -85,26 +88,9 @@ log = logging.getLogger(__name__)
 SESSION_TTL_S = 24 * 3600
 
 
-class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`generation.provenance.Verdict`)."""
-
-    @property
-    def ours(self) -> bool: ...
-
-    @property
-    def intact(self) -> bool: ...
-
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
-
-
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
 """An adapter's part of /forgetme: given the user and their job ids, delete what the
 adapter stored about them (message ids, chat state); returns how many keys it deleted."""
-
-Verifier = Callable[[bytes], VerdictLike]
-"""Checks an image's labels; synchronous and CPU-bound (run in a thread). May raise an
-AvatarbotError with a `user_message` (e.g. not an image)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +120,8 @@ class Conversation:
         waiting: WaitingJobs,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
+        gate: Gatekeeper | None = None,
+        admin: AdminCommands | None = None,
     ) -> None:
         self.queue = queue
         self.intake = intake
@@ -145,10 +133,21 @@ class Conversation:
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
+        # Operators (docs/operations.md): the access policy, asked before anything is stored,
+        # and the admin commands (None: none; everyone gets "unknown command" for them).
+        self.gate = gate or Gatekeeper.create(
+            queue.redis, queue.config.prefix, daily_quota=queue.config.daily_quota
+        )
+        self.admin = admin
 
     def on_forget(self, hook: ForgetHook) -> None:
         """Register an adapter's part of /forgetme."""
         self._forget_hooks.append(hook)
+
+    def on_chat_admins(self, platform: str, lookup: ChatAdminLookup) -> None:
+        """Register an adapter's lookup of a group chat's admins (who may use /group)."""
+        if self.admin is not None:
+            self.admin.on_chat_admins(platform, lookup)
 
     @classmethod
     def create(
@@ -164,36 +163,48 @@ class Conversation:
         """Wire a conversation with its Redis-backed stores from the settings."""
         limits = ConversationLimits.from_settings(settings)
         prefix = settings.key_prefix
+        selfies = SelfieStore(redis, prefix, limits.selfie_ttl_s)
         return cls(
             queue,
             intake,
             catalog,
             limits,
             sessions=SessionStore(redis, prefix, limits.session_ttl_s),
-            selfies=SelfieStore(redis, prefix, limits.selfie_ttl_s),
+            selfies=selfies,
             waiting=WaitingJobs(redis, prefix, limits.bot_name),
             verifier=verifier,
+            gate=Gatekeeper.from_settings(redis, settings),
+            admin=AdminCommands.create(redis, queue, selfies, settings),
         )
 
     # ------------------------------------------------------------------ commands
 
     async def start(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button("📸 Make an avatar", Action.AVATAR),),
+                buttons=(Button(texts.BUTTON_MAKE_AVATAR, Action.AVATAR),),
             )
         ]
 
     async def help(self, sender: Owner) -> list[Reply]:
-        return [Text(texts.help_text(self.limits.selfie_ttl_s))]
+        if refused := await self.gate.check(sender):
+            return refused.replies()
+        listed = [(c.name, c.summary) for c in MENU if c.name != "help"]
+        return [Text(texts.help_text(self.limits.selfie_ttl_s, listed))]
 
     async def styles(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         return [self._picker(texts.STYLES_INTRO, session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
         return [Text(texts.ASK_SELFIE)]
 
@@ -205,9 +216,9 @@ class Conversation:
             return [Text(texts.UNKNOWN_COMMAND)]
         first = words[0].lower()
         if first.startswith("/"):
-            command = first[1:].split("@", 1)[0]
-            handler = self._commands().get(command)
-            return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+            return await self._command(sender, first[1:].split("@", 1)[0], words[1:])
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.CHOOSING_STYLE:
             style = self._find_style(message)
@@ -217,7 +228,18 @@ class Conversation:
         hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
         return [Text(hint)]
 
+    async def _command(self, sender: Owner, command: str, args: list[str]) -> list[Reply]:
+        if self.admin is not None:  # admin commands; None: not for this sender
+            answered = await self.admin.handle(sender, command, args)
+            if answered is not None:
+                return answered
+        if command != "forgetme" and (refused := await self.gate.check(sender)):
+            return refused.replies()
+        handler = self._commands().get(command)
+        return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
+        """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
         return {
             "start": self.start,
             "help": self.help,
@@ -239,6 +261,8 @@ class Conversation:
 
     async def image(self, sender: Owner, data: bytes) -> list[Reply]:
         """An image the user sent: checked if /verify asked for one, else a selfie."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.AWAITING_VERIFY:
             return await self.verify(sender, data)
@@ -246,6 +270,8 @@ class Conversation:
 
     async def selfie(self, sender: Owner, data: bytes) -> list[Reply]:
         """Intake (in a thread); a rejection is one friendly line, success the picker."""
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         try:
             selfie = await asyncio.to_thread(self.intake.process, data)
         except IntakeError as exc:
@@ -258,8 +284,10 @@ class Conversation:
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if not MIN_VARIANTS <= variants <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
         return [self._picker(texts.PICK_STYLE, variants)]
@@ -273,6 +301,8 @@ class Conversation:
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
         """Enqueue the stored selfie in `style_id` (variants: given, else the picker's)."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         try:
             style = self.catalog.get(style_id)
         except UnknownStyleError as exc:
@@ -280,7 +310,7 @@ class Conversation:
         session = await self.sessions.get(sender)
         count = variants if variants is not None else session.variants
         if not MIN_VARIANTS <= count <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
@@ -295,11 +325,15 @@ class Conversation:
     async def button(
         self, presser: Owner, data: str, *, route_data: Mapping[str, str] | None = None
     ) -> list[Reply]:
-        """A button press: `data` is the callback data of a `Button` we sent."""
+        """A button press: `data` is the callback data of a `Button` we sent. A button
+        bound to someone else is refused (only its recipient may press it)."""
         try:
             action, arg = parse_callback(data)
         except BadCallbackError as exc:
             return [Failure(exc.user_message, ephemeral=True)]
+        if not callback_allows(data, presser):
+            log.info("button %s refused: bound to someone else", action.value)
+            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
         if action is Action.PICK:
             return await self.choose(presser, arg, route_data=route_data)
         if action is Action.VARIANTS:
@@ -319,6 +353,8 @@ class Conversation:
         """A job button. Only the job's owner may press it."""
         if not action.takes_job:
             raise ValueError(f"{action} is not a job action")
+        if action is not Action.FORGET and (refused := await self.gate.check(presser)):
+            return refused.replies()  # deleting one's selfie is always allowed
         job = await self.queue.get_job(job_id)
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
@@ -370,7 +406,7 @@ class Conversation:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
             return [Failure(texts.RESULT_GONE)]
-        images = _images(result)
+        images = avatar_images(result)
         return [
             OriginalFile(
                 job_id=job.id,
@@ -385,6 +421,8 @@ class Conversation:
     # ------------------------------------------------------------------ cancel, forget
 
     async def cancel(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
@@ -399,7 +437,7 @@ class Conversation:
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button("📸 New avatar", Action.AVATAR),))]
+        return [Text(texts.CANCELLED, buttons=(Button(texts.BUTTON_NEW_AVATAR, Action.AVATAR),))]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
@@ -417,6 +455,7 @@ class Conversation:
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
             await hook(sender, job_ids)
+        await self.gate.forget(sender)  # bans stay (bot.audit)
         # The status tracker drops the forgotten jobs from `waiting` (their status is gone).
         log.info("forgot a %s user (%d keys)", sender.platform, receipt.total)
         cancelled = receipt.queued_cancelled + receipt.running_discarded
@@ -425,6 +464,8 @@ class Conversation:
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if self.verifier is None:
             return [Text(texts.VERIFY_UNAVAILABLE)]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
@@ -433,78 +474,24 @@ class Conversation:
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
 
-        The hook for `generation.provenance`: without a verifier the answer is that
+        The hook for `provenance.labeller`: without a verifier the answer is that
         verification is not available yet."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
-        if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
-        try:
-            verdict = await asyncio.to_thread(self.verifier, data)
-        except AvatarbotError as exc:
-            return [Failure(exc.user_message)]
-        return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
+        return await verdict_replies(self.verifier, data)
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
         """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
-        outcome, job = delivery.outcome, delivery.job
-        await self.waiting.remove(outcome.job_id)
-        style_id = job.style_id if job is not None else ""
-        label = self._label(style_id)
-        if outcome.status is JobStatus.DONE and delivery.result is not None:
-            images = _images(delivery.result)
-            return [
-                Avatar(
-                    job_id=outcome.job_id,
-                    style_id=style_id,
-                    style_label=label,
-                    images=images,
-                    caption=texts.avatar_caption(label, len(images)),
-                    buttons=_avatar_buttons(outcome.job_id),
-                )
-            ]
-        if outcome.status is JobStatus.CANCELLED:
-            return []  # the user cancelled and was answered then
-        reason = outcome.failure
-        if outcome.status is JobStatus.DONE:  # done but the result has expired
-            return [Failure(texts.RESULT_GONE)]
-        return [Failure(texts.failure(reason), buttons=_failure_buttons(outcome.job_id, reason))]
+        await self.waiting.remove(delivery.outcome.job_id)
+        style_id = delivery.job.style_id if delivery.job is not None else ""
+        return outcome_replies(delivery, self._label(style_id))
 
     def status_reply(self, receipt: Receipt) -> Queued:
         """The queue message for a job's current status (used by `StatusTracker`)."""
-        job = receipt.job
-        label = self._label(job.style_id)
-        if job.status is JobStatus.CANCELLED:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=0.0,
-                status=job.status,
-                progress=job.progress,
-                text=texts.STATUS_CANCELLED,
-            )
-        if job.status is JobStatus.RUNNING:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=receipt.eta_s,
-                status=job.status,
-                progress=job.progress,
-                text=texts.running(label, job.progress),
-            )
-        return Queued(
-            job_id=job.id,
-            style_label=label,
-            position=receipt.position,
-            eta_s=receipt.eta_s,
-            status=job.status,
-            progress=job.progress,
-            text=texts.queued(label, receipt.position, receipt.eta_s),
-            buttons=(Button("✖ Cancel", Action.CANCEL, job.id),),
-        )
+        return status_reply(receipt, self._label(receipt.job.style_id))
 
     # ------------------------------------------------------------------ helpers
 
@@ -518,19 +505,23 @@ class Conversation:
         seed: int | None = None,
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
+        admission = await self.gate.admit(sender, variants)  # pause, chat limit, quota
+        if not isinstance(admission, Admission):
+            return admission.replies()
         request = JobRequest(
             owner=sender,
             route=Route(bot=self.limits.bot_name, data=dict(route_data or {})),
             style_id=style.id,
-            variants=variants,
+            variants=admission.variants,
             seed=seed,
         )
         try:
-            receipt = await self.queue.enqueue(request, stored.jpeg)
+            receipt = await self.queue.enqueue(request, stored.jpeg, quota=admission.quota)
         except UserBusyError as exc:
             return [
                 Failure(
-                    exc.user_message, buttons=(Button("✖ Cancel it", Action.CANCEL, exc.job_id),)
+                    exc.user_message,
+                    buttons=(Button(texts.BUTTON_CANCEL_IT, Action.CANCEL, exc.job_id),),
                 )
             ]
         except (QuotaExceededError, QueueFullError) as exc:
@@ -549,64 +540,13 @@ class Conversation:
                 text=reply.text,
             ),
         )
-        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, variants)
-        return [reply]
+        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, job.variants)
+        return [*admission.notes, reply]
 
     def _picker(self, text: str, variants: int) -> StylePicker:
-        options = []
-        for style in self.catalog:
-            path = self._previews(style.id)
-            preview = path if path.is_file() else None
-            options.append(
-                StyleOption(
-                    style_id=style.id,
-                    label=style.label,
-                    description=style.description,
-                    preview=preview,
-                )
-            )
-        return StylePicker(text=text, options=tuple(options), variants=variants)
+        return style_picker(self.catalog, self._previews, text, variants)
 
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
         return style_id or "your"
-
-
-def _images(result: JobResult) -> tuple[AvatarImage, ...]:
-    return tuple(
-        AvatarImage(data=im.data, mime=im.mime, width=im.width, height=im.height, seed=im.seed)
-        for im in result.images
-    )
-
-
-def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
-    return (
-        Button("🔁 More like this", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
-        Button("📥 Original file", Action.ORIGINAL, job_id),
-        Button("🗑 Forget my selfie", Action.FORGET, job_id),
-    )
-
-
-def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
-    if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button("📸 Send a new selfie", Action.AVATAR),)
-    if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button("🎨 Another style", Action.STYLE, job_id),)
-    if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button("📸 Another photo", Action.AVATAR),)
-    return (
-        Button("🔁 Try again", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
-    )
-
-
-def error_reply(exc: BaseException) -> Failure:
-    """How an adapter answers an error that escaped the conversation: the error's own
-    friendly line, "try again shortly" while Redis is unreachable, else a generic apology."""
-    if isinstance(exc, AvatarbotError):
-        return Failure(exc.user_message)
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return Failure(RedisUnavailableError.user_message)
-    return Failure(AvatarbotError.user_message)

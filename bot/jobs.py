@@ -67,15 +67,19 @@ class Owner:
     platform: str
     user_id: str
     chat_id: str
+    space: str = ""
+    """The community the chat belongs to, where the platform has one (a Discord guild id);
+    '' otherwise. The access policy matches it (`discord-guild:ID`)."""
 
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.user_id}"
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
-        )
+        data = {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
+        if self.space:
+            data["space"] = self.space
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> Owner:
@@ -84,6 +88,7 @@ class Owner:
             platform=str(data["platform"]),
             user_id=str(data["user_id"]),
             chat_id=str(data["chat_id"]),
+            space=str(data.get("space", "")),
         )
 
 

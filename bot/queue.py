@@ -394,18 +394,22 @@ class JobQueue:
 
     # --- bots: submitting --------------------------------------------------------------
 
-    async def enqueue(self, request: JobRequest, selfie_jpeg: bytes) -> Receipt:
+    async def enqueue(
+        self, request: JobRequest, selfie_jpeg: bytes, *, quota: int | None = None
+    ) -> Receipt:
         """Queue a job. Raises UserBusyError, QueueFullError or QuotaExceededError; all
-        checks and writes happen in one atomic script."""
+        checks and writes happen in one atomic script. `quota`: the user's daily quota
+        when an admin set one (`bot.quotas`), else `daily_quota`."""
         now = self._clock()
         job = Job.from_request(request, created_at=now)
         cfg = self.config
+        limit = cfg.daily_quota if quota is None else quota
         index_ttl = max(cfg.job_ttl_s, cfg.result_ttl_s, cfg.selfie_ttl_s)
         meta = {
             "id": job.id,
             "now": repr(now),
             "cap": str(cfg.queue_cap),
-            "quota": str(cfg.daily_quota),
+            "quota": str(limit),
             "quota_ttl": str(int(DAY_S - now % DAY_S) + 60),
             "selfie_ttl": str(cfg.selfie_ttl_s),
             "job_ttl": str(cfg.job_ttl_s),
@@ -423,7 +427,7 @@ class JobQueue:
         if verdict == "full":
             raise QueueFullError(cfg.queue_cap)
         if verdict == "quota":
-            raise QuotaExceededError(cfg.daily_quota, DAY_S - now % DAY_S)
+            raise QuotaExceededError(limit, DAY_S - now % DAY_S)
         position = int(reply[2]) + 1
         log.info("job %s queued (style %s, position %d)", job.id, job.style_id, position)
         avg = float(reply[3]) if reply[3] else None

@@ -3,7 +3,7 @@
 Runs in the bot before anything is queued, so every problem is answered at once with a
 typed `IntakeError` whose `user_message` is one plain line.
 
-Decoding untrusted images safely (DESIGN.md §5), in this order:
+Decoding untrusted images safely (docs/intake.md has the why and the cost), in this order:
 1. byte limit, before anything parses the data;
 2. a format allow-list (`Image.open(formats=...)`): JPEG, PNG, WEBP, HEIF/HEIC, AVIF and
    still GIF. Never EPS (Ghostscript), SVG, TIFF, ICO, TGA, BMP, PSD;

@@ -1,1 +1,1 @@
-"""Generation: the worker process, its backends, face handling and provenance."""
+"""Generation: the worker process and its backends (CPU style engine, diffusers)."""

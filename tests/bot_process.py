@@ -67,7 +67,7 @@ def start_bot(env: dict[str, str], output: Path) -> BotProcess:
     env = {**env, "AVATARBOT_WEB_ENABLED": "true", "AVATARBOT_WEB_PORT": str(port)}
     with output.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "bot"],
+            [sys.executable, "-m", "avatarbot.cli", "bot"],
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -79,7 +79,7 @@ def start_bot(env: dict[str, str], output: Path) -> BotProcess:
 def start_worker(env: dict[str, str], output: Path, **fake: str) -> subprocess.Popen[bytes]:
     with output.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "worker_process.py")],
+            [sys.executable, "-m", "tests.worker_process"],
             env={**env, **fake},
             cwd=ROOT,
             stdout=out,
@@ -91,7 +91,7 @@ def start_cli_worker(env: dict[str, str], output: Path) -> subprocess.Popen[byte
     """`avatarbot worker` as an operator runs it (CPU engine, labelled avatars)."""
     with output.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "worker"],
+            [sys.executable, "-m", "avatarbot.cli", "worker"],
             env=env,
             cwd=ROOT,
             stdout=out,

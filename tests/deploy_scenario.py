@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -90,6 +91,11 @@ def containers(prefix: str) -> list[str]:
 
 def worker_containers() -> list[str]:
     return [c for c in containers("worker") if c.endswith("-worker")]
+
+
+def is_consumer_of(consumer: str, hostname: str) -> bool:
+    """Whether a worker's consumer name (`[<kind>-]<host>-<pid>-<tag>`) is this pod's."""
+    return re.search(rf"(^|-){re.escape(hostname)}-[0-9]+-[0-9a-f]+$", consumer) is not None
 
 
 def healthy(container: str) -> bool:
@@ -309,7 +315,7 @@ async def kill_mid_run(run: Run) -> None:
 
     async def holds_jobs() -> bool:
         pending = await run.pending_by_consumer()
-        return any(name.startswith(f"{host}-") and n for name, n in pending.items())
+        return any(is_consumer_of(name, host) and n for name, n in pending.items())
 
     await eventually(f"{worker} to hold jobs", holds_jobs, 60)
     pid = podman("inspect", worker, "--format", "{{.State.Pid}}")
@@ -417,7 +423,7 @@ async def sigterm_mid_batch(run: Run) -> None:
 
     await eventually("a worker to hold jobs", someone_holds, 60)
     consumer = next(name for name, n in held.items() if n)
-    container = next(c for h, c in hosts.items() if consumer.startswith(f"{h}-"))
+    container = next(c for h, c in hosts.items() if is_consumer_of(consumer, h))
     in_hand = await run.redis.xpending_range(f"{PREFIX}:jobs", "workers", "-", "+", 100, consumer)
     job_ids = [await _entry_job_id(run, _text(e["message_id"])) for e in in_hand]
     podman("stop", "-t", str(STOP_GRACE_S), container)

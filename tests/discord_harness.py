@@ -5,7 +5,8 @@ Real pieces throughout: discord.py over HTTP and a websocket to `FakeDiscord`, t
 real `Worker` with the CPU style engine. `restart_bot()` replaces the bot side (adapter
 with a new discord.py client, pump, tracker) as a process restart would; Redis, the fake
 and the worker stay. `clock` lets a test move the adapter's notion of "now" (to step past
-the interaction token's 15 minutes without waiting them).
+the interaction token's 15 minutes without waiting them). `conversation` may be a
+subclass of the real one (say, one that adds a reply to each outcome).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from adapters.discord_bot import PLATFORM, DiscordAdapter
+from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
@@ -45,6 +46,7 @@ class DiscordHarness(Harness[DiscordAdapter]):
         *,
         verifier: Verifier | None = None,
         intake: SelfieIntake | None = None,
+        conversation: type[Conversation] = Conversation,
         tracker_interval_s: float = 0.05,
         throttle_s: float = 0.05,
         pump_block_ms: int = 50,
@@ -55,7 +57,7 @@ class DiscordHarness(Harness[DiscordAdapter]):
         self.catalog = StyleCatalog.load(settings.styles_file)
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        self.conversation = Conversation.create(
+        self.conversation = conversation.create(
             redis, self.queue, self.intake, self.catalog, settings, verifier=verifier
         )
         self.clock = Clock()
@@ -73,6 +75,7 @@ class DiscordHarness(Harness[DiscordAdapter]):
         adapter = DiscordAdapter(
             self.settings,
             self.conversation,
+            self.redis,
             clock=self.clock,
             ready_timeout_s=10,
             client_options={"guild_ready_timeout": 0},
@@ -89,6 +92,6 @@ class DiscordHarness(Harness[DiscordAdapter]):
             tracker_interval_s=self.tracker_interval_s,
             throttle_s=self.throttle_s,
         )
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side

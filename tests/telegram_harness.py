@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
-from adapters.telegram_bot import PLATFORM, TelegramAdapter
+from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
@@ -99,7 +99,7 @@ class TelegramHarness(Harness[TelegramAdapter]):
             side.errors.append(context.error)
 
         adapter.application.add_error_handler(record)
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side
 

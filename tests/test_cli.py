@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import DATA
 
-CLI = [sys.executable, "-m", "bot.cli"]
+CLI = [sys.executable, "-m", "avatarbot.cli"]
 
 
 @pytest.fixture

@@ -233,8 +233,9 @@ def _pump_process(
         env["FAULT_HANG_BEFORE_SEND"] = "1"
     with output.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "fault_bot.py")],
+            [sys.executable, "-m", "bench.fault_bot"],
             env=env,
+            cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -27,8 +27,8 @@ from referencing import Registry, Resource
 from bot.config import Settings, load_settings
 from bot.jobs import FailureReason
 from bot.queue import JobQueue, QueueConfig
-from generation.labelling import load_labeller
-from generation.provenance import LabelInfo, new_mark_id
+from provenance.labeller import LabelInfo, new_mark_id
+from provenance.labelling import load_labeller
 from tests.conftest import free_port
 from tests.kustomize import KustomizeError, find, render
 from tests.queue_helpers import request, result_for
@@ -369,3 +369,20 @@ async def test_the_image_healthcheck_follows_healthz(health_server: int) -> None
     assert await _healthcheck(port, "/down") == 1
     assert await _healthcheck(str(free_port()), "/healthz") == 1  # nothing listening
     assert await _healthcheck("not-a-port") == 2
+
+
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "kb": 1000, "mb": 10**6, "gb": 10**9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return int(quantity[: -len(unit)]) * factor
+    return int(quantity)
+
+
+def test_redis_keeps_jobs_on_disk_and_refuses_writes_before_its_limit() -> None:
+    redis = container(render(DEPLOY / "base"), "redis")
+    args = dict(zip(redis["args"][::2], redis["args"][1::2], strict=True))
+    assert args["--appendonly"] == "yes"
+    assert args["--maxmemory-policy"] == "noeviction"  # never drop a job silently
+    assert args["--dir"] == next(m["mountPath"] for m in redis["volumeMounts"])
+    assert _bytes(args["--maxmemory"]) < _bytes(redis["resources"]["limits"]["memory"])

@@ -33,13 +33,10 @@ from generation.backends.base import (
     GenerationOutput,
     GenerationRequest,
 )
-from generation.backends.diffusers_backend import (
-    DiffusersBackend,
-    FaceEmbedder,
-    SafetyChecker,
-    load,
-    scheduler_steps,
-)
+from generation.backends.diffusers_backend import DiffusersBackend, load, scheduler_steps
+from generation.backends.diffusers_options import DiffusersOptions
+from generation.backends.diffusers_safety import SafetyChecker
+from generation.backends.face_embedders import FaceEmbedder
 from generation.worker import Worker
 from tests import tiny_diffusion
 from tests.backend_contract import BackendContract
@@ -86,7 +83,7 @@ def load_tiny(model: Path, models: TinyModels, **options: Any) -> DiffusersBacke
         "size_buckets": (BUCKET,),
     }
     settings.update(options)
-    return load(str(model), device="cpu", **settings)
+    return load(DiffusersOptions(model=str(model), device="cpu", **settings))
 
 
 @pytest.fixture(scope="session")
@@ -177,9 +174,9 @@ def test_unknown_model_family_and_missing_model_are_unavailable(
 ) -> None:
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     with pytest.raises(BackendUnavailableError, match="FluxPipeline"):
-        load(str(tmp_path), device="cpu", local_files_only=True)
+        load(DiffusersOptions(model=str(tmp_path), device="cpu", local_files_only=True))
     with pytest.raises(BackendUnavailableError, match="cannot read model"):
-        load(str(tmp_path / "absent"), device="cpu", local_files_only=True)
+        load(DiffusersOptions(model=str(tmp_path / "absent"), device="cpu", local_files_only=True))
     with pytest.raises(BackendUnavailableError, match="IP-Adapter"):
         load_tiny(tiny_models.sd, tiny_models, ip_adapter=str(tmp_path / "no-adapter"))
 
@@ -565,11 +562,13 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs 
 @requires_cuda
 def test_gpu_fp16_compiled_generation(tiny_models: TinyModels, face: Image.Image) -> None:
     backend = load(
-        str(tiny_models.sd),
-        local_files_only=True,
-        ip_adapter=str(tiny_models.ip_adapter),
-        size_buckets=(BUCKET,),
-        compile=True,
+        DiffusersOptions(
+            model=str(tiny_models.sd),
+            local_files_only=True,
+            ip_adapter=str(tiny_models.ip_adapter),
+            size_buckets=(BUCKET,),
+            compile=True,
+        )
     )
     assert backend.device == "cuda"
     assert backend.dtype == torch.float16
@@ -626,7 +625,7 @@ def test_factory_loads_this_module(tiny_models: TinyModels) -> None:
     # The factory passes only model and device, so the default IP-Adapter (h94/IP-Adapter)
     # is asked for: offline and not cached, that is a clear start-up error.
     with pytest.raises(BackendUnavailableError, match="IP-Adapter"):
-        load_backend("diffusers", model=str(tiny_models.sd), device="cpu")
+        load_backend("diffusers", DiffusersOptions(model=str(tiny_models.sd), device="cpu"))
 
 
 # --- the contract every backend passes --------------------------------------------------

@@ -16,13 +16,21 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from adapters.discord_bot import CHECKING, ON_IT, READY, DiscordAdapter, DiscordStartError
+from adapters.discord import DiscordAdapter
+from adapters.discord.http_errors import DiscordStartError
 from bot import texts
+from bot.chat_commands import command
 from bot.config import ConfigError, Settings
+from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
-from bot.replies import BadCallbackError
+from bot.jobs import Owner
+from bot.queue import Delivery
+from bot.replies import BadCallbackError, Reply, Text, owner_tag
 from bot.selfie import FileTooLarge, SelfieIntake
 from bot.styles import UnknownStyleError
+from bot.texts import CHECKING_PHOTO as CHECKING
+from bot.texts import ON_IT
+from bot.texts import RESULT_READY as READY
 from tests.chat_stack import production_encoder, production_verifier
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
@@ -116,6 +124,11 @@ def job_id_of(message: SentMessage) -> str:
     return ids[0].split(":")[2]
 
 
+def bound(user: dict[str, Any], data: str) -> str:
+    """Callback data as sent to `user`: bound to them."""
+    return f"{data}:{owner_tag(Owner('discord', str(user['id']), ''))}"
+
+
 def button(message: SentMessage, action: str) -> str:
     return next(c for c in message.custom_ids() if c.startswith(f"v1:{action}:"))
 
@@ -141,6 +154,8 @@ async def test_commands_are_synced_globally_with_choices_and_contexts(
 ) -> None:
     commands = fake.commands[None]
     assert set(commands) == {"avatar", "styles", "forgetme", "verify"}
+    for name, synced in commands.items():  # described as the core's command table says
+        assert synced["description"] == command(name).summary
     options = {o["name"]: o for o in commands["avatar"]["options"]}
     assert options["selfie"]["type"] == 11
     assert [c["value"] for c in options["style"]["choices"]] == harness.catalog.ids
@@ -309,17 +324,19 @@ async def test_another_style_then_pick_from_the_picker(
     assert await answered(fake, picker_press) == texts.PICK_ANOTHER_STYLE
     picker = original(picker_press)
     assert picker.ephemeral
-    assert "v1:pick:cartoon" in picker.custom_ids()
-    assert "v1:n:2" in picker.custom_ids()
+    assert bound(alice, "v1:pick:cartoon") in picker.custom_ids()
+    assert bound(alice, "v1:n:2") in picker.custom_ids()
 
-    two = await fake.press(picker, "v1:n:2", user=alice)  # updates the picker in place
+    two = await fake.press(
+        picker, bound(alice, "v1:n:2"), user=alice
+    )  # updates the picker in place
     await fake.wait_for(
         lambda: any(b.get("label") == "✓ 2" for b in picker.buttons()), what="picker update"
     )
     assert two.callback_types == [6]
     assert two.response is None  # no new message: the picker itself changed
 
-    pick = await fake.press(picker, "v1:pick:cartoon", user=alice)
+    pick = await fake.press(picker, bound(alice, "v1:pick:cartoon"), user=alice)
     result = await result_of(fake, pick)
     assert len(result.files) == 2
     assert "Cartoon" in result.content
@@ -339,6 +356,67 @@ async def test_cancel_updates_the_status_and_the_next_in_line(
     assert cancel.callback_types == [6]
     # The status tracker moves bob up, by editing his ephemeral queue message.
     await fake.wait_for(lambda: "You're next" in original(second).content, what="bob moved up")
+
+
+async def test_a_stranger_cannot_press_someone_elses_picker(
+    harness: DiscordHarness, fake: FakeDiscord, face_jpeg: bytes
+) -> None:
+    """Two users in a guild: Bob's presses on Alice's picker are refused ephemerally and
+    change nothing (neither her picker nor anything of his)."""
+    await harness.start_worker()
+    alice, bob = fake.user("alice"), fake.user("bob")
+    first = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
+    picker_press = await fake.press(first, button(first, "style"), user=alice)
+    assert await answered(fake, picker_press) == texts.PICK_ANOTHER_STYLE
+    picker = original(picker_press)
+    shown, edits = (picker.content, picker.buttons()), picker.edits
+    for data in (bound(alice, "v1:n:2"), bound(alice, "v1:pick:cartoon")):
+        refused = await fake.press(picker, data, user=bob)
+        assert await answered(fake, refused) == texts.NOT_YOUR_BUTTON
+        assert original(refused).ephemeral
+        assert refused.followups == []
+    assert (picker.content, picker.buttons(), picker.edits) == (*shown, edits)
+    assert await harness.queue.user_job_ids(harness_owner(bob, fake)) == []
+    pick = await fake.press(picker, bound(alice, "v1:pick:cartoon"), user=alice)
+    assert "Cartoon" in (await result_of(fake, pick)).content
+
+
+NOTE = "A note after the avatar."
+
+
+class NotedConversation(Conversation):
+    """The real conversation, whose outcomes come in two parts: the avatar, then a note."""
+
+    async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
+        return [*await super().outcome_replies(delivery), Text(NOTE)]
+
+
+async def test_a_retried_delivery_sends_each_part_exactly_once(
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+) -> None:
+    """The second message of an outcome is refused once: the pump retries the delivery,
+    and the user gets the avatar once and the note once, in that order."""
+    settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
+    h = DiscordHarness(fake, settings, redis_client, intake=intake, conversation=NotedConversation)
+    side = await h.start_bot()
+    try:
+        fake.fail_once("execute_webhook", after=1)
+        await h.start_worker()
+        inter = await ask_avatar(fake, fake.user("alice"), face_jpeg)
+        await fake.wait_for(lambda: side.pump.delivered == 1, what="the delivery, retried")
+        refused = [r for r in fake.requests if r.operation == "execute_webhook" and r.status == 429]
+        assert len(refused) == 1
+        assert [(bool(m.files), m.content) for m in inter.followups] == [
+            (True, texts.avatar_caption("✏️ Pencil sketch", 1)),
+            (False, NOTE),
+        ]
+    finally:
+        await h.close()
+    assert fake.violations == []
 
 
 # --------------------------------------------------------------------------- Discord trouble
@@ -509,9 +587,11 @@ async def test_missing_or_rejected_token(
 ) -> None:
     h = DiscordHarness(fake, settings_factory(), redis_client, intake=intake)
     with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
-        DiscordAdapter(h.settings, h.conversation)
+        DiscordAdapter(h.settings, h.conversation, redis_client)
     wrong = settings_factory(DISCORD_BOT_TOKEN="not-the-token")  # noqa: S106  # a test value
-    adapter = DiscordAdapter(wrong, h.conversation, client_options={"guild_ready_timeout": 0})
+    adapter = DiscordAdapter(
+        wrong, h.conversation, redis_client, client_options={"guild_ready_timeout": 0}
+    )
     with pytest.raises(DiscordStartError, match="rejected DISCORD_BOT_TOKEN"):
         await adapter.start()
     assert not adapter.running
@@ -526,7 +606,9 @@ async def test_a_start_cancelled_by_a_stop_signal_leaves_nothing_running(
 ) -> None:
     settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
     h = DiscordHarness(fake, settings, redis_client, intake=intake)
-    adapter = DiscordAdapter(settings, h.conversation, client_options={"guild_ready_timeout": 0})
+    adapter = DiscordAdapter(
+        settings, h.conversation, redis_client, client_options={"guild_ready_timeout": 0}
+    )
     starting = asyncio.create_task(adapter.start())
     await asyncio.sleep(0)  # start() is under way, not ready yet
     starting.cancel()

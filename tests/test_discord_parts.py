@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.discord_bot import JobButton, make_view, to_outgoing
-from adapters.discord_redaction import REDACTED, TokenScrubbing, scrub
-from adapters.discord_route import DiscordRoute, RouteDataError
-from adapters.discord_uploads import FRAMING_BYTES, JPEG_QUALITIES, fit_images, to_jpeg
+from adapters.discord.buttons import JobButton, make_view
+from adapters.discord.outgoing import to_outgoing
+from adapters.discord.redaction import REDACTED, TokenScrubbing, scrub
+from adapters.discord.route import DiscordRoute, RouteDataError
+from adapters.discord.uploads import FRAMING_BYTES, JPEG_QUALITIES, fit_images, to_jpeg
 from bot.replies import (
     Action,
     AvatarImage,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from avatarbot.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 
 def _client(server: EmbeddedRedis) -> redis.Redis:

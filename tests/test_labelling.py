@@ -13,8 +13,8 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.jobs import Job, JobRequest, Owner, Route
-from generation.labelling import ImageVerifier, ResultEncoder, load_labeller
-from generation.marks import MarkRegistry
+from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
+from provenance.marks import MarkRegistry
 from tests.conftest import DATA
 
 WHEN = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import redis.asyncio as aioredis
 
-from generation.marks import MarkIdCollisionError, MarkRegistry
+from provenance.marks import MarkIdCollisionError, MarkRegistry
 
 CREATED = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
 

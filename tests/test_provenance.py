@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import bot
-from generation.provenance import (
+from provenance.labeller import (
     C2paStatus,
     LabelInfo,
     Labeller,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.embedded_redis import EmbeddedRedis
+from avatarbot.embedded_redis import EmbeddedRedis
 from tests.conftest import DATA, free_port
 
 
@@ -51,7 +51,7 @@ def test_run_serves_web_chat_takes_jobs_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
     port = free_port()
     env = _env(data_dir, port)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "avatarbot.cli", "run"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -84,7 +84,7 @@ def test_run_serves_web_chat_takes_jobs_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
         # A second command attaches to the running embedded Redis and goes through the queue.
         out = tmp_path / "queued.png"
         submit = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "submit", str(DATA / "astronaut.jpg"),
+            [sys.executable, "-m", "avatarbot.cli", "submit", str(DATA / "astronaut.jpg"),
              "--style", "sketch", "--wait", "-o", str(out)],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
@@ -92,7 +92,7 @@ def test_run_serves_web_chat_takes_jobs_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
         with Image.open(out) as im:
             assert im.size == (512, 512)
         verify = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "verify", str(out)],
+            [sys.executable, "-m", "avatarbot.cli", "verify", str(out)],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert verify.returncode == 0, verify.stdout + verify.stderr

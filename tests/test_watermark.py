@@ -12,7 +12,7 @@ import pytest
 import pywt
 from PIL import Image, ImageFilter
 
-from generation import watermark as wm
+from provenance import watermark as wm
 from tests.unmarked_images import ASTRONAUT, unmarked_images
 
 KEY = wm.WatermarkKey(bytes(range(32)))

@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,8 +22,9 @@ import redis.asyncio as aioredis
 from PIL import Image
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright
 
+from bot import texts
 from bot.config import Settings, load_settings
-from generation.labelling import ImageVerifier, load_labeller
+from provenance.labelling import ImageVerifier, load_labeller
 from tests import hostile
 from tests.conftest import DATA
 from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, RunningWebChat, running_web_chat
@@ -246,6 +248,44 @@ async def test_two_users_get_only_their_own_results(browser: Browser, chat: Runn
 
 
 # --------------------------------------------------------------------------- HTTP
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, body: object) -> list[dict[str, Any]]:
+    async with http.post(url, json=body) as response:
+        assert response.status == 200, await response.text()
+        return list((await response.json())["messages"])
+
+
+async def test_a_button_answers_only_the_identity_it_was_sent_to(chat: RunningWebChat) -> None:
+    """Two browsers (two cookies): B posting A's buttons gets a refusal meant for B alone,
+    and nothing of A's changes."""
+    jar_a, jar_b = aiohttp.CookieJar(unsafe=True), aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar_a) as a,
+        aiohttp.ClientSession(cookie_jar=jar_b) as b,
+    ):
+        for http in (a, b):
+            async with http.get(chat.url + "/") as page:
+                assert page.status == 200
+        *_, welcome = await post_json(a, chat.url + "/api/message", {"text": "/start"})
+        [make] = [button["data"] for button in welcome["buttons"]]
+        async with a.post(
+            chat.url + "/api/selfie",
+            data=(DATA / "astronaut.jpg").read_bytes(),
+            headers={"Content-Type": "image/jpeg"},
+        ) as response:
+            picker = (await response.json())["messages"][-1]
+        assert picker["kind"] == "picker"
+        pick = picker["options"][0]["data"]
+        history_a = await (await a.get(chat.url + "/api/history")).json()
+
+        for data in (make, pick):
+            [refusal] = await post_json(b, chat.url + "/api/button", {"data": data})
+            assert refusal["text"] == texts.NOT_YOUR_BUTTON
+            assert refusal["ephemeral"] is True
+        assert await (await a.get(chat.url + "/api/history")).json() == history_a
+        [ask] = await post_json(a, chat.url + "/api/button", {"data": make})
+        assert ask["text"] == texts.ASK_SELFIE
 
 
 async def announce_upload(url: str, length: int) -> tuple[int, bytes]:

@@ -168,7 +168,7 @@ def start_worker_process(
     env["FAKE_LOG"] = str(tmp_path / "batches.jsonl")
     with (tmp_path / f"{name}.log").open("wb") as log:  # the child keeps its own copy
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "worker_process.py")],
+            [sys.executable, "-m", "tests.worker_process"],
             env=env,
             cwd=ROOT,
             stdout=log,

@@ -1,4 +1,4 @@
-"""What each `avatarbot` subcommand does. The parser and exit codes live in `bot.cli`."""
+"""What each `avatarbot` subcommand does. The parser and exit codes live in `avatarbot.cli`."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avatarbot.admin_command import admit_submit, cmd_admin
+from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
-from bot.embedded_redis import EmbeddedRedis
 from bot.errors import AvatarbotError
 from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seeds
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
     from bot.queue import JobQueue
-    from generation.labelling import Verification
+    from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
 
@@ -48,6 +49,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "dead-letters": cmd_dead_letters,
         "previews": cmd_previews,
         "verify": cmd_verify,
+        "admin": cmd_admin,
     }
     return commands[args.command](args, settings)
 
@@ -127,18 +129,17 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake, load_selfie  # noqa: PLC0415
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
+    from bot.selfie import load_selfie  # noqa: PLC0415
     from generation.backends import backend_from_settings  # noqa: PLC0415
     from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
-    from generation.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
 
     catalog = _catalog(settings)
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants)
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
-    selfie = intake.process(data)
+    selfie = build_intake(settings).process(data)
     backend = backend_from_settings(settings, catalog)
     seed = args.seed if args.seed is not None else new_seed()
     request = GenerationRequest(
@@ -160,14 +161,14 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from generation.worker import run_worker  # noqa: PLC0415
+    from avatarbot.worker_process import run_worker  # noqa: PLC0415
 
     with redis_url_for(settings) as url:
         return run_worker(settings.model_copy(update={"redis_url": url}))
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import run_bot  # noqa: PLC0415
+    from avatarbot.bot_process import run_bot  # noqa: PLC0415
 
     with redis_url_for(settings) as url:
         return asyncio.run(run_bot(settings.model_copy(update={"redis_url": url})))
@@ -175,7 +176,7 @@ def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine: Redis (embedded if needed), workers, the chat adapters."""
-    from bot.app import run_bot  # noqa: PLC0415
+    from avatarbot.bot_process import run_bot  # noqa: PLC0415
 
     with (
         redis_url_for(settings) as url,
@@ -196,7 +197,7 @@ def _worker_processes(
             env["AVATARBOT_WORKER_HEALTH_PORT"] = str(health_port + i)
         procs.append(
             subprocess.Popen(  # our own interpreter and module
-                [sys.executable, "-m", "bot.cli", "worker"],
+                [sys.executable, "-m", "avatarbot.cli", "worker"],
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
             )
@@ -217,8 +218,7 @@ def _worker_processes(
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
 
     catalog = _catalog(settings)
     _style(catalog, args.style)
@@ -226,9 +226,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if args.output and not args.wait:
         raise InputError("-o without --wait", user_message="-o/--output needs --wait")
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    selfie = SelfieIntake(
-        DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes)
-    ).process(data)
+    selfie = build_intake(settings).process(data)
     request = JobRequest(
         owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
         route=Route(bot=f"cli-{secrets.token_hex(6)}"),
@@ -260,18 +258,19 @@ async def _submit(
     wait_s: float,
     paths: list[Path],
 ) -> int:
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from avatarbot.wiring import build_queue, consumer_name  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     redis = await connect(url, wait_s=10)
     try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
+        queue = build_queue(settings, redis)
         await queue.ensure_groups()
-        receipt = await queue.enqueue(request, selfie_jpeg)
+        quota = await admit_submit(redis, settings, request.owner, request.variants)  # as a chat
+        receipt = await queue.enqueue(request, selfie_jpeg, quota=quota)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0
-        consumer = f"cli-{os.getpid()}"
+        consumer = consumer_name("cli")
         deadline = time.monotonic() + wait_s
         try:
             while time.monotonic() < deadline:
@@ -303,13 +302,13 @@ async def _submit(
 
 def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from avatarbot.wiring import build_queue  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     async def run(url: str) -> int:
         redis = await connect(url, wait_s=5)
         try:
-            queue = JobQueue(redis, QueueConfig.from_settings(settings))
+            queue = build_queue(settings, redis)
             await queue.ensure_groups()
             await action(queue)
             return 0
@@ -369,11 +368,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
+    from avatarbot.wiring import load_verifier  # noqa: PLC0415
     from bot.redis_connection import RedisUnavailableError, connect  # noqa: PLC0415
-    from generation.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
-    from generation.marks import MarkRegistry  # noqa: PLC0415
 
-    labeller = load_labeller(settings)
     url = settings.redis_url
     if url is None:  # look in the embedded Redis only if it is running; never start one
         embedded = EmbeddedRedis(settings.data_dir)
@@ -385,10 +382,7 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
         except RedisUnavailableError:
             log.warning("mark registry unavailable; verifying the file alone")
     try:
-        registry = (
-            MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None
-        )
-        verifier = ImageVerifier(labeller, registry=registry, loop=asyncio.get_running_loop())
+        verifier = await load_verifier(settings, redis)
         return await asyncio.to_thread(verifier, data)
     finally:
         if redis is not None:

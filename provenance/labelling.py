@@ -1,6 +1,6 @@
 """Provenance wired for use: the worker's encoder, and verification in words.
 
-`generation.provenance` knows how to label and check one image; this module binds it to
+`provenance.labeller` knows how to label and check one image; this module binds it to
 an instance (its signing identity and watermark key from the data dir or the operator's
 files), records each watermark id in the mark registry, and turns a verdict into the
 sentences a user reads ("made by this avatarbot instance on 2026-11-23 in style oil").
@@ -19,10 +19,10 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.jobs import Job, ResultImage
-from generation.marks import MarkIdCollisionError, MarkRecord, MarkRegistry
-from generation.provenance import C2paStatus, LabelInfo, Labeller, Verdict, new_mark_id
-from generation.signing import SigningIdentity
-from generation.watermark import load_or_create_watermark_key
+from provenance.labeller import C2paStatus, LabelInfo, Labeller, Verdict, new_mark_id
+from provenance.marks import MarkIdCollisionError, MarkRecord, MarkRegistry
+from provenance.signing import SigningIdentity
+from provenance.watermark import load_or_create_watermark_key
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from avatarbot.admin_command import add_admin_parser
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import AvatarbotError
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check whether an image was made by this avatarbot")
     verify.add_argument("image", type=Path)
+    add_admin_parser(sub)
     return parser
 
 
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         settings = load_settings()
         _setup_logging(settings, quiet=args.command not in _LONG_RUNNING)
-        from bot import commands  # noqa: PLC0415  # keeps `--help` fast
+        from avatarbot import commands  # noqa: PLC0415  # keeps `--help` fast
 
         return commands.dispatch(args, settings)
     except SystemExit as exc:  # --help / --version

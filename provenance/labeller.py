@@ -2,7 +2,7 @@
 
 Labelling, in this order (each layer survives less than the one before it):
 
-1. an invisible watermark carrying the mark id (`generation.watermark`): survives chat-app
+1. an invisible watermark carrying the mark id (`provenance.watermark`): survives chat-app
    re-encoding and resizing;
 2. encoding (PNG or JPEG) with XMP `Iptc4xmpExt:DigitalSourceType` = trainedAlgorithmicMedia
    and `xmp:CreatorTool`, plus PNG text chunks: stripped by most re-saves;
@@ -32,8 +32,8 @@ from PIL import Image, PngImagePlugin
 
 import bot
 from bot.errors import AvatarbotError
-from generation.signing import SigningIdentity, SigningIdentityError
-from generation.watermark import (
+from provenance.signing import SigningIdentity, SigningIdentityError
+from provenance.watermark import (
     PAYLOAD_BYTES,
     Detection,
     WatermarkKey,

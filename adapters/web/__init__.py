@@ -1,0 +1,1 @@
+"""Web chat adapter: a local messaging-style page served over aiohttp."""

@@ -1,0 +1,151 @@
+"""How the parts are built from the settings: the one place every process and command
+(bot, worker, `run`, the CLI commands, the test stacks, the benches) gets them from.
+
+- `Core`: what every bot-side process shares: the Redis client, the job queue (its
+  consumer groups created), the style catalog, the selfie intake and the conversation.
+- `BotStack`: what a bot process runs on top of it: one `DeliveryPump` and one
+  `StatusTracker` that every chat adapter registers with, and the process's metrics.
+- Provenance: `load_verifier` (the bot's /verify) and `load_encoder` (the worker labels
+  every avatar), each with the mark registry in the same Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from bot.config import Settings
+from bot.consumers import consumer_name
+from bot.conversation import Conversation
+from bot.faces import DlibHogDetector
+from bot.queue import JobQueue, QueueConfig
+from bot.redis_connection import connect
+from bot.selfie import IntakeLimits, SelfieIntake
+from bot.styles import StyleCatalog
+from bot.verdicts import Verifier
+from provenance.labeller import Labeller
+from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
+from provenance.marks import MarkRegistry
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def redis_client(url: str, *, wait_s: float = 60.0) -> AsyncIterator[aioredis.Redis]:
+    """A connected client (waiting up to `wait_s` for Redis to answer), closed at the end."""
+    redis = await connect(url, wait_s=wait_s)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def build_queue(settings: Settings, redis: aioredis.Redis) -> JobQueue:
+    return JobQueue(redis, QueueConfig.from_settings(settings))
+
+
+def build_intake(settings: Settings) -> SelfieIntake:
+    return SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
+
+
+@dataclass(frozen=True)
+class Core:
+    """The platform-free parts a bot process (or a test, or a bench) talks through."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    queue: JobQueue
+    catalog: StyleCatalog
+    intake: SelfieIntake
+    conversation: Conversation
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        redis: aioredis.Redis,
+        *,
+        verifier: Verifier | None = None,
+        intake: SelfieIntake | None = None,
+        catalog: StyleCatalog | None = None,
+    ) -> Core:
+        """The parts for `settings.bot_name`, without touching Redis (see `build_core`)."""
+        queue = build_queue(settings, redis)
+        catalog = catalog or StyleCatalog.load(settings.styles_file)
+        intake = intake or build_intake(settings)
+        conversation = Conversation.create(
+            redis, queue, intake, catalog, settings, verifier=verifier
+        )
+        return cls(settings, redis, queue, catalog, intake, conversation)
+
+
+async def build_core(
+    settings: Settings,
+    redis: aioredis.Redis,
+    *,
+    verifier: Verifier | None = None,
+    intake: SelfieIntake | None = None,
+) -> Core:
+    """`Core.create`, with the queue's consumer groups (jobs, this bot's results) created."""
+    core = Core.create(settings, redis, verifier=verifier, intake=intake)
+    await core.queue.ensure_groups(settings.bot_name)
+    return core
+
+
+# --- provenance ---------------------------------------------------------------------------
+
+
+def build_verifier(
+    settings: Settings, redis: aioredis.Redis | None, labeller: Labeller | None = None
+) -> ImageVerifier:
+    """/verify as the bot answers it: the image's labels, and its watermark looked up in
+    the mark registry when a Redis is at hand. Call it inside the event loop."""
+    registry = (
+        MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None
+    )
+    return ImageVerifier(
+        labeller or load_labeller(settings), registry=registry, loop=asyncio.get_running_loop()
+    )
+
+
+def build_encoder(
+    settings: Settings, redis: aioredis.Redis, labeller: Labeller | None = None
+) -> ResultEncoder:
+    """What workers do to every avatar: label it as AI-made (C2PA + XMP + watermark) and
+    record its watermark id, so a stripped copy can still be traced to its style and
+    date. Call it inside the event loop."""
+    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s)
+    return ResultEncoder(
+        labeller or load_labeller(settings), registry=registry, loop=asyncio.get_running_loop()
+    )
+
+
+async def load_verifier(settings: Settings, redis: aioredis.Redis | None) -> ImageVerifier:
+    """`build_verifier`, loading the signing keys in a thread (it may create them)."""
+    labeller = await asyncio.to_thread(load_labeller, settings)
+    return build_verifier(settings, redis, labeller)
+
+
+async def load_encoder(settings: Settings, redis: aioredis.Redis) -> ResultEncoder:
+    """`build_encoder`, loading the signing keys in a thread (it may create them)."""
+    labeller = await asyncio.to_thread(load_labeller, settings)
+    return build_encoder(settings, redis, labeller)
+
+
+__all__ = [
+    "Core",
+    "build_core",
+    "build_encoder",
+    "build_intake",
+    "build_queue",
+    "build_verifier",
+    "consumer_name",
+    "load_encoder",
+    "load_verifier",
+    "redis_client",
+]

@@ -1,10 +1,10 @@
 # avatarbot: one image for the bot and the generation worker.
 #
-#   make image                                   # podman or docker; tag avatarbot:latest
+#   make image                      # podman or docker; tags localhost/avatarbot:latest
 #   docker run --rm -e REDIS_URL=redis://redis:6379/0 -e AVATARBOT_WORKER_HEALTH_PORT=9100 \
-#       -v avatarbot-data:/data avatarbot:latest                       # a CPU worker
+#       -v avatarbot-data:/data localhost/avatarbot:latest             # a CPU worker
 #   docker run --rm -e REDIS_URL=redis://redis:6379/0 -p 8080:8080 \
-#       -v avatarbot-data:/data avatarbot:latest avatarbot bot         # the bot
+#       -v avatarbot-data:/data localhost/avatarbot:latest avatarbot bot   # the bot
 #
 # Build arguments:
 #   BASE     a Debian-family image. python:3.11-slim-bookworm (the default) has Python;
@@ -17,10 +17,11 @@
 #
 # The source tree is copied whole (.dockerignore keeps out .git, .venv, data, caches,
 # tests) and built into a wheel with `pip wheel .`, so moving or adding packages needs no
-# change here. The dependencies go into a virtual environment in a build stage and avatarbot is
-# built as a wheel in another; the final stage takes the environment and installs the
-# wheel: no compiler, pip, pip cache, apt lists or source tree are left in the image, and
-# a code change rebuilds only the small top layers. Every dependency installs from a wheel.
+# change here. The dependencies go into a virtual environment in one build stage,
+# avatarbot's wheel is built in another, and the final stage takes the environment and
+# installs the wheel: no compiler, pip, pip cache, apt lists or source tree are left in
+# the image, and a code change rebuilds only the small top layers. Every dependency
+# installs from a wheel.
 ARG BASE=python:3.11-slim-bookworm
 
 # --- Python 3.11+ on the base ---------------------------------------------------------

@@ -386,3 +386,17 @@ def test_redis_keeps_jobs_on_disk_and_refuses_writes_before_its_limit() -> None:
     assert args["--maxmemory-policy"] == "noeviction"  # never drop a job silently
     assert args["--dir"] == next(m["mountPath"] for m in redis["volumeMounts"])
     assert _bytes(args["--maxmemory"]) < _bytes(redis["resources"]["limits"]["memory"])
+
+
+# --- the image's recipe ------------------------------------------------------------------
+
+
+def test_the_image_copies_the_tree_not_package_folders() -> None:
+    """Packages move and appear: the Dockerfile names none, the wheel build finds them."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copies = [line.split()[1:] for line in dockerfile.splitlines() if line.startswith("COPY")]
+    sources = {part for args in copies for part in args[:-1] if not part.startswith("--")}
+    assert sources == {"pyproject.toml", "constraints.txt", ".", "/wheels", "/opt/avatarbot",
+                       "deploy/image/healthcheck.py"}  # fmt: skip
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "data", ".env", "**/__pycache__", "tests", "*.egg-info"} <= ignored

@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from bot.jobs import JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import JobProducer, QueueConfig
 
 BOT_URL = "http://127.0.0.1:18080"
 REDIS_URL = "redis://127.0.0.1:16379/0"
@@ -258,7 +258,7 @@ async def answered(users: list[WebUser]) -> None:
 class Run:
     work: Path
     redis: aioredis.Redis
-    queue: JobQueue
+    queue: JobProducer
     web: list[WebUser] = field(default_factory=list)
     cli_jobs: list[str] = field(default_factory=list)
     cli_count: int = 0
@@ -493,7 +493,7 @@ async def _queue_empty(run: Run) -> None:
 
 async def scenario(work: Path) -> None:
     redis = aioredis.Redis.from_url(REDIS_URL)
-    run = Run(work, redis, JobQueue(redis, QueueConfig(prefix=PREFIX)))
+    run = Run(work, redis, JobProducer(redis, QueueConfig(prefix=PREFIX)))
     try:
         for step in (
             probes_pass,

@@ -26,12 +26,12 @@ from referencing import Registry, Resource
 
 from bot.config import Settings, load_settings
 from bot.jobs import FailureReason
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from provenance.labeller import LabelInfo, new_mark_id
 from provenance.labelling import load_labeller
 from tests.conftest import free_port
 from tests.kustomize import KustomizeError, find, render
-from tests.queue_helpers import request, result_for
+from tests.queue_helpers import JobQueue, request, result_for
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

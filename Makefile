@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 RUN_EXTRAS  ?=
 TEST_EXTRAS ?= dev,diffusion
 
-.PHONY: install install-run run test lint typecheck pytest bench previews clean
+.PHONY: install install-run run test lint typecheck pytest bench previews i18n clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -50,6 +50,18 @@ bench: install
 
 previews: install
 	$(VENV)/bin/avatarbot previews
+
+# Catalogs (docs/languages.md): extract the English messages from the code into the
+# template, merge it into every language's .po, compile the .mo files the bot loads.
+# The compiled catalogs are committed, so `make run` needs no step of its own.
+LOCALES := bot/locales
+i18n: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -o $(LOCALES)/avatarbot.pot \
+		--project=avatarbot --copyright-holder="the avatarbot authors" --add-location=file --sort-by-file --no-wrap \
+		--add-comments=Translators: --strip-comment-tags bot adapters provenance
+	$(VENV)/bin/pybabel update -i $(LOCALES)/avatarbot.pot -d $(LOCALES) -D avatarbot \
+		--no-wrap --ignore-obsolete --no-fuzzy-matching --update-header-comment
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D avatarbot --statistics
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,6 +21,11 @@ Selfie retention (the decision, in one place):
   sessions, jobs and results (through the queue).
 - After the TTL the buttons answer that the selfie is gone and ask for a new one.
 - Nothing here logs image bytes, and nothing stores tokens.
+
+Languages (`bot.i18n`): an adapter calls `use_language` at the start of each event, so
+the replies to it are in the user's language (their /language choice, else their app's).
+A job keeps the language it was asked in (`Job.locale`); its queue messages and its
+outcome are told in that language, whenever and by whichever process they are sent.
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import redis.asyncio as aioredis
 
-from bot import texts
+from bot import i18n, texts
 from bot.chat_commands import MENU
 from bot.delivery import status_throttle_key
 from bot.errors import AvatarbotError
+from bot.i18n import LanguagePreferences
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
@@ -85,7 +92,7 @@ SESSION_TTL_S = 24 * 3600
 
 
 class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`provenance.labeller.Verdict`)."""
+    """What `/verify` needs from a provenance verdict (`provenance.labelling.Verification`)."""
 
     @property
     def ours(self) -> bool: ...
@@ -93,8 +100,13 @@ class VerdictLike(Protocol):
     @property
     def intact(self) -> bool: ...
 
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
+    @property
+    def made_at(self) -> datetime | None:
+        """When this bot made the image, when known (only for images of ours)."""
+
+    @property
+    def made_in_style(self) -> str | None:
+        """The style id it was made in, when known (only for images of ours)."""
 
 
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
@@ -131,6 +143,7 @@ class Conversation:
         sessions: SessionStore,
         selfies: SelfieStore,
         waiting: WaitingJobs,
+        languages: LanguagePreferences,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
     ) -> None:
@@ -141,6 +154,7 @@ class Conversation:
         self.sessions = sessions
         self.selfies = selfies
         self.waiting = waiting
+        self.languages = languages
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
@@ -171,6 +185,7 @@ class Conversation:
             sessions=SessionStore(redis, prefix, limits.session_ttl_s),
             selfies=SelfieStore(redis, prefix, limits.selfie_ttl_s),
             waiting=WaitingJobs(redis, prefix, limits.bot_name),
+            languages=LanguagePreferences(redis, prefix),
             verifier=verifier,
         )
 
@@ -181,7 +196,7 @@ class Conversation:
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button(texts.BUTTON_MAKE_AVATAR, Action.AVATAR),),
+                buttons=(Button(texts.button_make_avatar(), Action.AVATAR),),
             )
         ]
 
@@ -191,30 +206,36 @@ class Conversation:
 
     async def styles(self, sender: Owner) -> list[Reply]:
         session = await self.sessions.get(sender)
-        return [self._picker(texts.STYLES_INTRO, session.variants)]
+        return [self._picker(texts.styles_intro(), session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-        return [Text(texts.ASK_SELFIE)]
+        return [Text(texts.ask_selfie())]
 
     async def text(self, sender: Owner, message: str) -> list[Reply]:
         """Any typed message: a /command (Telegram's `/cmd@BotName` too), a style name
         while the picker is open, or anything else (a hint)."""
         words = message.strip().split()
         if not words:
-            return [Text(texts.UNKNOWN_COMMAND)]
+            return [Text(texts.unknown_command())]
         first = words[0].lower()
         if first.startswith("/"):
             command = first[1:].split("@", 1)[0]
+            if command == "language" and len(words) > 1:  # "/language es"
+                return await self.set_language(sender, words[1])
             handler = self._commands().get(command)
-            return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+            return await handler(sender) if handler else [Text(texts.unknown_command())]
         session = await self.sessions.get(sender)
         if session.stage is Stage.CHOOSING_STYLE:
             style = self._find_style(message)
             if style is not None:
                 return await self.choose(sender, style.id)
-            return [self._picker(texts.PICK_STYLE, session.variants)]
-        hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
+            return [self._picker(texts.pick_style(), session.variants)]
+        hint = (
+            texts.ask_selfie()
+            if session.stage is Stage.AWAITING_SELFIE
+            else texts.unknown_command()
+        )
         return [Text(hint)]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
@@ -227,12 +248,13 @@ class Conversation:
             "cancel": self.cancel,
             "forgetme": self.forget_me,
             "verify": self.ask_verify,
+            "language": self.language,
         }
 
     def _find_style(self, message: str) -> Style | None:
         wanted = message.strip().lower()
         for style in self.catalog:
-            if wanted in (style.id, style.title.lower(), style.label.lower()):
+            if wanted in style.names():
                 return style
         return None
 
@@ -255,7 +277,7 @@ class Conversation:
             return [Failure(exc.user_message)]
         await self.selfies.put(sender, selfie.jpeg)
         session = await self.sessions.set_stage(sender, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_STYLE, session.variants)]
+        return [self._picker(texts.pick_style(), session.variants)]
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
@@ -263,7 +285,7 @@ class Conversation:
             return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
-        return [self._picker(texts.PICK_STYLE, variants)]
+        return [self._picker(texts.pick_style(), variants)]
 
     async def choose(
         self,
@@ -285,7 +307,7 @@ class Conversation:
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         replies = await self._enqueue(sender, style, count, stored, route_data=route_data)
         if isinstance(replies[-1], Queued):
             await self.sessions.set_stage(sender, Stage.IDLE)
@@ -304,14 +326,16 @@ class Conversation:
             return [Failure(exc.user_message, ephemeral=True)]
         if not callback_allows(data, presser):
             log.info("button %s refused: bound to someone else", action.value)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
-        if action is Action.PICK:
-            return await self.choose(presser, arg, route_data=route_data)
-        if action is Action.VARIANTS:
-            return await self.set_variants(presser, int(arg) if arg.isdigit() else 0)
-        if action is Action.AVATAR:
-            return await self.avatar(presser)
-        return await self.press(presser, action, arg, route_data=route_data)
+            return [Text(texts.not_your_button(), ephemeral=True)]
+        if action.takes_job:
+            return await self.press(presser, action, arg, route_data=route_data)
+        handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
+            Action.PICK: lambda: self.choose(presser, arg, route_data=route_data),
+            Action.VARIANTS: lambda: self.set_variants(presser, int(arg) if arg.isdigit() else 0),
+            Action.AVATAR: lambda: self.avatar(presser),
+            Action.LANGUAGE: lambda: self.set_language(presser, arg),
+        }
+        return await handlers[action]()
 
     async def press(
         self,
@@ -328,10 +352,10 @@ class Conversation:
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
                 return await self.forget_selfie(presser)
-            return [Failure(texts.BUTTON_EXPIRED, ephemeral=True)]
+            return [Failure(texts.button_expired(), ephemeral=True)]
         if (job.owner.platform, job.owner.user_id) != (presser.platform, presser.user_id):
             log.info("button %s on job %s refused: not the owner", action.value, job.id)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
+            return [Text(texts.not_your_button(), ephemeral=True)]
         handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
             Action.MORE: lambda: self._more(presser, job, route_data),
             Action.STYLE: lambda: self._another_style(presser),
@@ -344,9 +368,9 @@ class Conversation:
     async def _another_style(self, presser: Owner) -> list[Reply]:
         if await self.selfies.get(presser) is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         session = await self.sessions.set_stage(presser, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_ANOTHER_STYLE, session.variants)]
+        return [self._picker(texts.pick_another_style(), session.variants)]
 
     async def _more(
         self, presser: Owner, job: Job, route_data: Mapping[str, str] | None
@@ -354,7 +378,7 @@ class Conversation:
         stored = await self.selfies.get(presser)
         if stored is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         try:
             style = self.catalog.get(job.style_id)
         except UnknownStyleError:
@@ -365,7 +389,7 @@ class Conversation:
             seed = new_seed()
         notes: list[Reply] = []
         if await self.selfies.linked(job.id) not in (None, stored.selfie_id):
-            notes.append(Text(texts.SELFIE_REPLACED))
+            notes.append(Text(texts.selfie_replaced()))
         replies = await self._enqueue(
             presser, style, job.variants, stored, seed=seed, route_data=route_data
         )
@@ -374,7 +398,7 @@ class Conversation:
     async def _originals(self, job: Job) -> list[Reply]:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
-            return [Failure(texts.RESULT_GONE)]
+            return [Failure(texts.result_gone())]
         images = _images(result)
         return [
             OriginalFile(
@@ -382,7 +406,7 @@ class Conversation:
                 index=i,
                 filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
                 image=image,
-                caption=texts.ORIGINAL_CAPTION if i == 0 else "",
+                caption=texts.original_caption() if i == 0 else "",
             )
             for i, image in enumerate(images)
         ]
@@ -393,31 +417,34 @@ class Conversation:
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         return await self._cancel(job)
 
     async def _cancel(self, job: Job) -> list[Reply]:
         if job.status.final:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         if not await self.queue.cancel(job.id, job.owner):
-            return [Failure(texts.CANNOT_CANCEL)]
+            return [Failure(texts.cannot_cancel())]
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button(texts.BUTTON_NEW_AVATAR, Action.AVATAR),))]
+        return [
+            Text(texts.cancelled(), buttons=(Button(texts.button_new_avatar(), Action.AVATAR),))
+        ]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
         if await self.selfies.delete(sender):
             await self.sessions.set_stage(sender, Stage.IDLE)
-            return [Text(texts.SELFIE_FORGOTTEN)]
-        return [Text(texts.NO_SELFIE_TO_FORGET)]
+            return [Text(texts.selfie_forgotten())]
+        return [Text(texts.no_selfie_to_forget())]
 
     async def forget_me(self, sender: Owner) -> list[Reply]:
         """/forgetme: the selfie, every session, and (through the queue) jobs and results."""
         job_ids = await self.queue.user_job_ids(sender)
         had_selfie = await self.selfies.delete(sender, job_ids)
         await self.sessions.delete_user(sender)
+        await self.languages.clear(sender)  # the receipt still speaks it: this event's locale
         await self.queue.redis.delete(status_throttle_key(self.queue.config.prefix, sender))
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
@@ -427,13 +454,56 @@ class Conversation:
         cancelled = receipt.queued_cancelled + receipt.running_discarded
         return [Text(texts.forgot_everything(cancelled, had_selfie))]
 
+    # ------------------------------------------------------------------ languages
+
+    async def use_language(self, sender: Owner, app_language: str | None) -> str:
+        """Speak `sender`'s language for the rest of this event: their /language choice,
+        else what their app asks for (`app_language`: Telegram's `language_code`,
+        Discord's locale, a browser's Accept-Language), else English. Call it at the start
+        of the task that handles the event; returns the locale."""
+        app = i18n.negotiate(app_language) or i18n.SOURCE_LOCALE
+        try:
+            chosen = await self.languages.get(sender)
+        except (aioredis.ConnectionError, aioredis.TimeoutError):
+            chosen = None  # the answer will say Redis is away; in the app's language
+        locale = chosen if chosen in i18n.catalogs().locales else app
+        i18n.activate(locale, app_locale=app)
+        return locale
+
+    async def language(self, sender: Owner) -> list[Reply]:
+        """/language: the languages, each named in itself, and "automatic"."""
+        return [self._language_picker(texts.language_ask(i18n.current_locale()))]
+
+    async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
+        """Speak `choice` (a language tag, or "auto" for the app's language) from now on;
+        the answer already speaks it."""
+        if choice.lower() == "auto":
+            await self.languages.clear(sender)
+            locale = i18n.app_locale()
+            i18n.activate(locale, app_locale=locale)
+            return [Text(texts.language_automatic_set(locale))]
+        found = i18n.negotiate(choice)
+        if found is None:
+            return [self._language_picker(texts.language_unknown())]
+        await self.languages.set(sender, found)
+        i18n.activate(found, app_locale=i18n.app_locale())
+        return [Text(texts.language_set(found))]
+
+    def _language_picker(self, text: str) -> Text:
+        buttons = [
+            Button(texts.language_choice(locale), Action.LANGUAGE, i18n.bcp47(locale).lower())
+            for locale in i18n.catalogs().locales
+        ]
+        buttons.append(Button(texts.language_automatic(), Action.LANGUAGE, "auto"))
+        return Text(text, buttons=tuple(buttons))
+
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
         if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
+            return [Text(texts.verify_unavailable())]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
-        return [Text(texts.VERIFY_ASK)]
+        return [Text(texts.verify_ask())]
 
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
@@ -442,17 +512,26 @@ class Conversation:
         verification is not available yet."""
         await self.sessions.set_stage(sender, Stage.IDLE)
         if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
+            return [Text(texts.verify_unavailable())]
         try:
             verdict = await asyncio.to_thread(self.verifier, data)
         except AvatarbotError as exc:
             return [Failure(exc.user_message)]
-        return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
+        made = verdict.made_at
+        made_on = made.astimezone(UTC).date() if made is not None else None
+        style = verdict.made_in_style
+        label = self._label(style) if style else None
+        return [Text(texts.verdict(verdict.ours, verdict.intact, made_on, label))]
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
-        """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
+        """What to tell a job's owner about its outcome (used by `DeliveryPump`), in the
+        language the job was asked in."""
+        with i18n.use(delivery.job.locale if delivery.job is not None else ""):
+            return await self._outcome_replies(delivery)
+
+    async def _outcome_replies(self, delivery: Delivery) -> list[Reply]:
         outcome, job = delivery.outcome, delivery.job
         await self.waiting.remove(outcome.job_id)
         style_id = job.style_id if job is not None else ""
@@ -473,11 +552,16 @@ class Conversation:
             return []  # the user cancelled and was answered then
         reason = outcome.failure
         if outcome.status is JobStatus.DONE:  # done but the result has expired
-            return [Failure(texts.RESULT_GONE)]
+            return [Failure(texts.result_gone())]
         return [Failure(texts.failure(reason), buttons=_failure_buttons(outcome.job_id, reason))]
 
     def status_reply(self, receipt: Receipt) -> Queued:
-        """The queue message for a job's current status (used by `StatusTracker`)."""
+        """The queue message for a job's current status (used by `StatusTracker`), in the
+        language the job was asked in."""
+        with i18n.use(receipt.job.locale):
+            return self._status_reply(receipt)
+
+    def _status_reply(self, receipt: Receipt) -> Queued:
         job = receipt.job
         label = self._label(job.style_id)
         if job.status is JobStatus.CANCELLED:
@@ -488,7 +572,7 @@ class Conversation:
                 eta_s=0.0,
                 status=job.status,
                 progress=job.progress,
-                text=texts.STATUS_CANCELLED,
+                text=texts.status_cancelled(),
             )
         if job.status is JobStatus.RUNNING:
             return Queued(
@@ -508,7 +592,7 @@ class Conversation:
             status=job.status,
             progress=job.progress,
             text=texts.queued(label, receipt.position, receipt.eta_s),
-            buttons=(Button(texts.BUTTON_CANCEL, Action.CANCEL, job.id),),
+            buttons=(Button(texts.button_cancel(), Action.CANCEL, job.id),),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -529,6 +613,7 @@ class Conversation:
             style_id=style.id,
             variants=variants,
             seed=seed,
+            locale=i18n.current_locale(),
         )
         try:
             receipt = await self.queue.enqueue(request, stored.jpeg)
@@ -536,7 +621,7 @@ class Conversation:
             return [
                 Failure(
                     exc.user_message,
-                    buttons=(Button(texts.BUTTON_CANCEL_IT, Action.CANCEL, exc.job_id),),
+                    buttons=(Button(texts.button_cancel_it(), Action.CANCEL, exc.job_id),),
                 )
             ]
         except (QuotaExceededError, QueueFullError) as exc:
@@ -567,7 +652,7 @@ class Conversation:
                 StyleOption(
                     style_id=style.id,
                     label=style.label,
-                    description=style.description,
+                    description=style.blurb,
                     preview=preview,
                 )
             )
@@ -576,7 +661,7 @@ class Conversation:
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
-        return style_id or "your"
+        return style_id or "🎨"
 
 
 def _images(result: JobResult) -> tuple[AvatarImage, ...]:
@@ -588,21 +673,21 @@ def _images(result: JobResult) -> tuple[AvatarImage, ...]:
 
 def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
     return (
-        Button(texts.BUTTON_MORE, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
-        Button(texts.BUTTON_ORIGINAL, Action.ORIGINAL, job_id),
-        Button(texts.BUTTON_FORGET_SELFIE, Action.FORGET, job_id),
+        Button(texts.button_more(), Action.MORE, job_id),
+        Button(texts.button_another_style(), Action.STYLE, job_id),
+        Button(texts.button_original(), Action.ORIGINAL, job_id),
+        Button(texts.button_forget_selfie(), Action.FORGET, job_id),
     )
 
 
 def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
     if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button(texts.BUTTON_NEW_SELFIE, Action.AVATAR),)
+        return (Button(texts.button_new_selfie(), Action.AVATAR),)
     if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),)
+        return (Button(texts.button_another_style(), Action.STYLE, job_id),)
     if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button(texts.BUTTON_ANOTHER_PHOTO, Action.AVATAR),)
+        return (Button(texts.button_another_photo(), Action.AVATAR),)
     return (
-        Button(texts.BUTTON_TRY_AGAIN, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
+        Button(texts.button_try_again(), Action.MORE, job_id),
+        Button(texts.button_another_style(), Action.STYLE, job_id),
     )

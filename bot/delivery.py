@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
+from bot import i18n
 from bot.jobs import Job, JobStatus, Owner
 from bot.metrics import BotMetrics
 from bot.queue import DeliveryClaim
@@ -181,8 +182,9 @@ class DeliveryPump:
         try:
             if handler is None:
                 raise LookupError(f"no adapter for platform {job.owner.platform!r} here")
-            replies = await self.renderer.outcome_replies(delivery)
-            await self._under_lease(delivery, handler(delivery, replies))
+            with i18n.use(job.locale):  # the adapter's own words too, in the job's language
+                replies = await self.renderer.outcome_replies(delivery)
+                await self._under_lease(delivery, handler(delivery, replies))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter failure must not stop the pump
@@ -363,7 +365,8 @@ class StatusTracker:
         if handler is None or not await self._take_slot(job):
             return False
         try:
-            await handler(job, reply)
+            with i18n.use(job.locale):
+                await handler(job, reply)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failed edit is not worth more than a log line

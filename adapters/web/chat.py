@@ -39,8 +39,10 @@ import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
 from adapters.web import messages as wm
+from adapters.web import page
 from adapters.web.history import ChatHistory
 from adapters.web.identity import COOKIE_MAX_AGE_S, COOKIE_NAME, Identities
+from adapters.web.language import language_middleware
 from bot import metrics as prom
 from bot import texts
 from bot.chat_adapter import register
@@ -128,7 +130,10 @@ class WebChat:
         production bot on Telegram/Discord that still wants health checks and webhooks)."""
         app = web.Application(
             client_max_size=self.max_upload_bytes,
-            middlewares=[self._security_middleware],
+            middlewares=[
+                self._security_middleware,
+                language_middleware(self.conversation, PLATFORM, UID_KEY),
+            ],
         )
         app.on_shutdown.append(self._close_sockets)
         r = app.router
@@ -194,7 +199,7 @@ class WebChat:
     # ------------------------------------------------------------------ pages and files
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        body = self._static.joinpath("index.html").read_bytes()
+        body = page.render(self._static, self.max_upload_bytes)  # in the user's language
         return web.Response(
             body=body,
             content_type="text/html",
@@ -371,7 +376,7 @@ class WebChat:
         uid = job.owner.user_id
         done = any(isinstance(r, Avatar) for r in replies)
         finished = wm.finished_status(
-            job.id, texts.FINISHED_DONE if done else texts.FINISHED_NOT_DONE
+            job.id, texts.finished_done() if done else texts.finished_not_done()
         )
 
         async def replace() -> None:

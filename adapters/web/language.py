@@ -1,0 +1,42 @@
+"""The web chat speaks each browser's language.
+
+A middleware (inside the one that sets the user id) makes every page and API request
+speak the user's language: their /language choice, else the browser's Accept-Language,
+else English (`Conversation.use_language`). Each request runs in its own task, so the
+language stays with it. The answer says which language it spoke (`Content-Language`);
+the page reloads itself when that changes (after /language), to switch its own words
+and its direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from bot import i18n
+from bot.conversation import Conversation
+from bot.jobs import Owner
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Requests that say nothing in words: no language lookup for them.
+_WORDLESS = ("/static/", "/previews/", "/media/", "/healthz", "/metrics")
+
+
+def language_middleware(
+    conversation: Conversation, platform: str, uid_key: web.RequestKey[str]
+) -> Middleware:
+    @web.middleware
+    async def speak_their_language(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(_WORDLESS) or uid_key not in request:
+            return await handler(request)
+        uid = request[uid_key]
+        accepted = i18n.from_accept_language(request.headers.get("Accept-Language"))
+        await conversation.use_language(Owner(platform, uid, uid), accepted)
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["Content-Language"] = i18n.bcp47(i18n.current_locale())
+        return response
+
+    return speak_their_language

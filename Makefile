@@ -45,6 +45,7 @@ bench: install
 	$(PY) bench/queue_bench.py
 	$(PY) bench/styles_bench.py
 	$(PY) bench/labelling_bench.py
+	$(PY) bench/i18n_bench.py
 	$(PY) bench/telegram_load.py
 	$(PY) bench/diffusers_bench.py  # full size needs CUDA; says so and exits 0 without
 

@@ -59,7 +59,9 @@ LOCALES := bot/locales
 i18n: install
 	$(VENV)/bin/pybabel extract -F babel.cfg -o $(LOCALES)/avatarbot.pot \
 		--project=avatarbot --copyright-holder="the avatarbot authors" --add-location=file --sort-by-file --no-wrap \
-		--add-comments=Translators: --strip-comment-tags bot adapters provenance
+		--add-comments=Translators: --strip-comment-tags \
+		--header-comment="# avatarbot's messages: docs/languages.md says how to translate them." \
+		bot adapters provenance
 	$(VENV)/bin/pybabel update -i $(LOCALES)/avatarbot.pot -d $(LOCALES) -D avatarbot \
 		--no-wrap --ignore-obsolete --no-fuzzy-matching --update-header-comment
 	$(VENV)/bin/pybabel compile -d $(LOCALES) -D avatarbot --statistics

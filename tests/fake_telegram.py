@@ -7,7 +7,10 @@ Point python-telegram-bot at it with
 - Every request is checked against tests/specs/telegram-bot-api.json (`telegram_spec.py`):
   an unknown method answers 404, a missing required field, a wrong type, an unknown field,
   an upload nobody refers to or a broken limit (text length, callback data 1-64 bytes,
-  album 2-10 items) answers 400, and each is recorded in `violations`. Tests assert
+  album 2-10 items, the bot's menu and descriptions per `language_code`: a two-letter
+  code, descriptions of at most 512 / 120 characters, command names of a-z0-9_) answers
+  400, and each is recorded in `violations`. The profile set is kept per language code
+  (`my_commands`, `my_descriptions`, `my_short_descriptions`). Tests assert
   `fake.violations == []`. The fake's own answers are checked too.
 - Every call is recorded (`calls`: method, decoded fields, uploaded bytes, result).
 - Tests play the users: `private_chat`/`group_chat`, `send_text`, `send_photo` (several

@@ -207,6 +207,28 @@ def test_every_shipped_style_speaks_every_language(locale: str) -> None:
             assert style.blurb == words.description
 
 
+def test_a_new_language_is_a_catalog_and_no_code(tmp_path: Path) -> None:
+    """What docs/languages.md says to do, done in a scratch folder: a compiled catalog
+    under <locale>/LC_MESSAGES is found, negotiated and spoken, styles fall back to
+    English until translated."""
+    template = read(LOCALES / f"{DOMAIN}.pot")
+    french = Catalog(locale="fr")
+    for message in messages(template):
+        french.add(message.id, context=message.context)
+    french.get("See the styles").string = "Voir les styles"  # type: ignore[union-attr]
+    folder = tmp_path / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with (folder / f"{DOMAIN}.mo").open("wb") as f:
+        write_mo(f, french)
+    found = i18n.Catalogs.load(tmp_path)  # type: ignore[arg-type]  # a Path is Traversable
+    assert found.locales == ("en", "fr")
+    assert i18n.negotiate("fr-CA", found.locales) == "fr"
+    assert found.get("fr").gettext("See the styles") == "Voir les styles"
+    assert found.get("fr").gettext("Start over") == "Start over"  # untranslated: English
+    sketch = StyleCatalog.load().get("sketch")
+    assert sketch.label_in("fr") == sketch.label_in("en") == "✏️ Pencil sketch"
+
+
 def test_right_to_left_languages() -> None:
     assert i18n.text_direction("ar") == "rtl"
     assert i18n.text_direction("he") == "rtl"

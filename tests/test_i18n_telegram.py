@@ -221,3 +221,17 @@ async def test_menu_and_descriptions_are_set_in_every_language(
             assert fake.my_short_descriptions[code] == texts.bot_short_description()
     assert ("avatar", "Crie um avatar a partir de uma selfie") in fake.my_commands["pt"]
     assert fake.my_short_descriptions["ar"].startswith("يحوّل صورتك الذاتية")
+
+
+def test_the_fake_refuses_a_profile_telegram_would_refuse() -> None:
+    """The fake's check has teeth: a regional code, over-long descriptions and a command
+    name with capitals are refused."""
+    from tests.fake_telegram import _profile_problems  # noqa: PLC0415
+
+    assert _profile_problems("setMyDescription", {"language_code": "pt-BR"}) != []
+    assert _profile_problems("setMyDescription", {"description": "x" * 513}) != []
+    assert _profile_problems("setMyShortDescription", {"short_description": "x" * 121}) != []
+    bad_menu = {"commands": [{"command": "Avatar", "description": "x"}]}
+    assert _profile_problems("setMyCommands", bad_menu) != []
+    good = {"language_code": "pt", "commands": [{"command": "avatar", "description": "x"}]}
+    assert _profile_problems("setMyCommands", good) == []

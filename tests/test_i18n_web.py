@@ -125,7 +125,12 @@ async def test_an_arabic_browser_gets_the_whole_flow_in_arabic_right_to_left(
         assert await card.locator(".style-desc").inner_text() == "غرافيت على ورق مع تظليل ناعم."
 
         # The queue message, then the avatar with its caption and buttons.
-        await card.click()
+        async with page.expect_response(lambda r: r.url.endswith("/api/choose")) as chosen:
+            await card.click()
+        answer = await (await chosen.value).json()
+        [queued] = [m for m in answer["messages"] if m["kind"] == "queued"]
+        assert queued["text"].startswith("⏳ صورتك الرمزية بأسلوب ✏️ رسم بالقلم الرصاص هي التالية")
+        assert [b["label"] for b in queued["buttons"]] == ["✖ إلغاء"]
         status = page.locator("[data-testid=msg-bot-queued]")
         await status.wait_for()
         avatar = page.locator("[data-testid=msg-bot-avatar]")

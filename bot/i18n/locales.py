@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from bot.i18n.catalogs import SOURCE_LOCALE, catalogs
+from bot.i18n.catalogs import catalogs
 
 #: Languages written right to left (their scripts' direction, not a per-catalog choice):
 #: Arabic, Hebrew, Persian, Urdu, Pashto, Sindhi, Uyghur, Yiddish, Dhivehi, Central Kurdish.
@@ -95,7 +95,3 @@ def language_code(locale: str) -> str:
 def text_direction(locale: str) -> str:
     """ "rtl" for languages written right to left, else "ltr"."""
     return "rtl" if locale.split("_", maxsplit=1)[0] in RTL_LANGUAGES else "ltr"
-
-
-def is_source(locale: str) -> bool:
-    return locale == SOURCE_LOCALE

@@ -25,6 +25,7 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
 from bot import i18n, texts
+from bot.chat_commands import CHAT_COMMANDS
 from bot.i18n.catalogs import DOMAIN
 from bot.styles import StyleCatalog
 
@@ -193,6 +194,30 @@ def test_discord_option_names_are_valid_in_every_language(locale: str) -> None:
             assert 1 <= len(name) <= 32, (locale, name)
             assert name == name.lower(), (locale, name)
             assert all(c.isalnum() or c in "-_" for c in name), (locale, name)
+
+
+@pytest.mark.parametrize("locale", catalog_locales())
+def test_platform_limits_hold_in_every_language(locale: str) -> None:
+    """What the platforms would cut or refuse: Discord's 100-character descriptions and
+    80-character button labels, Telegram's 512/120-character bot descriptions and its
+    200-character button alerts."""
+    with i18n.use(locale):
+        for entry in CHAT_COMMANDS:
+            assert 0 < len(entry.summary) <= 100, (locale, entry.name)
+        options = (texts.option_selfie, texts.option_style, texts.option_variants)
+        assert all(len(say()) <= 100 for say in (*options, texts.option_image))
+        assert len(texts.bot_description()) <= 512
+        assert len(texts.bot_short_description()) <= 120
+        assert len(texts.not_your_button()) <= 200
+        buttons = [
+            texts.button_make_avatar, texts.button_new_avatar, texts.button_new_selfie,
+            texts.button_another_photo, texts.button_cancel, texts.button_cancel_it,
+            texts.button_more, texts.button_try_again, texts.button_another_style,
+            texts.button_original, texts.button_forget_selfie, texts.language_automatic,
+        ]  # fmt: skip
+        assert all(len(say()) <= 80 for say in buttons)
+        for style in StyleCatalog.load():
+            assert len(style.label) <= 80  # a button and a Discord choice (100)
 
 
 @pytest.mark.parametrize("locale", catalog_locales())

@@ -37,6 +37,7 @@ def language_middleware(
         response = await handler(request)
         if not response.prepared:
             response.headers["Content-Language"] = i18n.bcp47(i18n.current_locale())
+            response.headers.add("Vary", "Accept-Language")  # caches keep one per language
         return response
 
     return speak_their_language

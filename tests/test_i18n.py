@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,6 +18,7 @@ from bot.i18n import LanguagePreferences
 from bot.jobs import Job, JobRequest, Owner, Route
 from bot.queue import Delivery
 from bot.replies import Action, Avatar, Queued, Reply, StylePicker, Text
+from bot.styles import StyleCatalog, StyleCatalogError
 from tests.chat_stack import ChatStack, chat_stack, owner
 
 ALICE = owner("alice")
@@ -318,3 +320,46 @@ async def test_a_jobs_messages_keep_the_language_it_was_asked_in(
     ]
     assert words == ["✅ Hecho."]
     assert i18n.current_locale() == "en"
+
+
+# --------------------------------------------------------------------------- styles
+
+
+def test_operators_translate_their_styles_in_the_catalog(tmp_path: Path) -> None:
+    recipe = '[style.cpu]\neffect = "cartoon"\n[style.diffusion]\nprompt = "neon portrait"\n'
+    catalog = tmp_path / "styles.toml"
+    catalog.write_text(
+        '[[style]]\nid = "neon"\ntitle = "Neon"\nemoji = "💡"\n'
+        'description = "Glowing lines on black."\n' + recipe
+        + '[style.translations.es]\ntitle = "Neón"\ndescription = "Líneas luminosas."\n'
+        + '[style.translations.pt-BR]\ntitle = "Neon brilhante"\n',
+        "utf-8",
+    )  # fmt: skip
+    neon = StyleCatalog.load(catalog).get("neon")
+    with i18n.use("es"):
+        assert (neon.label, neon.blurb) == ("💡 Neón", "Líneas luminosas.")
+    with i18n.use("pt_BR"):  # a tag spelled either way; no description: the English one
+        assert (neon.label, neon.blurb) == ("💡 Neon brilhante", "Glowing lines on black.")
+    with i18n.use("de"):  # no table: English
+        assert (neon.label, neon.blurb) == ("💡 Neon", "Glowing lines on black.")
+    assert {"neon", "neón", "neon brilhante", "💡 neón"} <= neon.names()
+
+    for bad, problem in [
+        ('[style.translations."not a tag!"]\ntitle = "x"\n', "not a language tag"),
+        ('[style.translations.es]\ndescription = "sin título"\n', "needs a title"),
+    ]:
+        catalog.write_text('[[style]]\nid = "neon"\ntitle = "Neon"\n' + recipe + bad, "utf-8")
+        with pytest.raises(StyleCatalogError, match=problem):
+            StyleCatalog.load(catalog)
+
+
+async def test_a_style_typed_in_the_users_language_is_picked(
+    stack: ChatStack, face_jpeg: bytes
+) -> None:
+    conv = stack.conversation
+    await conv.use_language(ALICE, "es")
+    await conv.avatar(ALICE)
+    await conv.selfie(ALICE, face_jpeg)
+    [queued] = await conv.text(ALICE, "acuarela")
+    assert isinstance(queued, Queued)
+    assert "🖌️ Acuarela" in queued.text

@@ -26,6 +26,11 @@ Selfie retention (the decision, in one place):
   sessions, jobs and results (through the queue).
 - After the TTL the buttons answer that the selfie is gone and ask for a new one.
 - Nothing here logs image bytes, and nothing stores tokens.
+
+Languages (`bot.i18n`): an adapter calls `use_language` at the start of each event, so
+the replies to it are in the user's language (their /language choice, else their app's).
+A job keeps the language it was asked in (`Job.locale`); its queue messages and its
+outcome are told in that language, whenever and by whichever process they are sent.
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from bot import texts
+from bot import i18n, texts
 from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
 from bot.gate import Admission, Gatekeeper
 from bot.group_admins import ChatAdminLookup
+from bot.i18n import LanguagePreferences
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
@@ -124,6 +130,7 @@ class Conversation:
         sessions: SessionStore,
         selfies: SelfieStore,
         waiting: WaitingJobs,
+        languages: LanguagePreferences,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
         gate: Gatekeeper | None = None,
@@ -136,6 +143,7 @@ class Conversation:
         self.sessions = sessions
         self.selfies = selfies
         self.waiting = waiting
+        self.languages = languages
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
@@ -178,6 +186,7 @@ class Conversation:
             sessions=SessionStore(redis, prefix, limits.session_ttl_s),
             selfies=selfies,
             waiting=WaitingJobs(redis, prefix, limits.bot_name),
+            languages=LanguagePreferences(redis, prefix),
             verifier=verifier,
             gate=Gatekeeper.from_settings(redis, settings),
             admin=AdminCommands.create(redis, queue, selfies, settings),
@@ -192,7 +201,7 @@ class Conversation:
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button(texts.BUTTON_MAKE_AVATAR, Action.AVATAR),),
+                buttons=(Button(texts.button_make_avatar(), Action.AVATAR),),
             )
         ]
 
@@ -206,20 +215,20 @@ class Conversation:
         if refused := await self.gate.check(sender):
             return refused.replies()
         session = await self.sessions.get(sender)
-        return [self._picker(texts.STYLES_INTRO, session.variants)]
+        return [self._picker(texts.styles_intro(), session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
         if refused := await self.gate.check(sender, new_request=True):
             return refused.replies()
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-        return [Text(texts.ASK_SELFIE)]
+        return [Text(texts.ask_selfie())]
 
     async def text(self, sender: Owner, message: str) -> list[Reply]:
         """Any typed message: a /command (Telegram's `/cmd@BotName` too), a style name
         while the picker is open, or anything else (a hint)."""
         words = message.strip().split()
         if not words:
-            return [Text(texts.UNKNOWN_COMMAND)]
+            return [Text(texts.unknown_command())]
         first = words[0].lower()
         if first.startswith("/"):
             return await self._command(sender, first[1:].split("@", 1)[0], words[1:])
@@ -230,8 +239,12 @@ class Conversation:
             style = self._find_style(message)
             if style is not None:
                 return await self.choose(sender, style.id)
-            return [self._picker(texts.PICK_STYLE, session.variants)]
-        hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
+            return [self._picker(texts.pick_style(), session.variants)]
+        hint = (
+            texts.ask_selfie()
+            if session.stage is Stage.AWAITING_SELFIE
+            else texts.unknown_command()
+        )
         return [Text(hint)]
 
     async def _command(self, sender: Owner, command: str, args: list[str]) -> list[Reply]:
@@ -241,8 +254,10 @@ class Conversation:
                 return answered
         if command != "forgetme" and (refused := await self.gate.check(sender)):
             return refused.replies()
+        if command == "language" and args:  # "/language es"
+            return await self.set_language(sender, args[0])
         handler = self._commands().get(command)
-        return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+        return await handler(sender) if handler else [Text(texts.unknown_command())]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
         """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
@@ -254,12 +269,13 @@ class Conversation:
             "cancel": self.cancel,
             "forgetme": self.forget_me,
             "verify": self.ask_verify,
+            "language": self.language,
         }
 
     def _find_style(self, message: str) -> Style | None:
         wanted = message.strip().lower()
         for style in self.catalog:
-            if wanted in (style.id, style.title.lower(), style.label.lower()):
+            if wanted in style.names():
                 return style
         return None
 
@@ -286,7 +302,7 @@ class Conversation:
             return [Failure(exc.user_message)]
         await self.selfies.put(sender, selfie.jpeg)
         session = await self.sessions.set_stage(sender, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_STYLE, session.variants)]
+        return [self._picker(texts.pick_style(), session.variants)]
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
@@ -296,7 +312,7 @@ class Conversation:
             return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
-        return [self._picker(texts.PICK_STYLE, variants)]
+        return [self._picker(texts.pick_style(), variants)]
 
     async def choose(
         self,
@@ -320,7 +336,7 @@ class Conversation:
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         replies = await self._enqueue(sender, style, count, stored, route_data=route_data)
         if isinstance(replies[-1], Queued):
             await self.sessions.set_stage(sender, Stage.IDLE)
@@ -339,14 +355,16 @@ class Conversation:
             return [Failure(exc.user_message, ephemeral=True)]
         if not callback_allows(data, presser):
             log.info("button %s refused: bound to someone else", action.value)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
-        if action is Action.PICK:
-            return await self.choose(presser, arg, route_data=route_data)
-        if action is Action.VARIANTS:
-            return await self.set_variants(presser, int(arg) if arg.isdigit() else 0)
-        if action is Action.AVATAR:
-            return await self.avatar(presser)
-        return await self.press(presser, action, arg, route_data=route_data)
+            return [Text(texts.not_your_button(), ephemeral=True)]
+        if action.takes_job:
+            return await self.press(presser, action, arg, route_data=route_data)
+        handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
+            Action.PICK: lambda: self.choose(presser, arg, route_data=route_data),
+            Action.VARIANTS: lambda: self.set_variants(presser, int(arg) if arg.isdigit() else 0),
+            Action.AVATAR: lambda: self.avatar(presser),
+            Action.LANGUAGE: lambda: self.set_language(presser, arg),
+        }
+        return await handlers[action]()
 
     async def press(
         self,
@@ -365,10 +383,10 @@ class Conversation:
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
                 return await self.forget_selfie(presser)
-            return [Failure(texts.BUTTON_EXPIRED, ephemeral=True)]
+            return [Failure(texts.button_expired(), ephemeral=True)]
         if (job.owner.platform, job.owner.user_id) != (presser.platform, presser.user_id):
             log.info("button %s on job %s refused: not the owner", action.value, job.id)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
+            return [Text(texts.not_your_button(), ephemeral=True)]
         handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
             Action.MORE: lambda: self._more(presser, job, route_data),
             Action.STYLE: lambda: self._another_style(presser),
@@ -381,9 +399,9 @@ class Conversation:
     async def _another_style(self, presser: Owner) -> list[Reply]:
         if await self.selfies.get(presser) is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         session = await self.sessions.set_stage(presser, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_ANOTHER_STYLE, session.variants)]
+        return [self._picker(texts.pick_another_style(), session.variants)]
 
     async def _more(
         self, presser: Owner, job: Job, route_data: Mapping[str, str] | None
@@ -391,7 +409,7 @@ class Conversation:
         stored = await self.selfies.get(presser)
         if stored is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         try:
             style = self.catalog.get(job.style_id)
         except UnknownStyleError:
@@ -402,7 +420,7 @@ class Conversation:
             seed = new_seed()
         notes: list[Reply] = []
         if await self.selfies.linked(job.id) not in (None, stored.selfie_id):
-            notes.append(Text(texts.SELFIE_REPLACED))
+            notes.append(Text(texts.selfie_replaced()))
         replies = await self._enqueue(
             presser, style, job.variants, stored, seed=seed, route_data=route_data
         )
@@ -411,7 +429,7 @@ class Conversation:
     async def _originals(self, job: Job) -> list[Reply]:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
-            return [Failure(texts.RESULT_GONE)]
+            return [Failure(texts.result_gone())]
         images = avatar_images(result)
         return [
             OriginalFile(
@@ -419,7 +437,7 @@ class Conversation:
                 index=i,
                 filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
                 image=image,
-                caption=texts.ORIGINAL_CAPTION if i == 0 else "",
+                caption=texts.original_caption() if i == 0 else "",
             )
             for i, image in enumerate(images)
         ]
@@ -432,31 +450,34 @@ class Conversation:
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         return await self._cancel(job)
 
     async def _cancel(self, job: Job) -> list[Reply]:
         if job.status.final:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         if not await self.queue.cancel(job.id, job.owner):
-            return [Failure(texts.CANNOT_CANCEL)]
+            return [Failure(texts.cannot_cancel())]
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button(texts.BUTTON_NEW_AVATAR, Action.AVATAR),))]
+        return [
+            Text(texts.cancelled(), buttons=(Button(texts.button_new_avatar(), Action.AVATAR),))
+        ]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
         if await self.selfies.delete(sender):
             await self.sessions.set_stage(sender, Stage.IDLE)
-            return [Text(texts.SELFIE_FORGOTTEN)]
-        return [Text(texts.NO_SELFIE_TO_FORGET)]
+            return [Text(texts.selfie_forgotten())]
+        return [Text(texts.no_selfie_to_forget())]
 
     async def forget_me(self, sender: Owner) -> list[Reply]:
         """/forgetme: the selfie, every session, and (through the queue) jobs and results."""
         job_ids = await self.queue.user_job_ids(sender)
         had_selfie = await self.selfies.delete(sender, job_ids)
         await self.sessions.delete_user(sender)
+        await self.languages.clear(sender)  # the receipt still speaks it: this event's locale
         await self.queue.redis.delete(status_throttle_key(self.queue.config.prefix, sender))
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
@@ -467,15 +488,58 @@ class Conversation:
         cancelled = receipt.queued_cancelled + receipt.running_discarded
         return [Text(texts.forgot_everything(cancelled, had_selfie))]
 
+    # ------------------------------------------------------------------ languages
+
+    async def use_language(self, sender: Owner, app_language: str | None) -> str:
+        """Speak `sender`'s language for the rest of this event: their /language choice,
+        else what their app asks for (`app_language`: Telegram's `language_code`,
+        Discord's locale, a browser's Accept-Language), else English. Call it at the start
+        of the task that handles the event; returns the locale."""
+        app = i18n.negotiate(app_language) or i18n.SOURCE_LOCALE
+        try:
+            chosen = await self.languages.get(sender)
+        except (aioredis.ConnectionError, aioredis.TimeoutError):
+            chosen = None  # the answer will say Redis is away; in the app's language
+        locale = chosen if chosen in i18n.catalogs().locales else app
+        i18n.activate(locale, app_locale=app)
+        return locale
+
+    async def language(self, sender: Owner) -> list[Reply]:
+        """/language: the languages, each named in itself, and "automatic"."""
+        return [self._language_picker(texts.language_ask(i18n.current_locale()))]
+
+    async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
+        """Speak `choice` (a language tag, or "auto" for the app's language) from now on;
+        the answer already speaks it."""
+        if choice.lower() == "auto":
+            await self.languages.clear(sender)
+            locale = i18n.app_locale()
+            i18n.activate(locale, app_locale=locale)
+            return [Text(texts.language_automatic_set(locale))]
+        found = i18n.negotiate(choice)
+        if found is None:
+            return [self._language_picker(texts.language_unknown())]
+        await self.languages.set(sender, found)
+        i18n.activate(found, app_locale=i18n.app_locale())
+        return [Text(texts.language_set(found))]
+
+    def _language_picker(self, text: str) -> Text:
+        buttons = [
+            Button(texts.language_choice(locale), Action.LANGUAGE, i18n.bcp47(locale).lower())
+            for locale in i18n.catalogs().locales
+        ]
+        buttons.append(Button(texts.language_automatic(), Action.LANGUAGE, "auto"))
+        return Text(text, buttons=tuple(buttons))
+
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
         if refused := await self.gate.check(sender):
             return refused.replies()
         if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
+            return [Text(texts.verify_unavailable())]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
-        return [Text(texts.VERIFY_ASK)]
+        return [Text(texts.verify_ask())]
 
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
@@ -485,21 +549,25 @@ class Conversation:
         if refused := await self.gate.check(sender):
             return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
-        return await verdict_replies(self.verifier, data)
+        return await verdict_replies(self.verifier, data, self._label)
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
-        """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
-        await self.waiting.remove(delivery.outcome.job_id)
-        style_id = delivery.job.style_id if delivery.job is not None else ""
-        return outcome_replies(
-            delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
-        )
+        """What to tell a job's owner about its outcome (used by `DeliveryPump`), in the
+        language the job was asked in."""
+        with i18n.use(delivery.job.locale if delivery.job is not None else ""):
+            await self.waiting.remove(delivery.outcome.job_id)
+            style_id = delivery.job.style_id if delivery.job is not None else ""
+            return outcome_replies(
+                delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
+            )
 
     def status_reply(self, receipt: Receipt) -> Queued:
-        """The queue message for a job's current status (used by `StatusTracker`)."""
-        return status_reply(receipt, self._label(receipt.job.style_id))
+        """The queue message for a job's current status (used by `StatusTracker`), in the
+        language the job was asked in."""
+        with i18n.use(receipt.job.locale):
+            return status_reply(receipt, self._label(receipt.job.style_id))
 
     # ------------------------------------------------------------------ helpers
 
@@ -522,6 +590,7 @@ class Conversation:
             style_id=style.id,
             variants=admission.variants,
             seed=seed,
+            locale=i18n.current_locale(),
         )
         try:
             receipt = await self.queue.enqueue(request, stored.jpeg, quota=admission.quota)
@@ -529,7 +598,7 @@ class Conversation:
             return [
                 Failure(
                     exc.user_message,
-                    buttons=(Button(texts.BUTTON_CANCEL_IT, Action.CANCEL, exc.job_id),),
+                    buttons=(Button(texts.button_cancel_it(), Action.CANCEL, exc.job_id),),
                 )
             ]
         except (QuotaExceededError, QueueFullError) as exc:
@@ -557,4 +626,4 @@ class Conversation:
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
-        return style_id or "your"
+        return style_id or "🎨"

@@ -16,16 +16,7 @@ anything of the user's is read or stored (so before intake); a refusal is one li
 commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
 they are unknown commands. /forgetme and "forget my selfie" are never refused.
 
-Selfie retention (the decision, in one place):
-- Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
-  job and deletes it as soon as the job ends (done, failed, cancelled or dead).
-- The conversation keeps the user's *current* normalised selfie (one per user, across
-  chats) in Redis with a TTL of `selfie_ttl_s`, so "more like this" and "another style"
-  work without a new upload. A new selfie replaces the old one.
-- "Forget my selfie" deletes it at once; /forgetme deletes it together with the user's
-  sessions, jobs and results (through the queue).
-- After the TTL the buttons answer that the selfie is gone and ask for a new one.
-- Nothing here logs image bytes, and nothing stores tokens.
+Selfie retention: `bot.selfie_store` says how long a selfie is kept and what deletes it.
 
 Languages (`bot.i18n`): an adapter calls `use_language` at the start of each event, so
 the replies to it are in the user's language (their /language choice, else their app's).
@@ -37,18 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import redis.asyncio as aioredis
 
 from bot import i18n, texts
 from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
-from bot.gate import Admission, Gatekeeper
+from bot.conversation_limits import ConversationLimits
+from bot.enqueuing import Enqueuing, Order
+from bot.gate import Gatekeeper
 from bot.group_admins import ChatAdminLookup
 from bot.i18n import LanguagePreferences
 from bot.jobs import (
@@ -56,18 +46,15 @@ from bot.jobs import (
     MIN_VARIANTS,
     FailureReason,
     Job,
-    JobRequest,
     Owner,
-    Route,
     new_seed,
 )
-from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
+from bot.language_choice import LanguageChoice
 from bot.replies import (
     Action,
     BadCallbackError,
     Button,
     Failure,
-    OriginalFile,
     Queued,
     Reply,
     StylePicker,
@@ -81,40 +68,17 @@ from bot.sessions import SessionStore, Stage
 from bot.status_tracker import status_throttle_key
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
 from bot.verdicts import Verifier, verdict_replies
-from bot.views import avatar_images, outcome_replies, status_reply, style_picker
-from bot.waiting import Shown, WaitingJobs
+from bot.views import original_files, outcome_replies, status_reply, style_picker
+from bot.waiting import WaitingJobs
 
 if TYPE_CHECKING:
-    from bot.config import Settings
     from bot.queue import Delivery, JobProducer, Receipt
 
 log = logging.getLogger(__name__)
 
-#: How long an idle session (stage, variant choice) is kept.
-SESSION_TTL_S = 24 * 3600
-
-
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
 """An adapter's part of /forgetme: given the user and their job ids, delete what the
 adapter stored about them (message ids, chat state); returns how many keys it deleted."""
-
-
-@dataclass(frozen=True)
-class ConversationLimits:
-    bot_name: str
-    """This deployment's name: results for jobs enqueued here come back to it."""
-    selfie_ttl_s: int
-    session_ttl_s: int = SESSION_TTL_S
-    likeness_in_caption: bool = False
-    """Add each image's likeness score to the avatar's caption."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConversationLimits:
-        return cls(
-            bot_name=settings.bot_name,
-            selfie_ttl_s=settings.selfie_ttl_s,
-            likeness_in_caption=settings.likeness_in_caption,
-        )
 
 
 class Conversation:
@@ -144,6 +108,7 @@ class Conversation:
         self.selfies = selfies
         self.waiting = waiting
         self.languages = languages
+        self.language_choice = LanguageChoice(languages)
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
@@ -153,6 +118,7 @@ class Conversation:
             queue.redis, queue.config.prefix, daily_quota=queue.config.daily_quota
         )
         self.admin = admin
+        self.enqueuing = Enqueuing(queue, selfies, waiting, self.gate, limits.bot_name)
 
     def on_forget(self, hook: ForgetHook) -> None:
         """Register an adapter's part of /forgetme."""
@@ -162,35 +128,6 @@ class Conversation:
         """Register an adapter's lookup of a group chat's admins (who may use /group)."""
         if self.admin is not None:
             self.admin.on_chat_admins(platform, lookup)
-
-    @classmethod
-    def create(
-        cls,
-        redis: aioredis.Redis,
-        queue: JobProducer,
-        intake: SelfieIntake,
-        catalog: StyleCatalog,
-        settings: Settings,
-        *,
-        verifier: Verifier | None = None,
-    ) -> Conversation:
-        """Wire a conversation with its Redis-backed stores from the settings."""
-        limits = ConversationLimits.from_settings(settings)
-        prefix = settings.key_prefix
-        selfies = SelfieStore(redis, prefix, limits.selfie_ttl_s)
-        return cls(
-            queue,
-            intake,
-            catalog,
-            limits,
-            sessions=SessionStore(redis, prefix, limits.session_ttl_s),
-            selfies=selfies,
-            waiting=WaitingJobs(redis, prefix, limits.bot_name),
-            languages=LanguagePreferences(redis, prefix),
-            verifier=verifier,
-            gate=Gatekeeper.from_settings(redis, settings),
-            admin=AdminCommands.create(redis, queue, selfies, settings),
-        )
 
     # ------------------------------------------------------------------ commands
 
@@ -430,17 +367,7 @@ class Conversation:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
             return [Failure(texts.result_gone())]
-        images = avatar_images(result)
-        return [
-            OriginalFile(
-                job_id=job.id,
-                index=i,
-                filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
-                image=image,
-                caption=texts.original_caption() if i == 0 else "",
-            )
-            for i, image in enumerate(images)
-        ]
+        return original_files(job, result)
 
     # ------------------------------------------------------------------ cancel, forget
 
@@ -491,45 +418,16 @@ class Conversation:
     # ------------------------------------------------------------------ languages
 
     async def use_language(self, sender: Owner, app_language: str | None) -> str:
-        """Speak `sender`'s language for the rest of this event: their /language choice,
-        else what their app asks for (`app_language`: Telegram's `language_code`,
-        Discord's locale, a browser's Accept-Language), else English. Call it at the start
-        of the task that handles the event; returns the locale."""
-        app = i18n.negotiate(app_language) or i18n.SOURCE_LOCALE
-        try:
-            chosen = await self.languages.get(sender)
-        except (aioredis.ConnectionError, aioredis.TimeoutError):
-            chosen = None  # the answer will say Redis is away; in the app's language
-        locale = chosen if chosen in i18n.catalogs().locales else app
-        i18n.activate(locale, app_locale=app)
-        return locale
+        """Speak `sender`'s language for the rest of this event (`bot.language_choice`)."""
+        return await self.language_choice.use(sender, app_language)
 
     async def language(self, sender: Owner) -> list[Reply]:
         """/language: the languages, each named in itself, and "automatic"."""
-        return [self._language_picker(texts.language_ask(i18n.current_locale()))]
+        return [self.language_choice.picker(texts.language_ask(i18n.current_locale()))]
 
     async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
-        """Speak `choice` (a language tag, or "auto" for the app's language) from now on;
-        the answer already speaks it."""
-        if choice.lower() == "auto":
-            await self.languages.clear(sender)
-            locale = i18n.app_locale()
-            i18n.activate(locale, app_locale=locale)
-            return [Text(texts.language_automatic_set(locale))]
-        found = i18n.negotiate(choice)
-        if found is None:
-            return [self._language_picker(texts.language_unknown())]
-        await self.languages.set(sender, found)
-        i18n.activate(found, app_locale=i18n.app_locale())
-        return [Text(texts.language_set(found))]
-
-    def _language_picker(self, text: str) -> Text:
-        buttons = [
-            Button(texts.language_choice(locale), Action.LANGUAGE, i18n.bcp47(locale).lower())
-            for locale in i18n.catalogs().locales
-        ]
-        buttons.append(Button(texts.language_automatic(), Action.LANGUAGE, "auto"))
-        return Text(text, buttons=tuple(buttons))
+        """Speak `choice` (a language tag, or "auto") from now on."""
+        return await self.language_choice.choose(sender, choice)
 
     # ------------------------------------------------------------------ verify
 
@@ -581,44 +479,8 @@ class Conversation:
         seed: int | None = None,
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
-        admission = await self.gate.admit(sender, variants)  # pause, chat limit, quota
-        if not isinstance(admission, Admission):
-            return admission.replies()
-        request = JobRequest(
-            owner=sender,
-            route=Route(bot=self.limits.bot_name, data=dict(route_data or {})),
-            style_id=style.id,
-            variants=admission.variants,
-            seed=seed,
-            locale=i18n.current_locale(),
-        )
-        try:
-            receipt = await self.queue.enqueue(request, stored.jpeg, quota=admission.quota)
-        except UserBusyError as exc:
-            return [
-                Failure(
-                    exc.user_message,
-                    buttons=(Button(texts.button_cancel_it(), Action.CANCEL, exc.job_id),),
-                )
-            ]
-        except (QuotaExceededError, QueueFullError) as exc:
-            log.info("enqueue refused (%s): %s", sender.platform, type(exc).__name__)
-            return [Failure(exc.user_message)]
-        job = receipt.job
-        await self.selfies.link(job.id, stored.selfie_id)
-        reply = self.status_reply(receipt)
-        await self.waiting.add(
-            job.id,
-            Shown(
-                status=job.status.value,
-                position=reply.position,
-                eta_s=round(receipt.eta_s),
-                since=time.time(),
-                text=reply.text,
-            ),
-        )
-        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, job.variants)
-        return [*admission.notes, reply]
+        order = Order(sender, style, variants, stored, seed, dict(route_data or {}))
+        return await self.enqueuing.enqueue(order, self.status_reply)
 
     def _picker(self, text: str, variants: int) -> StylePicker:
         return style_picker(self.catalog, self._previews, text, variants)

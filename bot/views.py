@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import texts
-from bot.jobs import FailureReason, JobResult, JobStatus
+from bot.jobs import FailureReason, Job, JobResult, JobStatus
 from bot.replies import (
     Action,
     Avatar,
     AvatarImage,
     Button,
     Failure,
+    OriginalFile,
     Queued,
     Reply,
     StyleOption,
@@ -149,3 +150,17 @@ def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button,
         Button(texts.button_try_again(), Action.MORE, job_id),
         Button(texts.button_another_style(), Action.STYLE, job_id),
     )
+
+
+def original_files(job: Job, result: JobResult) -> list[Reply]:
+    """A result's images as files (they keep their C2PA manifest), the first captioned."""
+    return [
+        OriginalFile(
+            job_id=job.id,
+            index=i,
+            filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
+            image=image,
+            caption=texts.original_caption() if i == 0 else "",
+        )
+        for i, image in enumerate(avatar_images(result))
+    ]

@@ -1,9 +1,11 @@
-"""The bot process, wired in one place: Redis, queue, conversation, adapters, delivery.
+"""The bot process: Redis, the core, the chat adapters, delivery, one HTTP server.
 
-One event loop runs everything (CONVENTIONS §9): the HTTP server (web chat and/or
-/healthz, /metrics, the Telegram webhook), the Telegram and Discord adapters when their
-tokens are set, one `DeliveryPump` and one `StatusTracker` shared by all adapters.
-SIGTERM/SIGINT stop taking updates, let the pump hand over what is ready, then close.
+Everything runs on one event loop, so the adapters, the delivery pump, the status tracker
+and the HTTP server share it (no framework's own `run()` owns the loop): the HTTP server
+(`/healthz`, `/metrics`, plus the web chat and/or the Telegram webhook), the Telegram and
+Discord adapters when their tokens are set, one `DeliveryPump` and one `StatusTracker`
+shared by all adapters. SIGTERM/SIGINT stop taking updates, let the pump hand over what
+is ready, then close.
 """
 
 from __future__ import annotations
@@ -11,164 +13,131 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import signal
-import socket
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-from aiohttp import web
-
+from avatarbot.bot_stack import BotStack, build_bot_stack
+from avatarbot.http_server import HttpServer
+from avatarbot.signals import stop_on_signals
+from avatarbot.wiring import Core, build_core, load_verifier, redis_client
+from bot.chat_adapter import ChatAdapter
 from bot.config import ConfigError, Settings
-from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
-from bot.faces import DlibHogDetector
-from bot.metrics import BotMetrics
-from bot.queue import JobQueue, QueueConfig
-from bot.redis_connection import connect
-from bot.selfie import IntakeLimits, SelfieIntake
-from bot.styles import StyleCatalog
-from provenance.labelling import ImageVerifier, load_labeller
-from provenance.marks import MarkRegistry
+from bot.health import queue_probe
+from bot.queue import QueueAdmin
+
+if TYPE_CHECKING:
+    from adapters.web.chat import WebChat
 
 log = logging.getLogger(__name__)
-
-_DRAIN_S = 5.0
-"""After a stop signal, how long the pump may keep delivering results that are ready."""
-
-
-class ChatAdapter(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-def consumer_name(kind: str) -> str:
-    host = socket.gethostname().split(".")[0] or "host"
-    return f"{kind}-{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     """Run the configured adapters until SIGTERM/SIGINT (or `stop`). Returns an exit code."""
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set (the bot needs a Redis to queue jobs on)")
-    telegram = settings.telegram_bot_token is not None
-    discord = settings.discord_bot_token is not None
-    if not (settings.web_enabled or telegram or discord):
+    if not (settings.web_enabled or _surfaces(settings)):
         raise ConfigError(
             "no chat surface enabled: set TELEGRAM_BOT_TOKEN or DISCORD_BOT_TOKEN, "
             "or AVATARBOT_WEB_ENABLED=true"
         )
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-    redis = await connect(settings.redis_url)
-    try:
-        await _serve(settings, redis, stop)
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        await redis.aclose()
+    with stop_on_signals(stop or asyncio.Event()) as stopping:
+        async with redis_client(settings.redis_url) as redis:
+            core = await build_core(settings, redis, verifier=await load_verifier(settings, redis))
+            stack = build_bot_stack(core)
+            server = http_server(core, stack)
+            adapters = await _adapters(core, stack, server)
+            await serve_bot(stack, server, adapters, stopping)
     return 0
 
 
-async def _serve(settings: Settings, redis: aioredis.Redis, stop: asyncio.Event) -> None:
-    queue = JobQueue(redis, QueueConfig.from_settings(settings))
-    await queue.ensure_groups(settings.bot_name)
-    catalog = StyleCatalog.load(settings.styles_file)
-    intake = SelfieIntake(DlibHogDetector(), IntakeLimits(max_bytes=settings.max_upload_bytes))
-    labeller = await asyncio.to_thread(load_labeller, settings)
-    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s)
-    verifier = ImageVerifier(labeller, registry=registry, loop=asyncio.get_running_loop())
-    conversation = Conversation.create(redis, queue, intake, catalog, settings, verifier=verifier)
-    metrics = BotMetrics()
-    pump = DeliveryPump(
-        queue, conversation, settings.bot_name, consumer_name("bot"), metrics=metrics
+def http_server(core: Core, stack: BotStack) -> HttpServer:
+    """The bot process's server on AVATARBOT_WEB_HOST:AVATARBOT_WEB_PORT: healthy while a
+    worker is alive; the stack's delivery metrics; request bodies capped at the upload
+    limit."""
+    settings = core.settings
+    stats = QueueAdmin.sharing(core.queue).stats
+    server = HttpServer(
+        settings.web_host,
+        settings.web_port,
+        redis=core.redis,
+        stats=stats,
+        probe=queue_probe(stats),
+        client_max_size=settings.max_upload_bytes,
     )
-    tracker = StatusTracker(queue, conversation, conversation.waiting, redis, settings.key_prefix)
+    server.add_metrics(stack.metrics.render)
+    return server
 
-    adapters, routes = _adapters(settings, conversation, redis, pump, tracker)
 
-    from adapters.web.chat import serve_web_chat  # noqa: PLC0415
+async def add_web_chat(core: Core, stack: BotStack, server: HttpServer) -> WebChat:
+    """The web chat: registered for delivery and status, its routes on the server."""
+    from adapters.web.chat import WebChat  # noqa: PLC0415  # only when enabled
 
-    def configure(app: web.Application) -> None:
-        for add in routes:
-            add(app)
+    chat = await WebChat.create(core.settings, core.redis, core.queue, core.conversation)
+    stack.register(chat)
+    server.add_routes(chat.add_routes)
+    server.add_metrics(chat.metrics)
+    return chat
 
-    server_stop = asyncio.Event()
-    server = asyncio.create_task(
-        serve_web_chat(
-            settings, redis, queue, conversation, server_stop,
-            pump=pump, tracker=tracker, metrics=metrics,
-            chat_ui=settings.web_enabled, configure=configure,
-        ),
-        name="http",
-    )  # fmt: skip
-    pump_stop = asyncio.Event()
-    background = [
-        asyncio.create_task(pump.run(pump_stop), name="delivery"),
-        asyncio.create_task(tracker.run(pump_stop), name="status"),
-    ]
-    started: list[ChatAdapter] = []
+
+async def serve_bot(
+    stack: BotStack,
+    server: HttpServer,
+    adapters: Sequence[ChatAdapter],
+    stop: asyncio.Event,
+    *,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until `stop` is set: the HTTP server, the pump and tracker, the adapters
+    (started in order). Then deliver what is ready while the adapters can still send,
+    close them, close the server. `ready(url)` is called once the server listens."""
+    settings = stack.core.settings
+    url = await server.start()
     try:
-        for adapter in adapters:
-            await _until_stopped(adapter.start(), stop)
-            started.append(adapter)
-        log.info("bot %s running: %s", settings.bot_name, _surfaces(settings))
-        waiter = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait({waiter, server, *background}, return_when="FIRST_COMPLETED")
-        waiter.cancel()
-        for task in done:
-            if task is not waiter and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]  # checked not None just above
+        what = "web chat" if settings.web_enabled else "health and metrics"
+        log.info("%s at %s", what, url)
+        print(f"avatarbot {what}: {url}", flush=True)  # the one line a user needs
+        if ready is not None:
+            ready(url)
+        stack.start()
+        started: list[ChatAdapter] = []
+        try:
+            for adapter in adapters:
+                await _until_stopped(adapter.start(), stop)
+                started.append(adapter)
+            log.info("bot %s running: %s", settings.bot_name, _describe(settings))
+            await _until_stopped_or_failed(stop, stack.tasks)
+        finally:
+            log.info("stopping: delivering what is ready, then closing the adapters")
+            await stack.stop()  # adapters still hold their HTTP sessions here
+            for adapter in reversed(started):
+                with contextlib.suppress(Exception):
+                    await adapter.stop()
     finally:
-        log.info("stopping: delivering what is ready, then closing the adapters")
-        pump_stop.set()
-        for task in background:  # the pump's loop ends after its current read
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 10)
-        await _drain(pump)  # adapters still hold their HTTP sessions here
-        for adapter in reversed(started):
-            with contextlib.suppress(Exception):
-                await adapter.stop()
-        server_stop.set()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(server, 10)
+        await server.stop()
 
 
-def _adapters(
-    settings: Settings,
-    conversation: Conversation,
-    redis: aioredis.Redis,
-    pump: DeliveryPump,
-    tracker: StatusTracker,
-) -> tuple[list[ChatAdapter], list[Callable[[web.Application], None]]]:
-    """The platform adapters whose tokens are set, registered for delivery and status."""
+async def _adapters(core: Core, stack: BotStack, server: HttpServer) -> list[ChatAdapter]:
+    """The enabled chat surfaces, registered for delivery and status; their routes added
+    to the server. Each adapter package is imported only when it is used."""
+    settings = core.settings
     adapters: list[ChatAdapter] = []
-    routes: list[Callable[[web.Application], None]] = []
+    if settings.web_enabled:
+        await add_web_chat(core, stack, server)
     if settings.telegram_bot_token is not None:
-        from adapters.telegram.adapter import TelegramAdapter  # noqa: PLC0415  # only when used
+        from adapters.telegram import TelegramAdapter  # noqa: PLC0415  # only when used
 
-        tg = TelegramAdapter(settings, conversation, redis)
-        pump.register("telegram", tg.deliver)
-        tracker.register("telegram", tg.update_status)
+        tg = TelegramAdapter(settings, core.conversation, core.redis)
+        stack.register(tg)
         if settings.telegram_webhook_url:
-            routes.append(tg.add_routes)
+            server.add_routes(tg.add_routes)
         adapters.append(tg)
     if settings.discord_bot_token is not None:
-        from adapters.discord.adapter import DiscordAdapter  # noqa: PLC0415  # only when used
+        from adapters.discord import DiscordAdapter  # noqa: PLC0415  # only when used
 
-        dc = DiscordAdapter(settings, conversation)
-        pump.register("discord", dc.deliver)
-        tracker.register("discord", dc.update_status)
+        dc = DiscordAdapter(settings, core.conversation, core.redis)
+        stack.register(dc)
         adapters.append(dc)
-    return adapters, routes
+    return adapters
 
 
 async def _until_stopped(call: Awaitable[None], stop: asyncio.Event) -> None:
@@ -185,22 +154,28 @@ async def _until_stopped(call: Awaitable[None], stop: asyncio.Event) -> None:
     task.result()
 
 
-async def _drain(pump: DeliveryPump) -> None:
-    """Deliver results already waiting on the stream, for a bounded time."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _DRAIN_S
-    with contextlib.suppress(Exception):
-        while loop.time() < deadline:
-            if await pump.pump_once(block_ms=1) == 0 and pump.retrying == 0:
-                return
+async def _until_stopped_or_failed(
+    stop: asyncio.Event, loops: Sequence[asyncio.Task[None]]
+) -> None:
+    """Wait for `stop`; a loop that ended on its own (it should not) ends the wait and
+    its error is raised."""
+    waiter = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait({waiter, *loops}, return_when="FIRST_COMPLETED")
+    waiter.cancel()
+    for task in done:
+        if task is not waiter and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # checked not None just above
 
 
-def _surfaces(settings: Settings) -> str:
+def _surfaces(settings: Settings) -> list[str]:
+    """The platform adapters whose tokens are set."""
     names = []
-    if settings.web_enabled:
-        names.append("web chat")
     if settings.telegram_bot_token is not None:
         names.append("Telegram (webhook)" if settings.telegram_webhook_url else "Telegram")
     if settings.discord_bot_token is not None:
         names.append("Discord")
-    return ", ".join(names)
+    return names
+
+
+def _describe(settings: Settings) -> str:
+    return ", ".join((["web chat"] if settings.web_enabled else []) + _surfaces(settings))

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from avatarbot.admin_command import add_admin_parser
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import AvatarbotError
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("image", type=Path)
+    add_admin_parser(sub)
+
+    likeness = sub.add_parser("likeness", help="how much an image looks like a selfie's person")
+    likeness.add_argument("selfie", type=Path)
+    likeness.add_argument("image", type=Path)
     return parser
 
 

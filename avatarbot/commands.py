@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avatarbot.admin_command import admit_submit, cmd_admin
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
 from bot.errors import AvatarbotError
@@ -24,15 +25,16 @@ from bot.jobs import JobRequest, JobStatus, Owner, ResultImage, Route, new_seed,
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
-    from bot.queue import JobQueue
-    from bot.selfie import SelfieIntake
+    import redis.asyncio as aioredis
+
+    from bot.queue import DeliveryQueue, QueueAdmin
     from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
 
 
-#: How long a one-shot command (queue, submit, verify...) waits for Redis to answer (it may
-#: be restarting) before it says it cannot reach it. Services wait a minute.
+#: How long a one-shot command (queue, submit, verify, admin...) waits for Redis to answer
+#: (it may be restarting) before it says it cannot reach it. Services wait a minute.
 REDIS_WAIT_S = 2.0
 
 
@@ -54,6 +56,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "dead-letters": cmd_dead_letters,
         "previews": cmd_previews,
         "verify": cmd_verify,
+        "admin": cmd_admin,
+        "likeness": cmd_likeness,
     }
     return commands[args.command](args, settings)
 
@@ -113,15 +117,6 @@ def _write_outputs(paths: list[Path], blobs: list[bytes]) -> None:
         print(path)
 
 
-def _intake(settings: Settings) -> SelfieIntake:
-    """Intake as the bot runs it; the face detector is made only for a decodable photo."""
-    from bot.faces import DlibHogDetector  # noqa: PLC0415
-    from bot.selfie import IntakeLimits, SelfieIntake  # noqa: PLC0415
-
-    limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
-    return SelfieIntake(DlibHogDetector(preload=False), limits)
-
-
 @contextlib.contextmanager
 def redis_url_for(settings: Settings) -> Iterator[str]:
     """REDIS_URL when set; otherwise the embedded Redis (started or attached) in the data dir."""
@@ -142,10 +137,13 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
+
     catalog = _catalog(settings)
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants)
-    selfie = _intake(settings).process(_read_input(args.selfie, settings.max_upload_bytes))
+    data = _read_input(args.selfie, settings.max_upload_bytes)
+    selfie = build_intake(settings, preload=False).process(data)
     # Imported once the input is known good: bad input is refused without loading them.
     from bot.selfie import load_selfie  # noqa: PLC0415
     from generation.backends import backend_from_settings  # noqa: PLC0415
@@ -173,7 +171,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from generation.worker import run_worker  # noqa: PLC0415
+    from avatarbot.worker_process import run_worker  # noqa: PLC0415
 
     if args.parent_pid is not None:
         from avatarbot.parent_watch import exit_with_parent  # noqa: PLC0415
@@ -245,12 +243,15 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30) -
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from avatarbot.wiring import build_intake  # noqa: PLC0415
+
     catalog = _catalog(settings)
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants) if args.output else []
     if args.output and not args.wait:
         raise InputError("-o without --wait", user_message="-o/--output needs --wait")
-    selfie = _intake(settings).process(_read_input(args.selfie, settings.max_upload_bytes))
+    data = _read_input(args.selfie, settings.max_upload_bytes)
+    selfie = build_intake(settings, preload=False).process(data)
     request = JobRequest(
         owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
         route=Route(bot=f"cli-{secrets.token_hex(6)}"),
@@ -273,13 +274,13 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _queue_at(settings: Settings, url: str) -> AsyncIterator[JobQueue]:
-    """The job queue on the Redis at `url`, for one command. Redis unreachable, at first or
-    midway, is a `RedisUnavailableError` naming the URL (password redacted) and why."""
+async def redis_session(url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the Redis at `url` for one command. Out of reach, at first or midway,
+    it is a `RedisUnavailableError` naming the URL (password hidden) and why; the retries
+    while waiting for it are logged at INFO only (the terminal shows the one error line)."""
     from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
     from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
 
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
     from bot.redis_connection import (  # noqa: PLC0415
         CONNECTION_ERRORS,
         RedisUnavailableError,
@@ -289,9 +290,7 @@ async def _queue_at(settings: Settings, url: str) -> AsyncIterator[JobQueue]:
 
     redis = await connect(url, wait_s=REDIS_WAIT_S, retry_log_level=logging.INFO)
     try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        await queue.ensure_groups()
-        yield queue
+        yield redis
     except (RedisConnectionError, RedisTimeoutError) as exc:  # lost midway
         raise RedisUnavailableError(url, connection_problem(exc)) from exc
     finally:
@@ -309,15 +308,22 @@ async def _submit(
     wait_s: float,
     paths: list[Path],
 ) -> int:
-    async with _queue_at(settings, url) as queue:
-        receipt = await queue.enqueue(request, selfie_jpeg)
+    from avatarbot.wiring import build_queue  # noqa: PLC0415
+    from bot.queue import DeliveryQueue, JobProducer  # noqa: PLC0415
+
+    async with redis_session(url) as redis:
+        queue = build_queue(settings, redis, JobProducer)
+        await queue.ensure_groups()
+        outcomes = DeliveryQueue.sharing(queue)
+        quota = await admit_submit(redis, settings, request.owner, request.variants)  # as a chat
+        receipt = await queue.enqueue(request, selfie_jpeg, quota=quota)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0
         try:
-            images = await _await_result(queue, request, receipt.job.id, wait_s)
+            images = await _await_result(outcomes, request, receipt.job.id, wait_s)
         finally:
-            await queue.drop_results_stream(request.route.bot)
+            await outcomes.drop_results_stream(request.route.bot)
         if paths:
             _write_outputs(paths, [im.data for im in images])
         else:
@@ -326,16 +332,18 @@ async def _submit(
 
 
 async def _await_result(
-    queue: JobQueue, request: JobRequest, job_id: str, wait_s: float
+    outcomes: DeliveryQueue, request: JobRequest, job_id: str, wait_s: float
 ) -> tuple[ResultImage, ...]:
     """The images of job `job_id`, read from the route's results within `wait_s`."""
-    consumer = f"cli-{os.getpid()}"
+    from avatarbot.wiring import consumer_name  # noqa: PLC0415
+
+    consumer = consumer_name("cli")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        for delivery in await queue.read_outcomes(request.route.bot, consumer, 10, 1000):
+        for delivery in await outcomes.read_outcomes(request.route.bot, consumer, 10, 1000):
             if delivery.outcome.job_id != job_id:
                 continue
-            await queue.mark_delivered(request.route.bot, delivery)
+            await outcomes.mark_delivered(request.route.bot, delivery)
             if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
                 reason = delivery.outcome.failure
                 raise AvatarbotError(
@@ -347,11 +355,15 @@ async def _await_result(
     raise AvatarbotError("timeout", user_message=f"no result within {wait_s:.0f}s (job {job_id})")
 
 
-def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]]) -> int:
+def _with_queue(settings: Settings, action: Callable[[QueueAdmin], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
+    from avatarbot.wiring import build_queue  # noqa: PLC0415
+    from bot.queue import QueueAdmin  # noqa: PLC0415
 
     async def run(url: str) -> int:
-        async with _queue_at(settings, url) as queue:
+        async with redis_session(url) as redis:
+            queue = build_queue(settings, redis, QueueAdmin)
+            await queue.ensure_groups()
             await action(queue)
         return 0
 
@@ -360,14 +372,14 @@ def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]
 
 
 def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
-    async def show(queue: JobQueue) -> None:
+    async def show(queue: QueueAdmin) -> None:
         print((await queue.stats()).render())
 
     return _with_queue(settings, show)
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    async def act(queue: JobQueue) -> None:
+    async def act(queue: QueueAdmin) -> None:
         if args.action == "list":
             letters = await queue.dead_letters(100)
             for letter in letters:
@@ -417,11 +429,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
+    from avatarbot.wiring import load_verifier  # noqa: PLC0415
     from bot.redis_connection import RedisUnavailableError, connect  # noqa: PLC0415
-    from provenance.labelling import ImageVerifier, load_labeller  # noqa: PLC0415
-    from provenance.marks import MarkRegistry  # noqa: PLC0415
 
-    labeller = load_labeller(settings)
     url = settings.redis_url
     if url is None:  # look in the embedded Redis only if it is running; never start one
         embedded = EmbeddedRedis(settings.data_dir)
@@ -435,11 +445,52 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
                 "%s: checking the file alone, without the mark registry", exc.operator_message
             )
     try:
-        registry = (
-            MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s) if redis else None
-        )
-        verifier = ImageVerifier(labeller, registry=registry, loop=asyncio.get_running_loop())
+        verifier = await load_verifier(settings, redis)
         return await asyncio.to_thread(verifier, data)
     finally:
         if redis is not None:
             await redis.aclose()
+
+
+def cmd_likeness(args: argparse.Namespace, settings: Settings) -> int:
+    """Print how much IMAGE looks like the person in SELFIE (exit 2: unusable input).
+
+    The selfie goes through the bot's intake (one face, square crop), as a user's would;
+    the image is decoded as safely and scored as the worker scores an avatar."""
+    import numpy as np  # noqa: PLC0415
+
+    from bot.faces import DlibHogDetector  # noqa: PLC0415
+    from bot.selfie import (  # noqa: PLC0415
+        IntakeError,
+        IntakeLimits,
+        SelfieIntake,
+        decode_image,
+        load_selfie,
+    )
+
+    limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
+    selfie_data = _read_input(args.selfie, settings.max_upload_bytes)
+    image_data = _read_input(args.image, settings.max_upload_bytes)
+    intake = SelfieIntake(DlibHogDetector(preload=False), limits)
+    try:
+        selfie = load_selfie(intake.process(selfie_data).jpeg)
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.selfie}: {exc.user_message}") from None
+    try:
+        image = decode_image(image_data, limits).convert("RGB")
+    except IntakeError as exc:
+        raise InputError(str(exc), user_message=f"{args.image}: {exc.user_message}") from None
+    # Once both inputs are known good: bad input is refused without loading the models.
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # loads dlib models
+
+    identity = DlibFaceIdentity(max_parallel=1)
+    reference = identity.identify(np.asarray(selfie))
+    if reference is None:  # intake found one; the embedder's detector looks at a small copy
+        raise InputError("no face", user_message=f"{args.selfie}: no face found to compare")
+    likeness = identity.likeness(reference, np.asarray(image))
+    if likeness.distance is None:
+        print(f"no face found in {args.image}")
+    else:
+        verdict = "the same person" if likeness.same_person else "not the same person"
+        print(f"likeness {likeness.percent} (distance {likeness.distance:.3f}): {verdict}")
+    return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Measure the diffusers backend at full size on a CUDA machine: bench/diffusers_bench.py
-# --write prints its tables and writes them into docs/benchmarks.md, replacing only its
-# own family's part ("SD-Turbo, full size (GPU)" or "SDXL, full size (GPU)").
+# Measure the diffusers backend at full size on a CUDA machine: `python -m
+# bench.diffusers_bench --write` prints its tables and writes them into docs/benchmarks.md,
+# replacing only its own family's part ("SD-Turbo, full size (GPU)" or "SDXL, full size
+# (GPU)").
 #
 # The one command, from the repository on the CUDA machine:
 #
@@ -102,10 +103,10 @@ args=(--family "$FAMILY" --write)
 [ -n "$RUNS" ] && args+=(--runs "$RUNS")
 limit=()
 [ -n "$TIME_LIMIT" ] && limit=(timeout -k 10 "$TIME_LIMIT")
-echo "== $PYTHON bench/diffusers_bench.py ${args[*]}${TIME_LIMIT:+ (stopped after $TIME_LIMIT s)}" |
+echo "== $PYTHON -m bench.diffusers_bench ${args[*]}${TIME_LIMIT:+ (stopped after $TIME_LIMIT s)}" |
   tee -a "$log"
 rc=0
-${limit[@]+"${limit[@]}"} "$PYTHON" bench/diffusers_bench.py "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
+${limit[@]+"${limit[@]}"} "$PYTHON" -m bench.diffusers_bench "${args[@]}" 2>&1 | tee -a "$log" || rc=$?
 if [ "$rc" -ne 0 ]; then
   if [ -n "$TIME_LIMIT" ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; }; then
     echo "device_bench: stopped after TIME_LIMIT=$TIME_LIMIT s: run one family at a time" \

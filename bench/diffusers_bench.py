@@ -2,7 +2,7 @@
 
 Run from the repository root on a CUDA machine (H100 class):
 
-    .venv/bin/python bench/diffusers_bench.py [--family sd|sdxl|both] [--runs N] [--write]
+    .venv/bin/python -m bench.diffusers_bench [--family sd|sdxl|both] [--runs N] [--write]
 
 It builds the full-size architectures from config dicts with random weights (timing does
 not depend on weight values, and nothing is downloaded): the SD-Turbo UNet (865.9 M
@@ -36,7 +36,6 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -69,21 +68,21 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.styles import CpuRecipe, DiffusionRecipe, Style  # noqa: E402
-from generation.backends.base import (  # noqa: E402
+from bot.styles import CpuRecipe, DiffusionRecipe, Style
+from generation.backends.base import (
     GenerationError,
     GenerationOutput,
     GenerationRequest,
 )
-from generation.backends.diffusers_backend import (  # noqa: E402
+from generation.backends.diffusers_backend import (
     DiffusersBackend,
     load,
     scheduler_steps,
 )
-from tests import tiny_diffusion  # noqa: E402
+from generation.backends.diffusers_options import DiffusersOptions
+from tests import tiny_diffusion
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SECTION = "## Diffusers backend"
 GPU_PARTS = {"sd": "### SD-Turbo, full size (GPU)", "sdxl": "### SDXL, full size (GPU)"}
@@ -361,13 +360,13 @@ def run_family(built: Built, device: str, dtype: torch.dtype, *, runs: int,
         "size_buckets": (built.size,),
         "max_batch_images": max(plan.batches),
     }
-    backend = load(str(built.model), **options)
+    backend = load(DiffusersOptions(model=str(built.model), **options))
     rows += backend_rows(backend, "backend", face, size=built.size, runs=runs, plan=plan)
     del backend
     free()
     if compile_too:
         started = time.perf_counter()
-        backend = load(str(built.model), compile=True, **options)
+        backend = load(DiffusersOptions(model=str(built.model), compile=True, **options))
         backend.warmup()
         print(f"compile + warm-up: {time.perf_counter() - started:.0f} s")
         rows += backend_rows(

@@ -1,9 +1,11 @@
 """A minimal bot process for the fault suite: the real `DeliveryPump` and `Conversation`
-(outcome rendering), the real queue and Redis connection; its one "platform" (`bench`)
-appends every message it would send to a file instead of a chat.
+(outcome rendering), the real queue and Redis connection, wired as a bot process wires
+them (`avatarbot.wiring`, `avatarbot.bot_stack`); its one "platform" (`bench`) appends
+every message it would send to a file instead of a chat.
 
-Run as `python bench/fault_bot.py` with settings in the environment (REDIS_URL,
-AVATARBOT_KEY_PREFIX, AVATARBOT_BOT_NAME, AVATARBOT_RECLAIM_IDLE_S, ...) and:
+Run as `python -m bench.fault_bot` from the repository root, with settings in the
+environment (REDIS_URL, AVATARBOT_KEY_PREFIX, AVATARBOT_BOT_NAME, AVATARBOT_RECLAIM_IDLE_S,
+...) and:
 
 - FAULT_DELIVERY_LOG: the file that gets one JSON line per message sent
   (`{"job_id", "status", "failure", "consumer", "replies"}`), appended with one
@@ -19,27 +21,18 @@ SIGTERM/SIGINT: stop reading, deliver what is ready (bounded), exit 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from avatarbot.bot_process import consumer_name  # after the path is set
+from avatarbot.bot_stack import build_bot_stack
+from avatarbot.signals import stop_on_signals
+from avatarbot.wiring import build_core, consumer_name, redis_client
 from bot.config import load_settings
-from bot.conversation import Conversation
-from bot.delivery import DeliveryPump
-from bot.faces import DlibHogDetector
-from bot.queue import Delivery, JobQueue, QueueConfig
-from bot.redis_connection import connect
+from bot.queue import Delivery
 from bot.replies import Reply
-from bot.selfie import IntakeLimits, SelfieIntake
-from bot.styles import StyleCatalog
 
 PLATFORM = "bench"
 log = logging.getLogger("fault_bot")
@@ -89,30 +82,18 @@ async def serve() -> int:
         delay_s=float(os.environ.get("FAULT_SEND_DELAY_S", "0")),
         hang=bool(os.environ.get("FAULT_HANG_BEFORE_SEND")),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    redis = await connect(settings.redis_url)
     try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        await queue.ensure_groups(settings.bot_name)
-        intake = SelfieIntake(DlibHogDetector(), IntakeLimits())
-        catalog = StyleCatalog.load(settings.styles_file)
-        conversation = Conversation.create(redis, queue, intake, catalog, settings)
-        pump = DeliveryPump(queue, conversation, settings.bot_name, consumer, block_ms=200)
-        pump.register(PLATFORM, chat.deliver)
-        print(f"fault bot {consumer} ready", flush=True)
-        await pump.run(stop)
-        deadline = loop.time() + 5.0
-        with contextlib.suppress(Exception):  # drain what is ready, bounded
-            while loop.time() < deadline:
-                if await pump.pump_once(block_ms=1) == 0 and pump.retrying == 0:
-                    break
+        with stop_on_signals(asyncio.Event()) as stop:
+            async with redis_client(settings.redis_url) as redis:
+                core = await build_core(settings, redis)
+                stack = build_bot_stack(core, consumer=consumer, pump_block_ms=200)
+                stack.pump.register(PLATFORM, chat.deliver)
+                print(f"fault bot {consumer} ready", flush=True)
+                await stack.pump.run(stop)
+                await stack.drain()  # deliver what is ready, bounded
         return 0
     finally:
         chat.close()
-        await redis.aclose()
 
 
 def main() -> int:

@@ -1,8 +1,10 @@
-"""A worker process for the fault suite: the real `generation.worker` (run_worker: claim,
-reclaim, heartbeat, SIGTERM finishes the batch) with the test suite's `FakeBackend` (a flat
+"""A worker process for the fault suite: the real worker process
+(`avatarbot.worker_process.run_worker`: claim, reclaim, heartbeat, SIGTERM finishes the
+batch) with the test suite's `FakeBackend` (a flat
 image per seed after FAULT_DELAY_S; a job of style FAULT_POISON_STYLE kills the process,
 as a segfaulting model would) and plain PNG output (the labeller is measured elsewhere:
-bench/labelling_bench.py). Settings come from the environment."""
+bench/labelling_bench.py). Settings come from the environment. Run as
+`python -m bench.fault_worker` from the repository root."""
 
 from __future__ import annotations
 
@@ -10,18 +12,16 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 # A worker respawned just before the scenario ends may get its SIGTERM while still importing
 # (seconds on a loaded machine), before the worker's own handlers exist: exit 0 then too.
 # `run_worker` replaces this handler with its own (stop after the batch in hand).
 signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-# after the path and the early handler are set:
+# after the early handler is set:
+from avatarbot.worker_process import run_worker  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from generation.worker import png_encoder, run_worker  # noqa: E402
+from generation.worker import png_encoder  # noqa: E402
 from tests.fake_backends import FakeBackend  # noqa: E402
 
 

@@ -1,19 +1,20 @@
 """Fault and load suite: many users through the real queue while processes die.
 
-`python bench/faults.py` runs the long scenario (300 jobs from 50 simulated users, 3
-worker processes, 2 bot processes; 5 worker SIGKILLs, 2 Redis restarts, 1 bot restart, 3
-poison jobs) and prints the counts; `--jobs/--users/...` shrink or grow it. The short
-version runs as a test (tests/test_faults.py). Results: docs/reliability.md.
+`python -m bench.faults` (from the repository root) runs the long scenario (300 jobs from
+50 simulated users, 3 worker processes, 2 bot processes; 5 worker SIGKILLs, 2 Redis
+restarts, 1 bot restart, 3 poison jobs) and prints the counts; `--jobs/--users/...` shrink
+or grow it. The short version runs as a test (tests/test_faults.py). Results:
+docs/reliability.md.
 
 What runs, and what is real:
 - Redis: its own `redis-server` on a free port with AOF on (`appendfsync always`),
   killed with SIGKILL and restarted on the same port and directory.
-- Workers: `bench/fault_worker.py`, the real `generation.worker.run_worker` (claim,
+- Workers: `bench/fault_worker.py`, the real `avatarbot.worker_process.run_worker` (claim,
   reclaim of a dead worker's jobs, suspects run alone, dead letters, heartbeats) with the
   test suite's FakeBackend (a flat image per seed; a poison style kills its process).
 - Bots: `bench/fault_bot.py`, the real `DeliveryPump` and `Conversation` over the real
   queue; its platform appends each message it sends to a shared file.
-- Users: coroutines here that enqueue through `JobQueue.enqueue` (the call every adapter
+- Users: coroutines here that enqueue through `JobProducer.enqueue` (the call every adapter
   makes), one job at a time each, and wait until their job is marked delivered. Poison
   jobs come from their own users.
 
@@ -45,14 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from PIL import Image  # after the path is set
+from PIL import Image
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import JobRequest, JobStatus, Owner, Route
-from bot.queue import JobQueue, QueueConfig, UserBusyError
+from bot.queue import JobProducer, QueueConfig, UserBusyError
 from bot.redis_connection import make_client
 from tests.conftest import DATA, RedisServer
 
@@ -158,23 +157,23 @@ class Fleet:
         self._stopping = False
 
     def _spawn(
-        self, script: str, name: str, extra: dict[str, str] | None = None
+        self, module: str, name: str, extra: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         out = (self.workdir / f"{name}.log").open("ab")
         self._logs.append(out)
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / script)],
+            [sys.executable, "-m", f"bench.{module}"],
             env={**self.env, **(extra or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=self.workdir,
+            cwd=ROOT,
         )
 
     def start(self) -> None:
         for i in range(self.scenario.workers):
-            self.workers.append(self._spawn("fault_worker.py", f"worker-{i}"))
+            self.workers.append(self._spawn("fault_worker", f"worker-{i}"))
         for i in range(self.scenario.bots):
-            self.bots.append(self._spawn("fault_bot.py", f"bot-{i}"))
+            self.bots.append(self._spawn("fault_bot", f"bot-{i}"))
 
     def supervise(self) -> None:
         """Restart workers that died (SIGKILLed by us, or by a poison job)."""
@@ -183,7 +182,7 @@ class Fleet:
         for i, proc in enumerate(self.workers):
             if proc.poll() is not None:
                 self.deaths += 1
-                self.workers[i] = self._spawn("fault_worker.py", f"worker-{i}")
+                self.workers[i] = self._spawn("fault_worker", f"worker-{i}")
 
     def kill_worker(self, rng: random.Random) -> None:
         live = [p for p in self.workers if p.poll() is None]
@@ -193,7 +192,7 @@ class Fleet:
     def restart_bot(self, index: int) -> None:
         self.bots[index].kill()
         self.bots[index].wait(10)
-        self.bots[index] = self._spawn("fault_bot.py", f"bot-{index}")
+        self.bots[index] = self._spawn("fault_bot", f"bot-{index}")
 
     def stop(self) -> tuple[int, int]:
         """SIGTERM everything; returns (clean exits, processes)."""
@@ -254,7 +253,7 @@ class FaultRun:
         self.prefix = f"faults-{os.getpid()}"
         self.fleet = Fleet(workdir, self._env(workdir), scenario)
         self.redis = make_client(server.url)
-        self.queue = JobQueue(
+        self.queue = JobProducer(
             self.redis,
             QueueConfig(prefix=self.prefix, daily_quota=scenario.jobs + 10, queue_cap=10_000),
         )
@@ -281,6 +280,7 @@ class FaultRun:
                 "AVATARBOT_DAILY_QUOTA": str(s.jobs + 10),
                 "AVATARBOT_BATCH_SIZE": "4",
                 "AVATARBOT_LOG_LEVEL": "WARNING",
+                "AVATARBOT_LIKENESS": "false",  # flat fake images; bench/likeness_bench.py
                 "FAULT_DELAY_S": str(s.job_delay_s),
                 "FAULT_POISON_STYLE": POISON_STYLE,
                 "FAULT_DELIVERY_LOG": str(self.delivery_log),
@@ -344,7 +344,7 @@ class FaultRun:
         deadline = time.monotonic() + self.scenario.answer_timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(*_REDIS_DOWN):
-                if await self.redis.hget(self.queue.job_key(job_id), "delivered") == b"1":
+                if await self.redis.hget(self.queue.keys.job(job_id), "delivered") == b"1":
                     return True
             await asyncio.sleep(0.25)
         return False
@@ -427,11 +427,11 @@ class FaultRun:
         selfie_prefix = f"{self.prefix}:selfie:"
         async for key in redis.scan_iter(match=f"{selfie_prefix}*", count=1000):
             job_id = key.decode()[len(selfie_prefix) :]
-            status = await redis.hget(queue.job_key(job_id), "status")
+            status = await redis.hget(queue.keys.job(job_id), "status")
             if status not in (b"queued", b"running", b"dead"):
                 report.orphaned_selfies += 1
         report.dead_letters = int(await redis.xlen(f"{self.prefix}:dead"))
-        report.unconfirmed_outcomes = int(await redis.xlen(queue.results_stream(BOT_NAME)))
+        report.unconfirmed_outcomes = int(await redis.xlen(queue.keys.results(BOT_NAME)))
 
 
 def _read_deliveries(path: Path) -> tuple[Counter[str], dict[str, set[str]]]:

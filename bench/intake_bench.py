@@ -1,6 +1,6 @@
 """Selfie intake speed: face detector alone and the whole intake, per photo size.
 
-Run from the repository root: `.venv/bin/python bench/intake_bench.py`.
+Run from the repository root: `.venv/bin/python -m bench.intake_bench`.
 Each figure is the median (and min) of several runs after a warm-up, on this machine;
 the baseline is a naive full decode (`Image.open(...).convert("RGB")`) of the same file.
 Rows marked P3 or ICC carry an embedded colour profile (built by tests/icc.py), which
@@ -14,22 +14,17 @@ from __future__ import annotations
 import io
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.faces import DlibHogDetector  # noqa: E402
-from bot.intake.orientation import find_faces  # noqa: E402
-from bot.selfie import SelfieIntake  # noqa: E402
-from tests import icc  # noqa: E402
-from tests.hostile import (  # noqa: E402
+from bot.faces import DlibHogDetector
+from bot.intake.orientation import find_faces
+from bot.selfie import SelfieIntake
+from tests import icc
+from tests.hostile import (
     astronaut,
     heic,
     heic_display_p3,

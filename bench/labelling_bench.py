@@ -1,6 +1,6 @@
 """Provenance labelling: cost per avatar, watermark robustness per transform, false positives.
 
-Run from the repository root: `.venv/bin/python bench/labelling_bench.py [--write]`.
+Run from the repository root: `.venv/bin/python -m bench.labelling_bench [--write]`.
 `--write` replaces the "Provenance labelling" section of docs/benchmarks.md.
 """
 
@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,19 +24,16 @@ import numpy as np
 import PIL
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.report import write_section  # noqa: E402
-from provenance import watermark as wm  # noqa: E402
-from provenance.labeller import (  # noqa: E402
+from bench.report import write_section
+from provenance import watermark as wm
+from provenance.labeller import (
     LabelInfo,
     Labeller,
     SigningIdentity,
     load_or_create_watermark_key,
     new_mark_id,
 )
-from tests.unmarked_images import ASTRONAUT, unmarked_images  # noqa: E402
+from tests.unmarked_images import ASTRONAUT, unmarked_images
 
 SECTION = "## Provenance labelling"
 

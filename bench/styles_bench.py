@@ -1,6 +1,6 @@
 """Intake + CPU style engine: milliseconds per avatar for every shipped style at 512 px.
 
-Run from the repository root: `.venv/bin/python bench/styles_bench.py [--runs N] [--write]`.
+Run from the repository root: `.venv/bin/python -m bench.styles_bench [--runs N] [--write]`.
 `--write` replaces the "Intake + CPU style (512 px)" section of docs/benchmarks.md.
 
 Per style, each run does what the bot and a worker do for one avatar on the CPU path:
@@ -17,7 +17,6 @@ import io
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,14 +27,13 @@ import numpy as np
 import PIL
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.report import write_section
+from bot.faces import DlibHogDetector
+from bot.selfie import SelfieIntake, load_selfie
+from bot.styles import CpuRecipe, StyleCatalog
+from generation.backends.cpu_engine import CpuStyleEngine
 
-from bench.report import write_section  # noqa: E402
-from bot.faces import DlibHogDetector  # noqa: E402
-from bot.selfie import SelfieIntake, load_selfie  # noqa: E402
-from bot.styles import CpuRecipe, StyleCatalog  # noqa: E402
-from generation.backends.cpu_engine import CpuStyleEngine  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SECTION = "## Intake + CPU style (512 px)"
 UPLOAD = ROOT / "tests" / "data" / "astronaut.jpg"

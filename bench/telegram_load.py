@@ -16,7 +16,7 @@ processes (`python -m avatarbot.cli worker`, CPU style engine) beside it; a priv
 Baseline (same run, same fake server, same 200 users): a bare python-telegram-bot app
 that answers each photo with one text message: the transport's own ceiling.
 
-Usage: .venv/bin/python bench/telegram_load.py [--users 200] [--workers 1]
+Usage: .venv/bin/python -m bench.telegram_load [--users 200] [--workers 1]
        [--flood-limits] [--markdown]
 """
 
@@ -40,18 +40,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+from telegram import Update
+from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters
+
+from bot.config import load_settings
+from bot.jobs import Owner
+from bot.replies import Action, format_callback, owner_tag
+from tests.conftest import RedisServer
+from tests.fake_telegram import Call, FakeTelegram
+from tests.telegram_harness import TelegramHarness, telegram_env
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis.asyncio as aioredis  # noqa: E402
-from telegram import Update  # noqa: E402
-from telegram.ext import AIORateLimiter, ApplicationBuilder, MessageHandler, filters  # noqa: E402
-
-from bot.config import load_settings  # noqa: E402
-from bot.replies import Action, format_callback  # noqa: E402
-from tests.conftest import RedisServer  # noqa: E402
-from tests.fake_telegram import Call, FakeTelegram  # noqa: E402
-from tests.telegram_harness import TelegramHarness, telegram_env  # noqa: E402
 
 STYLE = "sketch"
 QUOTA = 2
@@ -91,7 +91,8 @@ async def one_user(fake: FakeTelegram, uid: int, t: Timings, within: float) -> N
     cid = chat["id"]
     start = time.perf_counter()
     fake.send_photo(chat, user, FACE, caption="/avatar")
-    pick = format_callback(Action.PICK, STYLE)
+    tag = owner_tag(Owner("telegram", str(uid), str(cid)))  # the picker is bound to its user
+    pick = format_callback(Action.PICK, STYLE, owner=tag)
     pickers = await fake.wait_for(
         "sendMessage",
         lambda c: any(d == pick for _, d in fake.buttons(c.result)),

@@ -1,6 +1,6 @@
 """Web chat, upload -> avatar shown: what a person trying `make run` waits for.
 
-Run from the repository root: `.venv/bin/python bench/web_chat_bench.py [--runs N] [--write]`.
+Run from the repository root: `.venv/bin/python -m bench.web_chat_bench [--runs N] [--write]`.
 `--write` replaces the "Web chat: upload → avatar" section of docs/benchmarks.md.
 
 Real headless Chromium (Debian's /usr/bin/chromium through playwright) drives the real web
@@ -22,23 +22,21 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import redis.asyncio as aioredis
+from playwright.async_api import FilePayload, Page, async_playwright
+
+from avatarbot.embedded_redis import EmbeddedRedis
+from bench.report import write_section
+from bot.config import load_settings
+from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, running_web_chat
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis.asyncio as aioredis  # noqa: E402
-from playwright.async_api import FilePayload, Page, async_playwright  # noqa: E402
-
-from avatarbot.embedded_redis import EmbeddedRedis  # noqa: E402
-from bench.report import write_section  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from tests.web_chat_server import CHROMIUM, CHROMIUM_ARGS, running_web_chat  # noqa: E402
 
 SECTION = "## Web chat: upload → avatar"
 UPLOAD = ROOT / "tests" / "data" / "astronaut.jpg"

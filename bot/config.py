@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import AvatarbotError
+from bot.scopes import is_user_scope
 
 
 class ConfigError(AvatarbotError):
@@ -68,6 +76,18 @@ class Settings(BaseSettings):
     )
     discord_guild_id: int | None = Field(
         default=None, validation_alias=_env("AVATARBOT_DISCORD_GUILD_ID")
+    )
+    discord_shard_count: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_COUNT"),
+        description="Discord shards across all bot processes; unset: the count Discord recommends.",
+    )
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        validation_alias=_env("AVATARBOT_DISCORD_SHARD_IDS"),
+        description="The shards this bot process runs, e.g. `0,1` (needs "
+        "AVATARBOT_DISCORD_SHARD_COUNT); unset: all of them.",
     )
     web_enabled: bool = Field(default=True, validation_alias=_env("AVATARBOT_WEB_ENABLED"))
     web_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_WEB_HOST"))
@@ -139,6 +159,34 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=4, ge=1, le=64, validation_alias=_env("AVATARBOT_BATCH_SIZE"))
     styles_file: Path | None = Field(default=None, validation_alias=_env("AVATARBOT_STYLES_FILE"))
 
+    # --- Likeness -------------------------------------------------------------
+    likeness: bool = Field(
+        default=True,
+        validation_alias=_env("AVATARBOT_LIKENESS"),
+        description="Score every avatar's likeness to its selfie in the worker (~0.1 s CPU "
+        "an image).",
+    )
+    likeness_max_tries: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        validation_alias=_env("AVATARBOT_LIKENESS_MAX_TRIES"),
+        description="Diffusers: generations per image at most while its likeness is below "
+        "the style's min_likeness (1: never re-roll).",
+    )
+    likeness_reroll_budget_s: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias=_env("AVATARBOT_LIKENESS_REROLL_BUDGET_S"),
+        description="Diffusers: seconds a batch may spend re-rolling low-likeness images.",
+    )
+    likeness_in_caption: bool = Field(
+        default=False,
+        validation_alias=_env("AVATARBOT_LIKENESS_IN_CAPTION"),
+        description="Show the likeness score in the avatar's caption (the web chat always "
+        "shows it under the image).",
+    )
+
     # --- Quotas and limits ---------------------------------------------------
     daily_quota: int = Field(default=20, ge=1, validation_alias=_env("AVATARBOT_DAILY_QUOTA"))
     queue_cap: int = Field(default=500, ge=1, validation_alias=_env("AVATARBOT_QUEUE_CAP"))
@@ -156,6 +204,18 @@ class Settings(BaseSettings):
     )
     reclaim_interval_s: float = Field(
         default=5.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_INTERVAL_S")
+    )
+
+    # --- Access (see docs/operations.md) --------------------------------------
+    admins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=_env("AVATARBOT_ADMINS"),
+        description="Admins, comma-separated `platform:user_id` (telegram:42,discord:123).",
+    )
+    access_mode: Literal["open", "restricted"] = Field(
+        default="open",
+        validation_alias=_env("AVATARBOT_ACCESS_MODE"),
+        description="Who may use the bot until an admin changes it live (`/mode`).",
     )
 
     # --- Retention -----------------------------------------------------------
@@ -211,12 +271,51 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _admin_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = frozenset(part.strip() for part in value.split(",") if part.strip())
+        bad = sorted(name for name in names if not is_user_scope(name))
+        if bad:
+            raise ValueError(f"not platform:user_id: {', '.join(bad)}")
+        return names
+
     @field_validator("output_size")
     @classmethod
     def _size_bucket(cls, value: int) -> int:
         if value not in (512, 768, 1024):
             raise ValueError("must be 512, 768 or 1024")
         return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("must be shard numbers separated by commas, e.g. 0,1")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("discord_shard_ids")
+    @classmethod
+    def _shards_fit(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> object:
+        if value is None:
+            return None
+        if "discord_shard_count" not in info.data:
+            return value  # the count itself is malformed: that error names it
+        count = info.data["discord_shard_count"]
+        if count is None:
+            raise ValueError("needs AVATARBOT_DISCORD_SHARD_COUNT (the total across processes)")
+        if not value or len(set(value)) != len(value):
+            raise ValueError("must list each shard once")
+        if not all(0 <= shard < count for shard in value):
+            raise ValueError(
+                f"shards are numbered 0 to {count - 1} (AVATARBOT_DISCORD_SHARD_COUNT)"
+            )
+        return tuple(sorted(value))
 
     @field_validator("redis_url")
     @classmethod

@@ -3,7 +3,7 @@
 An adapter only translates: a platform event becomes one call here (`text`, `image`,
 `button`, ...) with the sender as an `Owner` (platform, user id, chat id), and the
 returned `Reply` values become platform messages. Results arrive later through
-`bot.delivery.DeliveryPump`, which renders them with `outcome_replies`.
+`bot.queue.pump.DeliveryPump`, which renders them with `outcome_replies`.
 
 Flow: /avatar -> a selfie (intake in a thread; a rejection is one friendly line) -> the
 style picker (previews, 1-4 variants) -> the job is enqueued (quotas and limits become
@@ -11,112 +11,74 @@ one friendly line) -> `Queued` (the tracker keeps it current) -> `Avatar` with b
 more like this, another style, original file, forget my selfie. Buttons carry the job
 id; only the job's owner may press them (others get a short refusal).
 
-Selfie retention (the decision, in one place):
-- Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
-  job and deletes it as soon as the job ends (done, failed, cancelled or dead).
-- The conversation keeps the user's *current* normalised selfie (one per user, across
-  chats) in Redis with a TTL of `selfie_ttl_s`, so "more like this" and "another style"
-  work without a new upload. A new selfie replaces the old one.
-- "Forget my selfie" deletes it at once; /forgetme deletes it together with the user's
-  sessions, jobs and results (through the queue).
-- After the TTL the buttons answer that the selfie is gone and ask for a new one.
-- Nothing here logs image bytes, and nothing stores tokens.
+Access (docs/operations.md): every entry point asks the gate (`bot.gate`) first, before
+anything of the user's is read or stored (so before intake); a refusal is one line. Admin
+commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
+they are unknown commands. /forgetme and "forget my selfie" are never refused.
+
+Selfie retention: `bot.selfie_store` says how long a selfie is kept and what deletes it.
+
+Languages (`bot.i18n`): an adapter calls `use_language` at the start of each event, so
+the replies to it are in the user's language (their /language choice, else their app's).
+A job keeps the language it was asked in (`Job.locale`); its queue messages and its
+outcome are told in that language, whenever and by whichever process they are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from bot import texts
-from bot.delivery import status_throttle_key
-from bot.errors import AvatarbotError
+from bot import i18n, texts
+from bot.admin_commands import AdminCommands
+from bot.chat_commands import MENU
+from bot.conversation_limits import ConversationLimits
+from bot.enqueuing import Enqueuing, Order
+from bot.gate import Gatekeeper
+from bot.group_admins import ChatAdminLookup
+from bot.i18n import LanguagePreferences
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
     FailureReason,
     Job,
-    JobRequest,
-    JobResult,
-    JobStatus,
     Owner,
-    Route,
     new_seed,
 )
-from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
-from bot.redis_connection import RedisUnavailableError
+from bot.language_choice import LanguageChoice
 from bot.replies import (
     Action,
-    Avatar,
-    AvatarImage,
     BadCallbackError,
     Button,
     Failure,
-    OriginalFile,
     Queued,
     Reply,
-    StyleOption,
     StylePicker,
     Text,
+    callback_allows,
     parse_callback,
 )
 from bot.selfie import IntakeError, SelfieIntake
 from bot.selfie_store import SelfieStore, StoredSelfie
 from bot.sessions import SessionStore, Stage
+from bot.status_tracker import status_throttle_key
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
-from bot.waiting import Shown, WaitingJobs
+from bot.verdicts import Verifier, verdict_replies
+from bot.views import original_files, outcome_replies, status_reply, style_picker
+from bot.waiting import WaitingJobs
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.queue import Delivery, JobQueue, Receipt
+    from bot.queue import Delivery, JobProducer, Receipt
 
 log = logging.getLogger(__name__)
-
-#: How long an idle session (stage, variant choice) is kept.
-SESSION_TTL_S = 24 * 3600
-
-
-class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`provenance.labeller.Verdict`)."""
-
-    @property
-    def ours(self) -> bool: ...
-
-    @property
-    def intact(self) -> bool: ...
-
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
-
 
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
 """An adapter's part of /forgetme: given the user and their job ids, delete what the
 adapter stored about them (message ids, chat state); returns how many keys it deleted."""
-
-Verifier = Callable[[bytes], VerdictLike]
-"""Checks an image's labels; synchronous and CPU-bound (run in a thread). May raise an
-AvatarbotError with a `user_message` (e.g. not an image)."""
-
-
-@dataclass(frozen=True)
-class ConversationLimits:
-    bot_name: str
-    """This deployment's name: results for jobs enqueued here come back to it."""
-    selfie_ttl_s: int
-    session_ttl_s: int = SESSION_TTL_S
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConversationLimits:
-        return cls(bot_name=settings.bot_name, selfie_ttl_s=settings.selfie_ttl_s)
 
 
 class Conversation:
@@ -124,7 +86,7 @@ class Conversation:
 
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobProducer,
         intake: SelfieIntake,
         catalog: StyleCatalog,
         limits: ConversationLimits,
@@ -132,8 +94,11 @@ class Conversation:
         sessions: SessionStore,
         selfies: SelfieStore,
         waiting: WaitingJobs,
+        languages: LanguagePreferences,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
+        gate: Gatekeeper | None = None,
+        admin: AdminCommands | None = None,
     ) -> None:
         self.queue = queue
         self.intake = intake
@@ -142,82 +107,97 @@ class Conversation:
         self.sessions = sessions
         self.selfies = selfies
         self.waiting = waiting
+        self.languages = languages
+        self.language_choice = LanguageChoice(languages)
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
+        # Operators (docs/operations.md): the access policy, asked before anything is stored,
+        # and the admin commands (None: none; everyone gets "unknown command" for them).
+        self.gate = gate or Gatekeeper.create(
+            queue.redis, queue.config.prefix, daily_quota=queue.config.daily_quota
+        )
+        self.admin = admin
+        self.enqueuing = Enqueuing(queue, selfies, waiting, self.gate, limits.bot_name)
 
     def on_forget(self, hook: ForgetHook) -> None:
         """Register an adapter's part of /forgetme."""
         self._forget_hooks.append(hook)
 
-    @classmethod
-    def create(
-        cls,
-        redis: aioredis.Redis,
-        queue: JobQueue,
-        intake: SelfieIntake,
-        catalog: StyleCatalog,
-        settings: Settings,
-        *,
-        verifier: Verifier | None = None,
-    ) -> Conversation:
-        """Wire a conversation with its Redis-backed stores from the settings."""
-        limits = ConversationLimits.from_settings(settings)
-        prefix = settings.key_prefix
-        return cls(
-            queue,
-            intake,
-            catalog,
-            limits,
-            sessions=SessionStore(redis, prefix, limits.session_ttl_s),
-            selfies=SelfieStore(redis, prefix, limits.selfie_ttl_s),
-            waiting=WaitingJobs(redis, prefix, limits.bot_name),
-            verifier=verifier,
-        )
+    def on_chat_admins(self, platform: str, lookup: ChatAdminLookup) -> None:
+        """Register an adapter's lookup of a group chat's admins (who may use /group)."""
+        if self.admin is not None:
+            self.admin.on_chat_admins(platform, lookup)
 
     # ------------------------------------------------------------------ commands
 
     async def start(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button("📸 Make an avatar", Action.AVATAR),),
+                buttons=(Button(texts.button_make_avatar(), Action.AVATAR),),
             )
         ]
 
     async def help(self, sender: Owner) -> list[Reply]:
-        return [Text(texts.help_text(self.limits.selfie_ttl_s))]
+        if refused := await self.gate.check(sender):
+            return refused.replies()
+        listed = [(c.name, c.summary) for c in MENU if c.name != "help"]
+        return [Text(texts.help_text(self.limits.selfie_ttl_s, listed))]
 
     async def styles(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
-        return [self._picker(texts.STYLES_INTRO, session.variants)]
+        return [self._picker(texts.styles_intro(), session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-        return [Text(texts.ASK_SELFIE)]
+        return [Text(texts.ask_selfie())]
 
     async def text(self, sender: Owner, message: str) -> list[Reply]:
         """Any typed message: a /command (Telegram's `/cmd@BotName` too), a style name
         while the picker is open, or anything else (a hint)."""
         words = message.strip().split()
         if not words:
-            return [Text(texts.UNKNOWN_COMMAND)]
+            return [Text(texts.unknown_command())]
         first = words[0].lower()
         if first.startswith("/"):
-            command = first[1:].split("@", 1)[0]
-            handler = self._commands().get(command)
-            return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+            return await self._command(sender, first[1:].split("@", 1)[0], words[1:])
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.CHOOSING_STYLE:
             style = self._find_style(message)
             if style is not None:
                 return await self.choose(sender, style.id)
-            return [self._picker(texts.PICK_STYLE, session.variants)]
-        hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
+            return [self._picker(texts.pick_style(), session.variants)]
+        hint = (
+            texts.ask_selfie()
+            if session.stage is Stage.AWAITING_SELFIE
+            else texts.unknown_command()
+        )
         return [Text(hint)]
 
+    async def _command(self, sender: Owner, command: str, args: list[str]) -> list[Reply]:
+        if self.admin is not None:  # admin commands; None: not for this sender
+            answered = await self.admin.handle(sender, command, args)
+            if answered is not None:
+                return answered
+        if command != "forgetme" and (refused := await self.gate.check(sender)):
+            return refused.replies()
+        if command == "language" and args:  # "/language es"
+            return await self.set_language(sender, args[0])
+        handler = self._commands().get(command)
+        return await handler(sender) if handler else [Text(texts.unknown_command())]
+
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
+        """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
         return {
             "start": self.start,
             "help": self.help,
@@ -226,12 +206,13 @@ class Conversation:
             "cancel": self.cancel,
             "forgetme": self.forget_me,
             "verify": self.ask_verify,
+            "language": self.language,
         }
 
     def _find_style(self, message: str) -> Style | None:
         wanted = message.strip().lower()
         for style in self.catalog:
-            if wanted in (style.id, style.title.lower(), style.label.lower()):
+            if wanted in style.names():
                 return style
         return None
 
@@ -239,6 +220,8 @@ class Conversation:
 
     async def image(self, sender: Owner, data: bytes) -> list[Reply]:
         """An image the user sent: checked if /verify asked for one, else a selfie."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         session = await self.sessions.get(sender)
         if session.stage is Stage.AWAITING_VERIFY:
             return await self.verify(sender, data)
@@ -246,6 +229,8 @@ class Conversation:
 
     async def selfie(self, sender: Owner, data: bytes) -> list[Reply]:
         """Intake (in a thread); a rejection is one friendly line, success the picker."""
+        if refused := await self.gate.check(sender, new_request=True):
+            return refused.replies()
         try:
             selfie = await asyncio.to_thread(self.intake.process, data)
         except IntakeError as exc:
@@ -254,15 +239,17 @@ class Conversation:
             return [Failure(exc.user_message)]
         await self.selfies.put(sender, selfie.jpeg)
         session = await self.sessions.set_stage(sender, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_STYLE, session.variants)]
+        return [self._picker(texts.pick_style(), session.variants)]
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if not MIN_VARIANTS <= variants <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
-        return [self._picker(texts.PICK_STYLE, variants)]
+        return [self._picker(texts.pick_style(), variants)]
 
     async def choose(
         self,
@@ -273,6 +260,8 @@ class Conversation:
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
         """Enqueue the stored selfie in `style_id` (variants: given, else the picker's)."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         try:
             style = self.catalog.get(style_id)
         except UnknownStyleError as exc:
@@ -280,11 +269,11 @@ class Conversation:
         session = await self.sessions.get(sender)
         count = variants if variants is not None else session.variants
         if not MIN_VARIANTS <= count <= MAX_VARIANTS:
-            return [Failure(f"Pick between {MIN_VARIANTS} and {MAX_VARIANTS} variants.")]
+            return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         replies = await self._enqueue(sender, style, count, stored, route_data=route_data)
         if isinstance(replies[-1], Queued):
             await self.sessions.set_stage(sender, Stage.IDLE)
@@ -295,18 +284,24 @@ class Conversation:
     async def button(
         self, presser: Owner, data: str, *, route_data: Mapping[str, str] | None = None
     ) -> list[Reply]:
-        """A button press: `data` is the callback data of a `Button` we sent."""
+        """A button press: `data` is the callback data of a `Button` we sent. A button
+        bound to someone else is refused (only its recipient may press it)."""
         try:
             action, arg = parse_callback(data)
         except BadCallbackError as exc:
             return [Failure(exc.user_message, ephemeral=True)]
-        if action is Action.PICK:
-            return await self.choose(presser, arg, route_data=route_data)
-        if action is Action.VARIANTS:
-            return await self.set_variants(presser, int(arg) if arg.isdigit() else 0)
-        if action is Action.AVATAR:
-            return await self.avatar(presser)
-        return await self.press(presser, action, arg, route_data=route_data)
+        if not callback_allows(data, presser):
+            log.info("button %s refused: bound to someone else", action.value)
+            return [Text(texts.not_your_button(), ephemeral=True)]
+        if action.takes_job:
+            return await self.press(presser, action, arg, route_data=route_data)
+        handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
+            Action.PICK: lambda: self.choose(presser, arg, route_data=route_data),
+            Action.VARIANTS: lambda: self.set_variants(presser, int(arg) if arg.isdigit() else 0),
+            Action.AVATAR: lambda: self.avatar(presser),
+            Action.LANGUAGE: lambda: self.set_language(presser, arg),
+        }
+        return await handlers[action]()
 
     async def press(
         self,
@@ -319,14 +314,16 @@ class Conversation:
         """A job button. Only the job's owner may press it."""
         if not action.takes_job:
             raise ValueError(f"{action} is not a job action")
+        if action is not Action.FORGET and (refused := await self.gate.check(presser)):
+            return refused.replies()  # deleting one's selfie is always allowed
         job = await self.queue.get_job(job_id)
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
                 return await self.forget_selfie(presser)
-            return [Failure(texts.BUTTON_EXPIRED, ephemeral=True)]
+            return [Failure(texts.button_expired(), ephemeral=True)]
         if (job.owner.platform, job.owner.user_id) != (presser.platform, presser.user_id):
             log.info("button %s on job %s refused: not the owner", action.value, job.id)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
+            return [Text(texts.not_your_button(), ephemeral=True)]
         handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
             Action.MORE: lambda: self._more(presser, job, route_data),
             Action.STYLE: lambda: self._another_style(presser),
@@ -339,9 +336,9 @@ class Conversation:
     async def _another_style(self, presser: Owner) -> list[Reply]:
         if await self.selfies.get(presser) is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         session = await self.sessions.set_stage(presser, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_ANOTHER_STYLE, session.variants)]
+        return [self._picker(texts.pick_another_style(), session.variants)]
 
     async def _more(
         self, presser: Owner, job: Job, route_data: Mapping[str, str] | None
@@ -349,7 +346,7 @@ class Conversation:
         stored = await self.selfies.get(presser)
         if stored is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         try:
             style = self.catalog.get(job.style_id)
         except UnknownStyleError:
@@ -360,7 +357,7 @@ class Conversation:
             seed = new_seed()
         notes: list[Reply] = []
         if await self.selfies.linked(job.id) not in (None, stored.selfie_id):
-            notes.append(Text(texts.SELFIE_REPLACED))
+            notes.append(Text(texts.selfie_replaced()))
         replies = await self._enqueue(
             presser, style, job.variants, stored, seed=seed, route_data=route_data
         )
@@ -369,142 +366,106 @@ class Conversation:
     async def _originals(self, job: Job) -> list[Reply]:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
-            return [Failure(texts.RESULT_GONE)]
-        images = _images(result)
-        return [
-            OriginalFile(
-                job_id=job.id,
-                index=i,
-                filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
-                image=image,
-                caption=texts.ORIGINAL_CAPTION if i == 0 else "",
-            )
-            for i, image in enumerate(images)
-        ]
+            return [Failure(texts.result_gone())]
+        return original_files(job, result)
 
     # ------------------------------------------------------------------ cancel, forget
 
     async def cancel(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         return await self._cancel(job)
 
     async def _cancel(self, job: Job) -> list[Reply]:
         if job.status.final:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         if not await self.queue.cancel(job.id, job.owner):
-            return [Failure(texts.CANNOT_CANCEL)]
+            return [Failure(texts.cannot_cancel())]
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button("📸 New avatar", Action.AVATAR),))]
+        return [
+            Text(texts.cancelled(), buttons=(Button(texts.button_new_avatar(), Action.AVATAR),))
+        ]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
         if await self.selfies.delete(sender):
             await self.sessions.set_stage(sender, Stage.IDLE)
-            return [Text(texts.SELFIE_FORGOTTEN)]
-        return [Text(texts.NO_SELFIE_TO_FORGET)]
+            return [Text(texts.selfie_forgotten())]
+        return [Text(texts.no_selfie_to_forget())]
 
     async def forget_me(self, sender: Owner) -> list[Reply]:
         """/forgetme: the selfie, every session, and (through the queue) jobs and results."""
         job_ids = await self.queue.user_job_ids(sender)
         had_selfie = await self.selfies.delete(sender, job_ids)
         await self.sessions.delete_user(sender)
+        await self.languages.clear(sender)  # the receipt still speaks it: this event's locale
         await self.queue.redis.delete(status_throttle_key(self.queue.config.prefix, sender))
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
             await hook(sender, job_ids)
+        await self.gate.forget(sender)  # bans stay (bot.audit)
         # The status tracker drops the forgotten jobs from `waiting` (their status is gone).
         log.info("forgot a %s user (%d keys)", sender.platform, receipt.total)
         cancelled = receipt.queued_cancelled + receipt.running_discarded
         return [Text(texts.forgot_everything(cancelled, had_selfie))]
 
+    # ------------------------------------------------------------------ languages
+
+    async def use_language(self, sender: Owner, app_language: str | None) -> str:
+        """Speak `sender`'s language for the rest of this event (`bot.language_choice`)."""
+        return await self.language_choice.use(sender, app_language)
+
+    async def language(self, sender: Owner) -> list[Reply]:
+        """/language: the languages, each named in itself, and "automatic"."""
+        return [self.language_choice.picker(texts.language_ask(i18n.current_locale()))]
+
+    async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
+        """Speak `choice` (a language tag, or "auto") from now on."""
+        return await self.language_choice.choose(sender, choice)
+
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
+            return [Text(texts.verify_unavailable())]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
-        return [Text(texts.VERIFY_ASK)]
+        return [Text(texts.verify_ask())]
 
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
 
         The hook for `provenance.labeller`: without a verifier the answer is that
         verification is not available yet."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
-        if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
-        try:
-            verdict = await asyncio.to_thread(self.verifier, data)
-        except AvatarbotError as exc:
-            return [Failure(exc.user_message)]
-        return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
+        return await verdict_replies(self.verifier, data, self._label)
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
-        """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
-        outcome, job = delivery.outcome, delivery.job
-        await self.waiting.remove(outcome.job_id)
-        style_id = job.style_id if job is not None else ""
-        label = self._label(style_id)
-        if outcome.status is JobStatus.DONE and delivery.result is not None:
-            images = _images(delivery.result)
-            return [
-                Avatar(
-                    job_id=outcome.job_id,
-                    style_id=style_id,
-                    style_label=label,
-                    images=images,
-                    caption=texts.avatar_caption(label, len(images)),
-                    buttons=_avatar_buttons(outcome.job_id),
-                )
-            ]
-        if outcome.status is JobStatus.CANCELLED:
-            return []  # the user cancelled and was answered then
-        reason = outcome.failure
-        if outcome.status is JobStatus.DONE:  # done but the result has expired
-            return [Failure(texts.RESULT_GONE)]
-        return [Failure(texts.failure(reason), buttons=_failure_buttons(outcome.job_id, reason))]
+        """What to tell a job's owner about its outcome (used by `DeliveryPump`), in the
+        language the job was asked in."""
+        with i18n.use(delivery.job.locale if delivery.job is not None else ""):
+            await self.waiting.remove(delivery.outcome.job_id)
+            style_id = delivery.job.style_id if delivery.job is not None else ""
+            return outcome_replies(
+                delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
+            )
 
     def status_reply(self, receipt: Receipt) -> Queued:
-        """The queue message for a job's current status (used by `StatusTracker`)."""
-        job = receipt.job
-        label = self._label(job.style_id)
-        if job.status is JobStatus.CANCELLED:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=0.0,
-                status=job.status,
-                progress=job.progress,
-                text=texts.STATUS_CANCELLED,
-            )
-        if job.status is JobStatus.RUNNING:
-            return Queued(
-                job_id=job.id,
-                style_label=label,
-                position=0,
-                eta_s=receipt.eta_s,
-                status=job.status,
-                progress=job.progress,
-                text=texts.running(label, job.progress),
-            )
-        return Queued(
-            job_id=job.id,
-            style_label=label,
-            position=receipt.position,
-            eta_s=receipt.eta_s,
-            status=job.status,
-            progress=job.progress,
-            text=texts.queued(label, receipt.position, receipt.eta_s),
-            buttons=(Button("✖ Cancel", Action.CANCEL, job.id),),
-        )
+        """The queue message for a job's current status (used by `StatusTracker`), in the
+        language the job was asked in."""
+        with i18n.use(receipt.job.locale):
+            return status_reply(receipt, self._label(receipt.job.style_id))
 
     # ------------------------------------------------------------------ helpers
 
@@ -518,95 +479,13 @@ class Conversation:
         seed: int | None = None,
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
-        request = JobRequest(
-            owner=sender,
-            route=Route(bot=self.limits.bot_name, data=dict(route_data or {})),
-            style_id=style.id,
-            variants=variants,
-            seed=seed,
-        )
-        try:
-            receipt = await self.queue.enqueue(request, stored.jpeg)
-        except UserBusyError as exc:
-            return [
-                Failure(
-                    exc.user_message, buttons=(Button("✖ Cancel it", Action.CANCEL, exc.job_id),)
-                )
-            ]
-        except (QuotaExceededError, QueueFullError) as exc:
-            log.info("enqueue refused (%s): %s", sender.platform, type(exc).__name__)
-            return [Failure(exc.user_message)]
-        job = receipt.job
-        await self.selfies.link(job.id, stored.selfie_id)
-        reply = self.status_reply(receipt)
-        await self.waiting.add(
-            job.id,
-            Shown(
-                status=job.status.value,
-                position=reply.position,
-                eta_s=round(receipt.eta_s),
-                since=time.time(),
-                text=reply.text,
-            ),
-        )
-        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, variants)
-        return [reply]
+        order = Order(sender, style, variants, stored, seed, dict(route_data or {}))
+        return await self.enqueuing.enqueue(order, self.status_reply)
 
     def _picker(self, text: str, variants: int) -> StylePicker:
-        options = []
-        for style in self.catalog:
-            path = self._previews(style.id)
-            preview = path if path.is_file() else None
-            options.append(
-                StyleOption(
-                    style_id=style.id,
-                    label=style.label,
-                    description=style.description,
-                    preview=preview,
-                )
-            )
-        return StylePicker(text=text, options=tuple(options), variants=variants)
+        return style_picker(self.catalog, self._previews, text, variants)
 
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
-        return style_id or "your"
-
-
-def _images(result: JobResult) -> tuple[AvatarImage, ...]:
-    return tuple(
-        AvatarImage(data=im.data, mime=im.mime, width=im.width, height=im.height, seed=im.seed)
-        for im in result.images
-    )
-
-
-def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
-    return (
-        Button("🔁 More like this", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
-        Button("📥 Original file", Action.ORIGINAL, job_id),
-        Button("🗑 Forget my selfie", Action.FORGET, job_id),
-    )
-
-
-def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
-    if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button("📸 Send a new selfie", Action.AVATAR),)
-    if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button("🎨 Another style", Action.STYLE, job_id),)
-    if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button("📸 Another photo", Action.AVATAR),)
-    return (
-        Button("🔁 Try again", Action.MORE, job_id),
-        Button("🎨 Another style", Action.STYLE, job_id),
-    )
-
-
-def error_reply(exc: BaseException) -> Failure:
-    """How an adapter answers an error that escaped the conversation: the error's own
-    friendly line, "try again shortly" while Redis is unreachable, else a generic apology."""
-    if isinstance(exc, AvatarbotError):
-        return Failure(exc.user_message)
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return Failure(RedisUnavailableError.user_message)
-    return Failure(AvatarbotError.user_message)
+        return style_id or "🎨"

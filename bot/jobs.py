@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.likeness import Likeness
+
 MIN_VARIANTS = 1
 MAX_VARIANTS = 4
 SEED_SPACE = 2**32
@@ -67,15 +69,19 @@ class Owner:
     platform: str
     user_id: str
     chat_id: str
+    space: str = ""
+    """The community the chat belongs to, where the platform has one (a Discord guild id);
+    '' otherwise. The access policy matches it (`discord-guild:ID`)."""
 
     @property
     def key(self) -> str:
         return f"{self.platform}:{self.user_id}"
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
-        )
+        data = {"platform": self.platform, "user_id": self.user_id, "chat_id": self.chat_id}
+        if self.space:
+            data["space"] = self.space
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> Owner:
@@ -84,6 +90,7 @@ class Owner:
             platform=str(data["platform"]),
             user_id=str(data["user_id"]),
             chat_id=str(data["chat_id"]),
+            space=str(data.get("space", "")),
         )
 
 
@@ -115,6 +122,9 @@ class JobRequest:
     style_id: str
     variants: int = 1
     seed: int | None = None
+    locale: str = ""
+    """The language the user was spoken to in when they asked (`bot.i18n`): everything
+    said about this job later, after a restart too, is said in it. "" = English."""
 
     def __post_init__(self) -> None:
         if not MIN_VARIANTS <= self.variants <= MAX_VARIANTS:
@@ -141,6 +151,9 @@ class Job:
     finished_at: float | None = None
     failure: FailureReason | None = None
     delivered: bool = False
+    locale: str = ""
+    """The language of everything said about this job ("" = English; jobs enqueued before
+    languages existed have none)."""
 
     @classmethod
     def from_request(
@@ -155,6 +168,7 @@ class Job:
             variants=request.variants,
             seed=request.seed if request.seed is not None else new_seed(),
             created_at=time.time() if created_at is None else created_at,
+            locale=request.locale,
         )
 
     @property
@@ -184,6 +198,8 @@ class Job:
             fields["finished_at"] = repr(self.finished_at)
         if self.failure is not None:
             fields["failure"] = self.failure.value
+        if self.locale:
+            fields["locale"] = self.locale
         return fields
 
     @classmethod
@@ -205,6 +221,7 @@ class Job:
                 finished_at=float(f["finished_at"]) if "finished_at" in f else None,
                 failure=FailureReason(f["failure"]) if f.get("failure") else None,
                 delivered=f.get("delivered") == "1",
+                locale=f.get("locale", ""),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"malformed job record: {exc!r}") from exc
@@ -217,6 +234,21 @@ class ResultImage:
     width: int
     height: int
     seed: int
+    likeness: Likeness | None = None
+    """How much it looks like the selfie; None: not measured (Likeness(None): no face)."""
+    tries: int = 1
+    """Generations it took (more than 1 when a low likeness was re-rolled)."""
+
+    def header(self) -> dict[str, Any]:
+        """This image's entry in a result header (likeness and tries only when known)."""
+        info: dict[str, Any] = {
+            "mime": self.mime, "width": self.width, "height": self.height, "seed": self.seed
+        }  # fmt: skip
+        if self.likeness is not None:
+            info["likeness"] = self.likeness.to_json()
+        if self.tries != 1:
+            info["tries"] = self.tries
+        return info
 
 
 @dataclass(frozen=True)
@@ -237,10 +269,7 @@ class JobResult:
             "backend": self.backend,
             "elapsed_s": round(self.elapsed_s, 4),
             "meta": dict(self.meta),
-            "images": [
-                {"mime": im.mime, "width": im.width, "height": im.height, "seed": im.seed}
-                for im in self.images
-            ],
+            "images": [im.header() for im in self.images],
         }
         fields: dict[str, bytes | str] = {"header": json.dumps(header)}
         for i, im in enumerate(self.images):
@@ -262,6 +291,8 @@ class JobResult:
                     width=int(info["width"]),
                     height=int(info["height"]),
                     seed=int(info["seed"]),
+                    likeness=Likeness.from_json(info["likeness"]) if "likeness" in info else None,
+                    tries=int(info.get("tries", 1)),
                 )
             )
         return cls(

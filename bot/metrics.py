@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -88,6 +89,70 @@ def family(
 
 def exposition(*families: list[str]) -> str:
     return "\n".join(line for fam in families for line in fam) + "\n"
+
+
+class QueueNumbers(Protocol):
+    """What the queue-wide families need (`bot.queue.QueueStats` has it)."""
+
+    @property
+    def depth(self) -> int: ...
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def dead_letters(self) -> int: ...
+
+    @property
+    def live_workers(self) -> int: ...
+
+    @property
+    def oldest_age_s(self) -> float | None: ...
+
+
+def queue_families(stats: QueueNumbers | None) -> list[list[str]]:
+    """The queue-wide families every process (bot and worker) exports, read from Redis at
+    scrape time: `avatarbot_up`, and when Redis answered (`stats` not None) jobs by
+    state, depth, lag, dead letters and live workers. Defined here only, so a dashboard
+    sees the same names and help texts whichever process it scrapes."""
+    families = [
+        family(
+            "avatarbot_up",
+            "gauge",
+            "1 when Redis answered this scrape.",
+            [({}, 1.0 if stats is not None else 0.0)],
+        )
+    ]
+    if stats is None:
+        return families
+    return [
+        *families,
+        family(
+            "avatarbot_jobs",
+            "gauge",
+            "Jobs in the queue by state (queued: waiting for a worker).",
+            [({"state": "queued"}, stats.depth), ({"state": "running"}, stats.running)],
+        ),
+        family("avatarbot_queue_depth", "gauge", "Jobs waiting for a worker.", [({}, stats.depth)]),
+        family(
+            "avatarbot_queue_lag_seconds",
+            "gauge",
+            "Age of the oldest queued or running job (0 when none).",
+            [({}, stats.oldest_age_s or 0.0)],
+        ),
+        family(
+            "avatarbot_dead_letters",
+            "gauge",
+            "Jobs that failed on every delivery (operator inbox).",
+            [({}, stats.dead_letters)],
+        ),
+        family(
+            "avatarbot_workers_alive",
+            "gauge",
+            "Workers with a fresh heartbeat.",
+            [({}, stats.live_workers)],
+        ),
+    ]
 
 
 class BotMetrics:

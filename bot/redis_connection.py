@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import AvatarbotError
+from bot.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,18 @@ class RedisUnavailableError(AvatarbotError):
     `operator_message`: the URL, password redacted, and the reason in a few words.
     """
 
-    user_message = "I'm having trouble reaching my queue. Please try again shortly."
+    user_text = N_("I'm having trouble reaching my queue. Please try again shortly.")
 
-    def __init__(self, url: str, reason: str, detail: str = "") -> None:
-        self.url = redact_url(url)
+    def __init__(self, url: str = "", reason: str = "", detail: str = "") -> None:
+        self.url = redact_url(url) if url else ""
         self.reason = reason
         super().__init__(detail or self.operator_message)
 
     @property
     def operator_message(self) -> str:
-        return f"cannot reach Redis at {self.url} ({self.reason})"
+        where = f" at {self.url}" if self.url else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"cannot reach Redis{where}{why}"
 
 
 class RedisTooOldError(AvatarbotError):

@@ -5,7 +5,7 @@ One worker process runs one backend (one GPU) and three loops on one event loop:
 - consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~1 s so a stop is noticed),
   group them by style, run each group through the backend in a thread, complete or fail
   every job on its own (one bad job never spoils its batch);
-- reclaim: on its own timer, take over jobs whose worker died (`JobQueue.reclaim`). Such a
+- reclaim: on its own timer, take over jobs whose worker died (`WorkerQueue.reclaim`). Such a
   job is a suspect (it may be what killed that worker), so it runs alone, with nothing else
   claimed by this worker meanwhile: if it kills this worker too, no innocent job is charged
   another delivery, and after `max_deliveries` it is dead-lettered;
@@ -13,7 +13,9 @@ One worker process runs one backend (one GPU) and three loops on one event loop:
   renew this worker's registration (used for ETAs and `avatarbot queue`).
 
 Generation is serialised by one lock, so a batch claimed is a batch being worked on. On
-stop, the batch in hand is finished and the loops return.
+stop, the batch in hand is finished and the loops return. The process around it (Redis,
+signals, the backend from the settings, the health server) is wired in
+`avatarbot.worker_process`.
 """
 
 from __future__ import annotations
@@ -23,20 +25,18 @@ import concurrent.futures
 import contextlib
 import io
 import logging
-import os
-import secrets
-import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.consumers import consumer_name
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
-from bot.queue import ClaimedJob, JobQueue, QueueConfig
+from bot.queue import ClaimedJob, WorkerQueue
 from bot.selfie import CorruptImage, load_selfie
 from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
@@ -46,12 +46,10 @@ from generation.backends.base import (
     GenerationRequest,
     ProgressCallback,
 )
-from generation.worker_health import WorkerMetrics, serve_worker_health
+from generation.worker_metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from bot.config import Settings
+    from generation.likeness_check import LikenessCheck
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +71,10 @@ def png_encoder(image: Image.Image, job: Job, seed: int) -> ResultImage:
     )
 
 
-def new_consumer_name() -> str:
-    """Unique per process: host, pid and a random tag (pids are reused across restarts)."""
-    host = socket.gethostname().split(".")[0] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: WorkerQueue,
         backend: Backend,
         catalog: StyleCatalog,
         *,
@@ -95,13 +87,14 @@ class Worker:
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
         metrics: WorkerMetrics | None = None,
+        likeness: LikenessCheck | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.queue = queue
         self.backend = backend
         self.catalog = catalog
-        self.consumer = consumer or new_consumer_name()
+        self.consumer = consumer or consumer_name("worker")
         self.batch_size = batch_size
         self.output_size = output_size
         self.reclaim_interval_s = reclaim_interval_s
@@ -110,6 +103,8 @@ class Worker:
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
+        self.likeness = likeness
+        """Scores every image against its selfie (None: not measured)."""
         self.running = False
         """True while the consume and reclaim loops run (the worker's /healthz)."""
         self._lock = asyncio.Lock()
@@ -289,6 +284,7 @@ class Worker:
         for (c, outcome), recorded in zip(items, verdicts or [False] * len(items), strict=True):
             if recorded and isinstance(outcome, JobResult):
                 self.metrics.observe_done(c.job.style_id)
+                self.metrics.observe_likeness(c.job.style_id, outcome.images)
                 log.info(
                     "job %s done (%d image(s), %.2fs)",
                     c.job.id,
@@ -329,9 +325,13 @@ class Worker:
                     size=self.output_size,
                 )
             )
+        started = time.perf_counter()
         outputs = self.backend.generate(requests, progress) if requests else []
         if len(outputs) != len(requests):
             raise RuntimeError(f"backend returned {len(outputs)} results for {len(requests)}")
+        if self.likeness is not None and requests:
+            took = time.perf_counter() - started
+            outputs = self.likeness.check(self.backend, requests, outputs, took)
         by_key = {o.key: o for o in outputs if isinstance(o, GenerationOutput)}
         pending = iter(outputs)
         for i, c in enumerate(group):
@@ -343,7 +343,10 @@ class Worker:
                 continue
             matched = by_key.get(c.job.id, output)
             try:
-                out[i] = tuple(self.encode(g.image, c.job, g.seed) for g in matched.images)
+                out[i] = tuple(
+                    replace(self.encode(g.image, c.job, g.seed), likeness=g.likeness, tries=g.tries)
+                    for g in matched.images
+                )
             except Exception as exc:
                 log.exception(
                     "job %s: encoding the result failed", c.job.id, extra={"job_id": c.job.id}
@@ -396,99 +399,3 @@ def _log_progress_error(future: concurrent.futures.Future[None]) -> None:
     exc = future.exception()
     if exc is not None:
         log.debug("progress update failed: %s", exc.__class__.__name__)
-
-
-async def _labelling_encoder(settings: Settings, redis: Redis) -> Encoder:
-    """Every avatar leaves the worker labelled as AI-made (C2PA + XMP + watermark), its
-    watermark id recorded so a stripped copy can still be traced to its style and date."""
-    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
-    from provenance.marks import MarkRegistry  # noqa: PLC0415
-
-    labeller = await asyncio.to_thread(load_labeller, settings)
-    registry = MarkRegistry(redis, settings.key_prefix, ttl_s=settings.mark_ttl_s)
-    return ResultEncoder(labeller, registry=registry, loop=asyncio.get_running_loop())
-
-
-def run_worker(
-    settings: Settings, backend: Backend | None = None, *, encode: Encoder | None = None
-) -> int:
-    """Run one worker process until SIGTERM/SIGINT (the batch in hand is finished)."""
-    return asyncio.run(_serve(settings, backend, encode))
-
-
-async def _serve(settings: Settings, backend: Backend | None, encode: Encoder | None) -> int:
-    from bot.config import ConfigError  # noqa: PLC0415
-
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL is not set (the worker needs a Redis to take jobs from)")
-    # Stop signals are handled from the start: one that arrives while the backend loads
-    # ends the process cleanly (exit 0) once loading is done, with nothing in hand.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        return await _start_and_work(settings, settings.redis_url, backend, encode, stop)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def _start_and_work(
-    settings: Settings,
-    redis_url: str,
-    backend: Backend | None,
-    encode: Encoder | None,
-    stop: asyncio.Event,
-) -> int:
-    from bot.redis_connection import connect  # noqa: PLC0415
-
-    catalog = StyleCatalog.load(settings.styles_file)
-    if backend is None:
-        from generation.backends import backend_from_settings  # noqa: PLC0415
-
-        backend = await asyncio.to_thread(backend_from_settings, settings, catalog)
-    await asyncio.to_thread(backend.warmup)
-    if stop.is_set():
-        log.info("worker stopped while starting")
-        return 0
-    redis = await connect(redis_url)
-    try:
-        if encode is None:
-            encode = await _labelling_encoder(settings, redis)
-        worker = Worker(
-            JobQueue(redis, QueueConfig.from_settings(settings)),
-            backend,
-            catalog,
-            batch_size=settings.batch_size,
-            output_size=settings.output_size,
-            reclaim_interval_s=settings.reclaim_interval_s,
-            heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
-            encode=encode,
-        )
-        log.info(
-            "worker %s: backend %s, batch %d, %d px, pid %d",
-            worker.consumer,
-            backend.describe(),
-            settings.batch_size,
-            settings.output_size,
-            os.getpid(),
-        )
-        if not settings.worker_health_port:
-            await worker.run(stop)
-            return 0
-        health_stop = asyncio.Event()
-        health = asyncio.create_task(
-            serve_worker_health(
-                worker, worker.metrics, settings.web_host, settings.worker_health_port, health_stop
-            ),
-            name="worker-health",
-        )
-        try:
-            await worker.run(stop)
-        finally:
-            health_stop.set()
-            await health
-        return 0
-    finally:
-        await redis.aclose()

@@ -79,7 +79,7 @@ def start_bot(env: dict[str, str], output: Path) -> BotProcess:
 def start_worker(env: dict[str, str], output: Path, **fake: str) -> subprocess.Popen[bytes]:
     with output.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "worker_process.py")],
+            [sys.executable, "-m", "tests.worker_process"],
             env={**env, **fake},
             cwd=ROOT,
             stdout=out,

@@ -10,23 +10,25 @@ labelling every avatar as production workers do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, Self, TypeVar
 
 import redis.asyncio as aioredis
 
+from avatarbot.bot_stack import BotStack, build_bot_stack
+from avatarbot.wiring import Core
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.jobs import Job
-from bot.queue import Delivery, JobQueue
+from bot.queue import Delivery, DeliveryPump
 from bot.replies import Queued, Reply
+from bot.status_tracker import StatusTracker
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
-from tests.chat_stack import production_encoder
+from tests.chat_stack import production_encoder, production_likeness
+from tests.queue_helpers import JobQueue
 
 
 class Adapter(Protocol):
@@ -44,14 +46,19 @@ A = TypeVar("A", bound=Adapter)
 
 @dataclass
 class BotSide(Generic[A]):
-    """What one bot process runs: the adapter and the delivery/status loops."""
+    """What one bot process runs: the adapter and the delivery/status loops (`BotStack`)."""
 
     adapter: A
-    pump: DeliveryPump
-    tracker: StatusTracker
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stack: BotStack
     errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def pump(self) -> DeliveryPump:
+        return self.stack.pump
+
+    @property
+    def tracker(self) -> StatusTracker:
+        return self.stack.tracker
 
     @classmethod
     def create(
@@ -68,39 +75,25 @@ class BotSide(Generic[A]):
         tracker_interval_s: float,
         throttle_s: float = 3.0,
     ) -> BotSide[A]:
-        pump = DeliveryPump(
-            queue,
-            conversation,
-            settings.bot_name,
-            consumer,
-            block_ms=pump_block_ms,
+        core = Core(settings, redis, queue, conversation.catalog, conversation.intake, conversation)
+        stack = build_bot_stack(
+            core,
+            consumer=consumer,
+            pump_block_ms=pump_block_ms,
             retry_base_s=retry_base_s,
-        )
-        tracker = StatusTracker(
-            queue,
-            conversation,
-            conversation.waiting,
-            redis,
-            settings.key_prefix,
-            interval_s=tracker_interval_s,
+            tracker_interval_s=tracker_interval_s,
             throttle_s=throttle_s,
         )
-        return cls(adapter=adapter, pump=pump, tracker=tracker)
+        return cls(adapter=adapter, stack=stack)
 
-    async def start(self, platform: str) -> None:
-        self.pump.register(platform, self.adapter.deliver)
-        self.tracker.register(platform, self.adapter.update_status)
+    async def start(self) -> None:
+        self.stack.register(self.adapter)
         await self.adapter.start()
-        self.tasks = [
-            asyncio.create_task(self.pump.run(self.stop)),
-            asyncio.create_task(self.tracker.run(self.stop)),
-        ]
+        self.stack.start()
 
     async def close(self) -> None:
-        self.stop.set()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """As a restart does: the loops end, nothing more is delivered, the adapter closes."""
+        await self.stack.stop(drain_s=0)
         await self.adapter.stop()
 
 
@@ -128,6 +121,7 @@ class InProcessWorker:
             block_ms=50,
             reclaim_interval_s=0.5,
             encode=production_encoder(self.settings, self.redis),
+            likeness=production_likeness(),
         )
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.worker.run(self._stop))

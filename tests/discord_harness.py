@@ -5,7 +5,8 @@ Real pieces throughout: discord.py over HTTP and a websocket to `FakeDiscord`, t
 real `Worker` with the CPU style engine. `restart_bot()` replaces the bot side (adapter
 with a new discord.py client, pump, tracker) as a process restart would; Redis, the fake
 and the worker stay. `clock` lets a test move the adapter's notion of "now" (to step past
-the interaction token's 15 minutes without waiting them).
+the interaction token's 15 minutes without waiting them). `conversation` may be a
+subclass of the real one (say, one that adds a reply to each outcome).
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from adapters.discord.adapter import PLATFORM, DiscordAdapter
+from adapters.discord import DiscordAdapter
+from avatarbot.wiring import build_conversation
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.fake_discord import FakeDiscord
+from tests.queue_helpers import JobQueue
 
 
 @dataclass
@@ -45,6 +48,7 @@ class DiscordHarness(Harness[DiscordAdapter]):
         *,
         verifier: Verifier | None = None,
         intake: SelfieIntake | None = None,
+        conversation: type[Conversation] = Conversation,
         tracker_interval_s: float = 0.05,
         throttle_s: float = 0.05,
         pump_block_ms: int = 50,
@@ -55,8 +59,14 @@ class DiscordHarness(Harness[DiscordAdapter]):
         self.catalog = StyleCatalog.load(settings.styles_file)
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        self.conversation = Conversation.create(
-            redis, self.queue, self.intake, self.catalog, settings, verifier=verifier
+        self.conversation = build_conversation(
+            redis,
+            self.queue,
+            self.intake,
+            self.catalog,
+            settings,
+            verifier=verifier,
+            cls=conversation,
         )
         self.clock = Clock()
         self.tracker_interval_s = tracker_interval_s
@@ -73,6 +83,7 @@ class DiscordHarness(Harness[DiscordAdapter]):
         adapter = DiscordAdapter(
             self.settings,
             self.conversation,
+            self.redis,
             clock=self.clock,
             ready_timeout_s=10,
             client_options={"guild_ready_timeout": 0},
@@ -89,6 +100,6 @@ class DiscordHarness(Harness[DiscordAdapter]):
             tracker_interval_s=self.tracker_interval_s,
             throttle_s=self.throttle_s,
         )
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side

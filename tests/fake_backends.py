@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -102,3 +102,43 @@ class RaisingBackend(Backend):
         progress: ProgressCallback | None = None,
     ) -> list[GenerationOutput | GenerationError]:
         raise RuntimeError("backend blew up")
+
+
+FaceChooser = Callable[[GenerationRequest, int], Image.Image | None]
+"""What a `FaceBackend` draws for (request, seed): a face photo, or None for no face."""
+
+
+class FaceBackend(Backend):
+    """Returns a real face photo per seed (the request's own selfie, another person's
+    photo, or none at all), as `choose` says, so the likeness check sees real faces.
+
+    `rerolls` as diffusion (a new seed may change the face) unless told otherwise. Every
+    call is recorded as [(key, seeds), ...] in `calls`."""
+
+    name = "face"
+    rerolls = True
+
+    def __init__(self, choose: FaceChooser, *, rerolls: bool = True) -> None:
+        self.choose = choose
+        self.rerolls = rerolls
+        self.calls: list[list[tuple[str, tuple[int, ...]]]] = []
+
+    def generate(
+        self,
+        batch: Sequence[GenerationRequest],
+        progress: ProgressCallback | None = None,
+    ) -> list[GenerationOutput | GenerationError]:
+        self.calls.append([(r.key, r.seeds) for r in batch])
+        out: list[GenerationOutput | GenerationError] = []
+        for r in batch:
+            images = []
+            for seed in r.seeds:
+                face = self.choose(r, seed)
+                image = (
+                    Image.new("RGB", (r.size, r.size), colour("blank", seed))
+                    if face is None
+                    else face.convert("RGB").resize((r.size, r.size), Image.Resampling.LANCZOS)
+                )
+                images.append(GeneratedImage(image, seed))
+            out.append(GenerationOutput(key=r.key, images=tuple(images)))
+        return out

@@ -3,8 +3,17 @@
 Real discord.py 2.7 talks to it after `patched_discord(fake)` points `Route.BASE` and
 `DiscordWebSocket.DEFAULT_GATEWAY` here (only inside a test fixture; restored after).
 
-- Gateway: HELLO, heartbeat ACK, IDENTIFY -> READY, RESUME -> replay of missed events +
-  RESUMED (or INVALID_SESSION when the session was forgotten). Tests build and dispatch
+- Gateway: HELLO, heartbeat ACK, IDENTIFY -> READY (+ GUILD_CREATE per guild with the
+  GUILDS intent), RESUME -> replay of missed events + RESUMED (or INVALID_SESSION when the
+  session was forgotten).
+- Shards, as Discord does them: `GET /gateway/bot` recommends `recommended_shards` and
+  tells the session start limit; IDENTIFY's `shard: [id, count]` (none means [0, 1]) is
+  checked (4010 invalid shard; 4011 sharding required when a shard would hold more than
+  `max_guilds_per_shard` guilds); READY echoes `shard`; each event goes to the shard of
+  its guild, `(guild_id >> 22) % count`, DMs to shard 0. `add_guild(shard=, of=)` makes a
+  guild that lands on a given shard. With `enforce_identify_pacing`, an IDENTIFY sooner
+  than 5 s after another in its bucket (`shard_id % max_concurrency`) is answered with
+  INVALID_SESSION and counted in `identifies_too_fast`. Tests build and dispatch
   INTERACTION_CREATE events (slash commands with attachment options, button presses, in
   a guild channel or a DM) and can drop the websocket at any time; events dispatched
   while the bot is away are replayed when it resumes, as Discord does.
@@ -17,7 +26,8 @@ Real discord.py 2.7 talks to it after `patched_discord(fake)` points `Route.BASE
   application info, command sync (global and guild), interaction callbacks, editing the
   original response, followups (JSON or multipart; uploaded bytes are recorded), DMs and
   channel messages.
-- Faults on demand: a 429 (with `Via` and `Retry-After`) for the next followup, expired
+- Faults on demand: a 429 (with `Via` and `Retry-After`) for the next followup, a
+  refusal of the n-th next request of an operation (`fail_once`), expired
   interaction tokens (401 / 50027 Invalid Webhook Token), users whose DMs are closed
   (403 / 50007), a dropped gateway.
 - CDN: `GET /attachments/...` serves bytes the test registered (any size).
@@ -31,6 +41,7 @@ import datetime as dt
 import itertools
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,9 +59,13 @@ API_PREFIX = "/api/v10"
 EPHEMERAL = 1 << 6
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 HEARTBEAT_INTERVAL_MS = 41_250
+GUILDS_INTENT = 1 << 0
+IDENTIFY_WINDOW_S = 5.0
 _POLL_S = 0.02
 
 _shared_spec: DiscordSpec | None = None
+#: The body of a 429 from Discord's edge (no `Via` header): not retried by discord.py.
+_EDGE_BLOCK = {"message": "You are being blocked from accessing our API temporarily.", "code": 0}
 
 
 def shared_spec() -> DiscordSpec:
@@ -189,6 +204,7 @@ class _Session:
     seq: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
+    shard: tuple[int, int] = (0, 1)
 
 
 # --------------------------------------------------------------------------- the fake
@@ -213,6 +229,7 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {self.channel_id: self._guild_channel()}
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.users: dict[int, dict[str, Any]] = {}
+        self.user_locales: dict[int, str] = {}
         self.closed_dms: set[int] = set()
         self.upload_limit = DEFAULT_UPLOAD_LIMIT
 
@@ -229,9 +246,19 @@ class FakeDiscord:
         self.identifies = 0
         self.resumes = 0
         self.heartbeats = 0
-        self._session: _Session | None = None
         self._sessions: dict[str, _Session] = {}
+        self.shards: dict[int, _Session] = {}  # shard id -> its current session
+        self.guilds: dict[int, int] = {self.guild_id: self.channel_id}  # guild -> channel
+        self.recommended_shards = 1
+        self.max_guilds_per_shard = 2500
+        self.max_concurrency = 1
+        self.session_starts_left = 1000
+        self.enforce_identify_pacing = False
+        self.identifies_too_fast = 0
+        self.shard_closes: list[tuple[int, int]] = []  # (close code, shard id) refused
+        self._bucket_identified: dict[int, float] = {}
         self._pending_429: dict[str, list[float]] = {}
+        self._pending_failures: dict[str, list[int]] = {}  # requests to let through first
 
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -288,10 +315,16 @@ class FakeDiscord:
         base = discord.utils.time_snowflake(discord.utils.utcnow())
         return base + (next(self._ids) % (1 << 22))
 
-    def user(self, name: str = "alice", user_id: int | None = None) -> dict[str, Any]:
+    def user(
+        self, name: str = "alice", user_id: int | None = None, *, locale: str = "en-US"
+    ) -> dict[str, Any]:
+        """A user whose Discord client speaks `locale` (sent as each interaction's locale)."""
+        if locale not in discord_locales():
+            raise ValueError(f"{locale!r} is not a Discord locale")
         uid = user_id or self.snowflake()
         payload = self._user_payload(uid, name)
         self.users[uid] = payload
+        self.user_locales[uid] = locale
         return payload
 
     def attachment(
@@ -321,6 +354,12 @@ class FakeDiscord:
         """Answer the next request to `operation` (an OpenAPI operationId) with a 429."""
         self._pending_429.setdefault(operation, []).append(retry_after)
 
+    def fail_once(self, operation: str = "execute_webhook", *, after: int = 0) -> None:
+        """Let `after` requests to `operation` through, then refuse the next one with the
+        429 Discord's edge sends without a `Via` header (a temporary block), which
+        discord.py raises at once instead of waiting: nothing of that request was sent."""
+        self._pending_failures.setdefault(operation, []).append(after)
+
     def expire(self, interaction: FakeInteraction) -> None:
         """The 15 minutes are over: its token no longer works."""
         interaction.expired = True
@@ -335,9 +374,11 @@ class FakeDiscord:
         *,
         user: dict[str, Any],
         dm: bool = False,
+        guild: int | None = None,
     ) -> FakeInteraction:
-        """Dispatch a slash command as `user`, in the guild channel or in their DM."""
-        guild_id = None if dm else self.guild_id
+        """Dispatch a slash command as `user`, in a guild's channel (the first guild's
+        unless `guild` is given) or in their DM."""
+        guild_id = None if dm else (guild or self.guild_id)
         registered = self._registered_command(name, guild_id)
         data: dict[str, Any] = {
             "id": registered["id"],
@@ -362,7 +403,7 @@ class FakeDiscord:
             data["options"] = built
         if attachments:
             data["resolved"] = {"attachments": attachments}
-        return await self._interaction(2, data, user=user, dm=dm)
+        return await self._interaction(2, data, user=user, dm=dm, guild=guild_id)
 
     async def press(
         self, message: SentMessage, custom_id: str, *, user: dict[str, Any]
@@ -372,24 +413,38 @@ class FakeDiscord:
             raise AssertionError(f"no button {custom_id!r} on message {message.id}")
         data = {"custom_id": custom_id, "component_type": 2}
         dm = message.guild_id is None
-        return await self._interaction(3, data, user=user, dm=dm, message=message)
+        return await self._interaction(
+            3, data, user=user, dm=dm, message=message, guild=message.guild_id
+        )
 
-    async def drop_gateway(self, *, code: int = 4000, resumable: bool = True) -> None:
-        """Close the bot's websocket. With `resumable=False` the session is forgotten too,
-        so the bot's RESUME is answered with INVALID_SESSION and it must IDENTIFY again."""
-        session = self._session
+    async def drop_gateway(
+        self, *, code: int = 4000, resumable: bool = True, shard: int = 0
+    ) -> None:
+        """Close the bot's websocket (of `shard`). With `resumable=False` the session is
+        forgotten too, so the bot's RESUME is answered with INVALID_SESSION and it must
+        IDENTIFY again."""
+        session = self.shards.get(shard)
         if session is None or session.ws is None:
             raise AssertionError("no gateway connection to drop")
         ws, session.ws = session.ws, None
         if not resumable:
             self._sessions.pop(session.id, None)
-            self._session = None
+            self.shards.pop(shard, None)
         await ws.close(code=code, message=b"dropped by the test")
         self._notify()
 
     @property
+    def _session(self) -> _Session | None:
+        """Shard 0's session (the only one of an unsharded bot; DMs go to it)."""
+        return self.shards.get(0)
+
+    @property
     def connected(self) -> bool:
         return self._session is not None and self._session.ws is not None
+
+    @property
+    def connected_shards(self) -> set[int]:
+        return {shard for shard, s in self.shards.items() if s.ws is not None}
 
     async def wait_for(
         self, predicate: Callable[[], T | None], *, within: float = 10.0, what: str = ""
@@ -496,6 +551,7 @@ class FakeDiscord:
         user: dict[str, Any],
         dm: bool,
         message: SentMessage | None = None,
+        guild: int | None = None,
     ) -> FakeInteraction:
         uid = int(user["id"])
         self.users.setdefault(uid, user)
@@ -508,7 +564,7 @@ class FakeDiscord:
             "data": data,
             "token": token,
             "version": 1,
-            "locale": "en-US",
+            "locale": self.user_locales.get(uid, "en-US"),
             "app_permissions": "562949953421311",
             "entitlements": [],
             "attachment_size_limit": self.upload_limit,
@@ -522,8 +578,9 @@ class FakeDiscord:
             payload["authorizing_integration_owners"] = {"0": str(uid)}
             guild_id = None
         else:
-            channel = self.channels[self.channel_id]
-            payload["guild_id"] = str(self.guild_id)
+            guild_id = guild or self.guild_id
+            channel = self.channels[self.guilds[guild_id]]
+            payload["guild_id"] = str(guild_id)
             payload["guild_locale"] = "en-US"
             payload["channel"] = channel
             payload["channel_id"] = channel["id"]
@@ -538,8 +595,7 @@ class FakeDiscord:
                 "permissions": "2248473465835073",
             }
             payload["context"] = 0
-            payload["authorizing_integration_owners"] = {"0": str(self.guild_id)}
-            guild_id = self.guild_id
+            payload["authorizing_integration_owners"] = {"0": str(guild_id)}
         if message is not None:
             payload["message"] = self._message_payload(message)
         interaction = FakeInteraction(
@@ -599,10 +655,12 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway
 
-    async def _dispatch(self, event: str, data: dict[str, Any]) -> None:
-        session = self._session
+    async def _dispatch(
+        self, event: str, data: dict[str, Any], session: _Session | None = None
+    ) -> None:
+        """Send an event to `session`, or to the shard its guild lives on (DMs: shard 0)."""
         if session is None:
-            raise AssertionError("the bot never identified; nothing to dispatch to")
+            session = self._shard_session(data.get("guild_id"))
         session.seq += 1
         frame = {"op": 0, "t": event, "s": session.seq, "d": data}
         session.events.append(frame)
@@ -650,25 +708,36 @@ class FakeDiscord:
         if data.get("token") != self.bot_token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
+        shard = await self._admit_shard(ws, data)
+        if shard is None:
+            return
         self.identifies += 1
-        if self._session is not None and self._session.ws is not None:
-            old = self._session.ws
-            self._session.ws = None
+        self.session_starts_left -= 1
+        previous = self.shards.get(shard[0])
+        if previous is not None and previous.ws is not None:
+            old = previous.ws
+            previous.ws = None
             await old.close(code=4009)
-        session = _Session(id=secrets.token_hex(16), ws=ws)
+        session = _Session(id=secrets.token_hex(16), ws=ws, shard=shard)
         self._sessions[session.id] = session
-        self._session = session
+        self.shards[shard[0]] = session
+        guilds = self.guilds_on(*shard)
         ready = {
             "v": 10,
             "user": self.bot_user,
-            "guilds": [],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.app_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        await self._dispatch("READY", ready)
+        if "shard" in data:
+            ready["shard"] = list(shard)
+        await self._dispatch("READY", ready, session)
+        if int(data.get("intents") or 0) & GUILDS_INTENT:
+            for guild_id in guilds:
+                await self._dispatch("GUILD_CREATE", self._guild_payload(guild_id), session)
         self._notify()
 
     async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
@@ -678,11 +747,11 @@ class FakeDiscord:
             return
         self.resumes += 1
         session.ws = ws
-        self._session = session
+        self.shards[session.shard[0]] = session
         last = int(data.get("seq") or 0)
         for frame in [f for f in session.events if f["s"] > last]:
             await ws.send_str(json.dumps(frame))
-        await self._dispatch("RESUMED", {})
+        await self._dispatch("RESUMED", {}, session)
         self._notify()
 
     # ------------------------------------------------------------------ CDN
@@ -715,7 +784,7 @@ class FakeDiscord:
                 self.violations += problems
                 return self._reply(record, 404, {"message": "404: Not Found", "code": 0})
             status, answer = await self._answer(request, op, path, record, problems)
-            if status == 429:
+            if status == 429 and answer is not _EDGE_BLOCK:
                 return self._rate_limited(record, op.operation_id, float(answer))
             return self._reply(record, status, answer)
         finally:
@@ -748,6 +817,8 @@ class FakeDiscord:
         retry = self._pending_429.get(op.operation_id)
         if retry:
             return 429, retry.pop(0)
+        if self._fails_now(op.operation_id):
+            return 429, _EDGE_BLOCK
         names = _template_names(op.template)
         params = dict(zip(names, _path_values(op.template, path), strict=True))
         try:
@@ -769,6 +840,16 @@ class FakeDiscord:
         if op.template not in _UNAUTHENTICATED and not self._authorized(request):
             return 401, {"message": "401: Unauthorized", "code": 0}
         return None
+
+    def _fails_now(self, operation: str) -> bool:
+        pending = self._pending_failures.get(operation)
+        if not pending:
+            return False
+        if pending[0] > 0:
+            pending[0] -= 1
+            return False
+        pending.pop(0)
+        return True
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bot {self.bot_token}"
@@ -867,6 +948,7 @@ class FakeDiscord:
             "/users/@me/channels POST": self._create_dm,
             "/channels/{channel_id}/messages POST": self._channel_message,
             "/users/{user_id} GET": self._get_user,
+            "/gateway/bot GET": self._get_gateway_bot,
         }
 
     def _get_me(self, params: dict[str, str], body: Any, files: list[Upload]) -> tuple[int, Any]:
@@ -902,6 +984,10 @@ class FakeDiscord:
         if params["application_id"] != str(self.app_id):
             return 403, {"message": "Missing Access", "code": 50001}
         guild = int(params["guild_id"]) if "guild_id" in params else None
+        problems = [p for cmd in body or [] for p in _command_problems(cmd)]
+        if problems:
+            self.violations += problems
+            return 400, {"message": "Invalid Form Body", "code": 50035}
         stored: dict[str, dict[str, Any]] = {}
         answer = []
         for cmd in body or []:
@@ -1066,6 +1152,138 @@ class FakeDiscord:
         self.messages.append(message)
         return 200, self._message_payload(message)
 
+    # ------------------------------------------------------------------ shards
+
+    @staticmethod
+    def shard_of(guild_id: int, count: int) -> int:
+        """Discord's routing of a guild to a shard."""
+        return (guild_id >> 22) % count
+
+    def add_guild(self, *, shard: int = 0, of: int = 1, name: str = "server") -> int:
+        """A guild the bot is in, with one text channel, whose id Discord routes to
+        `shard` of `of` shards. Returns the guild id."""
+        base = self.snowflake()
+        stamp = base >> 22
+        stamp -= (stamp - shard) % of  # a few ms earlier: the same shard for `of` shards
+        guild_id = (stamp << 22) | (base & ((1 << 22) - 1))
+        channel_id = self.snowflake()
+        self.guilds[guild_id] = channel_id
+        self.channels[channel_id] = {
+            **self._guild_channel(),
+            "id": str(channel_id),
+            "guild_id": str(guild_id),
+            "name": name,
+        }
+        return guild_id
+
+    def guilds_on(self, shard: int, count: int) -> list[int]:
+        return [g for g in self.guilds if self.shard_of(g, count) == shard]
+
+    def _shard_session(self, guild_id: object) -> _Session:
+        counts = {s.shard[1] for s in self.shards.values()}
+        if not counts:
+            raise AssertionError("the bot never identified; nothing to dispatch to")
+        if len(counts) > 1:
+            self._violation(f"sessions disagree on the shard count: {sorted(counts)}")
+        shard = self.shard_of(int(str(guild_id)), max(counts)) if guild_id else 0
+        session = self.shards.get(shard)
+        if session is None:
+            raise AssertionError(f"no session runs shard {shard} (running: {sorted(self.shards)})")
+        return session
+
+    async def _admit_shard(
+        self, ws: web.WebSocketResponse, data: dict[str, Any]
+    ) -> tuple[int, int] | None:
+        """The IDENTIFY's shard, or None once it was refused as Discord refuses it."""
+        raw = data.get("shard", [0, 1])
+        valid = (
+            isinstance(raw, list)
+            and len(raw) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in raw)
+            and 0 <= raw[0] < raw[1]
+        )
+        if not valid:
+            self.shard_closes.append((4010, -1))
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
+        shard = (int(raw[0]), int(raw[1]))
+        if len(self.guilds_on(*shard)) > self.max_guilds_per_shard:
+            self.shard_closes.append((4011, shard[0]))
+            await ws.close(code=4011, message=b"Sharding required.")
+            return None
+        bucket = shard[0] % self.max_concurrency
+        now = time.monotonic()
+        last = self._bucket_identified.get(bucket)
+        if self.enforce_identify_pacing and last is not None and now - last < IDENTIFY_WINDOW_S:
+            self.identifies_too_fast += 1
+            await ws.send_str(json.dumps({"op": 9, "d": False}))
+            return None
+        self._bucket_identified[bucket] = now
+        return shard
+
+    def _guild_payload(self, guild_id: int) -> dict[str, Any]:
+        channel = dict(self.channels[self.guilds[guild_id]])
+        channel.pop("guild_id", None)  # GUILD_CREATE's channels leave it out
+        return {
+            "id": str(guild_id),
+            "name": channel["name"],
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "owner_id": str(self.app_id + 1),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "large": False,
+            "unavailable": False,
+            "member_count": 2,
+            "members": [],
+            "channels": [channel],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    def _get_gateway_bot(
+        self, params: dict[str, str], body: Any, files: list[Upload]
+    ) -> tuple[int, Any]:
+        answer = {
+            "url": self.gateway_url,
+            "shards": self.recommended_shards,
+            "session_start_limit": {
+                "total": 1000,
+                "remaining": max(0, self.session_starts_left),
+                "reset_after": 86_400_000,
+                "max_concurrency": self.max_concurrency,
+            },
+        }
+        schema = {"$ref": "#/components/schemas/GatewayBotResponse"}
+        for problem in self.spec.validate(answer, schema, "get_bot_gateway answer"):
+            self._violation(f"FAKE BUG: {problem}")
+        return 200, answer
+
 
 # Fields discord.py 2.7 sends that Discord's (preview) spec does not name, all of them
 # harmless: Discord ignores or documents them. Anything else unknown is a violation.
@@ -1082,6 +1300,57 @@ _LIBRARY_EXTRAS: dict[str, frozenset[str]] = {
 def _without_library_extras(operation: str, problems: list[str]) -> list[str]:
     extras = _LIBRARY_EXTRAS.get(operation, frozenset())
     return [p for p in problems if not any(p.endswith(f"unknown field {e!r}") for e in extras)]
+
+
+def discord_locales() -> frozenset[str]:
+    """Discord's locales (what `name_localizations` and `description_localizations` are
+    keyed by, and what an interaction's `locale` is), from the spec."""
+    return shared_spec().enum("AvailableLocalesEnum")
+
+
+def _name_problem(where: str, name: Any) -> str | None:
+    """Discord's rule for command and option names: 1-32 letters, digits, - or _, in
+    lowercase where a letter has a case."""
+    text = str(name)
+    valid = 1 <= len(text) <= 32 and all(c.isalnum() or c in "-_" for c in text)
+    if not valid or text != text.lower():
+        return f"PUT commands: {where}: invalid name {text!r}"
+    return None
+
+
+def _localization_problems(where: str, entity: dict[str, Any], *, name_rule: bool) -> list[str]:
+    problems = []
+    for field_name in ("name_localizations", "description_localizations"):
+        table = entity.get(field_name) or {}
+        for locale, text in table.items():
+            if locale not in discord_locales():
+                problems.append(
+                    f"PUT commands: {where}: {field_name} has unknown locale {locale!r}"
+                )
+            limit = 32 if field_name == "name_localizations" and name_rule else 100
+            if not 1 <= len(str(text)) <= limit:
+                problems.append(
+                    f"PUT commands: {where}: {field_name}[{locale}] not 1-{limit} chars"
+                )
+            if field_name == "name_localizations" and name_rule:
+                problem = _name_problem(f"{where} [{locale}]", text)
+                if problem:
+                    problems.append(problem)
+    return problems
+
+
+def _command_problems(cmd: dict[str, Any]) -> list[str]:
+    """What Discord refuses in a command beyond the schema: names and their localisations."""
+    where = f"/{cmd.get('name')}"
+    problems = [p for p in [_name_problem(where, cmd.get("name"))] if p]
+    problems += _localization_problems(where, cmd, name_rule=True)
+    for option in cmd.get("options") or []:
+        at = f"{where} {option.get('name')}"
+        problems += [p for p in [_name_problem(at, option.get("name"))] if p]
+        problems += _localization_problems(at, option, name_rule=True)
+        for choice in option.get("choices") or []:
+            problems += _localization_problems(f"{at} choice", choice, name_rule=False)
+    return problems
 
 
 _UNAUTHENTICATED = frozenset(

@@ -16,16 +16,17 @@ from typing import Any
 import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
-from adapters.telegram.adapter import PLATFORM, TelegramAdapter
+from adapters.telegram import TelegramAdapter
+from avatarbot.wiring import build_conversation
 from bot.config import Settings
-from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.chat_stack import production_verifier
 from tests.fake_telegram import FakeTelegram
+from tests.queue_helpers import JobQueue
 
 
 def telegram_env(fake: FakeTelegram) -> dict[str, str]:
@@ -57,7 +58,7 @@ class TelegramHarness(Harness[TelegramAdapter]):
         self.catalog = catalog or StyleCatalog.load(settings.styles_file)
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        self.conversation = Conversation.create(
+        self.conversation = build_conversation(
             redis,
             self.queue,
             self.intake,
@@ -99,7 +100,7 @@ class TelegramHarness(Harness[TelegramAdapter]):
             side.errors.append(context.error)
 
         adapter.application.add_error_handler(record)
-        await side.start(PLATFORM)
+        await side.start()
         self.bot = side
         return side
 

@@ -156,6 +156,16 @@ FILE_COMMANDS = {
     "generate": ("generate", "{file}", "--style", "sketch", "-o", "{out}"),
     "submit": ("submit", "{file}", "--style", "sketch"),
     "verify": ("verify", "{file}"),
+    "likeness": ("likeness", "{file}", str(DATA / "astronaut.jpg")),  # a hostile selfie
+    "likeness-image": ("likeness", str(DATA / "astronaut.jpg"), "{file}"),  # a hostile image
+}
+
+
+#: (command, exit code) of a readable image judged rather than refused: how the last line
+#: of what it prints starts.
+JUDGED = {
+    ("verify", 1): ("Verdict: not made by this avatarbot instance",),
+    ("likeness-image", 0): ("no face found in ", "likeness "),
 }
 
 
@@ -167,8 +177,9 @@ def test_hostile_files_get_one_error_line_and_exit_2(
 ) -> None:
     """Every file of the hostile corpus, as its own process: stderr holds one `error:` line
     and nothing else (no library warning, such as Pillow's on the 144 Mpx PNG bomb), exit 2.
-    `verify` may instead judge a readable image that is no selfie: its verdict on stdout,
-    nothing on stderr, exit 1 (not ours)."""
+    A readable image that is no selfie may instead be judged: `verify` prints its verdict
+    (exit 1, not ours), `likeness` its score or that it found no face (exit 0), and
+    nothing is on stderr."""
     files = {}
     for name, case in hostile.BAD_FILES.items():
         files[name] = tmp_path / f"{name}.jpg"
@@ -183,9 +194,10 @@ def test_hostile_files_get_one_error_line_and_exit_2(
     judged = 0
     for name, result in results.items():
         seen = f"{name}: exit {result.returncode}, stderr {result.stderr!r}"
-        if command == "verify" and result.returncode == 1:
+        if (command, result.returncode) in JUDGED:
             assert result.stderr == "", seen
-            assert result.stdout.splitlines()[-1] == "Verdict: not made by this avatarbot instance"
+            last = result.stdout.splitlines()[-1]
+            assert last.startswith(JUDGED[command, result.returncode]), seen
             judged += 1
             continue
         assert result.returncode == 2, seen

@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from bot.config import load_settings
 from bot.jobs import FailureReason, JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.styles import CpuRecipe, DiffusionRecipe, Style, StyleCatalog
 from generation.backends import backend_from_settings, load_backend
 from generation.backends.base import (
@@ -35,17 +35,14 @@ from generation.backends.base import (
     GenerationOutput,
     GenerationRequest,
 )
-from generation.backends.diffusers_backend import (
-    DiffusersBackend,
-    FaceEmbedder,
-    SafetyChecker,
-    load,
-    scheduler_steps,
-)
+from generation.backends.diffusers_backend import DiffusersBackend, load, scheduler_steps
+from generation.backends.diffusers_options import DiffusersOptions
+from generation.backends.diffusers_safety import SafetyChecker
+from generation.backends.face_embedders import FaceEmbedder
 from generation.worker import Worker
 from tests import tiny_diffusion
 from tests.backend_contract import BackendContract, assert_same_picture
-from tests.queue_helpers import BOT, collect
+from tests.queue_helpers import BOT, JobQueue, collect
 from tests.queue_helpers import request as queue_request
 from tests.tiny_diffusion import TinyModels
 
@@ -88,7 +85,7 @@ def load_tiny(model: Path, models: TinyModels, **options: Any) -> DiffusersBacke
         "size_buckets": (BUCKET,),
     }
     settings.update(options)
-    return load(str(model), device="cpu", **settings)
+    return load(DiffusersOptions(model=str(model), device="cpu", **settings))
 
 
 @pytest.fixture(scope="session")
@@ -170,9 +167,9 @@ def test_unknown_model_family_and_missing_model_are_unavailable(
 ) -> None:
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     with pytest.raises(BackendUnavailableError, match="FluxPipeline"):
-        load(str(tmp_path), device="cpu", local_files_only=True)
+        load(DiffusersOptions(model=str(tmp_path), device="cpu", local_files_only=True))
     with pytest.raises(BackendUnavailableError, match="cannot read model"):
-        load(str(tmp_path / "absent"), device="cpu", local_files_only=True)
+        load(DiffusersOptions(model=str(tmp_path / "absent"), device="cpu", local_files_only=True))
     with pytest.raises(BackendUnavailableError, match="IP-Adapter"):
         load_tiny(tiny_models.sd, tiny_models, ip_adapter=str(tmp_path / "no-adapter"))
 
@@ -245,13 +242,14 @@ from pathlib import Path
 from PIL import Image
 
 from generation.backends.diffusers_backend import load
+from generation.backends.diffusers_options import DiffusersOptions
 from tests.test_diffusers_backend import BUCKET, SKETCH, request_for
 
 face_png, out_dir, ip_adapter, *models = sys.argv[1:]
 face = Image.open(face_png).convert("RGB")
 for model in models:
-    backend = load(model, device="cpu", local_files_only=True, ip_adapter=ip_adapter,
-                   size_buckets=(BUCKET,))
+    backend = load(DiffusersOptions(model=model, device="cpu", local_files_only=True,
+                                    ip_adapter=ip_adapter, size_buckets=(BUCKET,)))
     [result] = backend.generate([request_for(face, SKETCH, seeds=(42, 43))])
     result.images[0].image.save(Path(out_dir) / (Path(model).name + ".png"))
 """
@@ -607,11 +605,13 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs 
 @requires_cuda
 def test_gpu_fp16_compiled_generation(tiny_models: TinyModels, face: Image.Image) -> None:
     backend = load(
-        str(tiny_models.sd),
-        local_files_only=True,
-        ip_adapter=str(tiny_models.ip_adapter),
-        size_buckets=(BUCKET,),
-        compile=True,
+        DiffusersOptions(
+            model=str(tiny_models.sd),
+            local_files_only=True,
+            ip_adapter=str(tiny_models.ip_adapter),
+            size_buckets=(BUCKET,),
+            compile=True,
+        )
     )
     assert backend.device == "cuda"
     assert backend.dtype == torch.float16
@@ -668,7 +668,7 @@ def test_factory_loads_this_module(tiny_models: TinyModels) -> None:
     # The factory passes only model and device, so the default IP-Adapter (h94/IP-Adapter)
     # is asked for: offline and not cached, that is a clear start-up error.
     with pytest.raises(BackendUnavailableError, match="IP-Adapter"):
-        load_backend("diffusers", model=str(tiny_models.sd), device="cpu")
+        load_backend("diffusers", DiffusersOptions(model=str(tiny_models.sd), device="cpu"))
 
 
 # --- the contract every backend passes --------------------------------------------------

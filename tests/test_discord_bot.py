@@ -10,17 +10,23 @@ import io
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from adapters.discord.adapter import CHECKING, ON_IT, READY, DiscordAdapter, DiscordStartError
+from adapters.discord import DiscordAdapter
+from adapters.discord.http_errors import DiscordStartError
 from bot import texts
+from bot.chat_commands import command
 from bot.config import ConfigError, Settings
+from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
-from bot.replies import BadCallbackError
+from bot.jobs import Owner
+from bot.queue import Delivery
+from bot.replies import BadCallbackError, Reply, Text, owner_tag
 from bot.selfie import FileTooLarge, SelfieIntake
 from bot.styles import UnknownStyleError
 from tests.chat_stack import production_encoder, production_verifier
@@ -28,14 +34,26 @@ from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
 from tests.hostile import BAD_FILES
 
+CHECKING = texts.checking_photo()
+ON_IT = texts.on_it()
+READY = texts.result_ready()
+
+
+MADE_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
 class Verdict:
     ours: bool
     intact: bool
 
-    def origin(self) -> str | None:
-        return "made by this test bot" if self.ours else None
+    @property
+    def made_at(self) -> datetime | None:
+        return MADE_AT if self.ours else None
+
+    @property
+    def made_in_style(self) -> str | None:
+        return "sketch" if self.ours else None
 
 
 MADE_BY_US = b"\x89PNG pretend this is one of ours"
@@ -116,6 +134,11 @@ def job_id_of(message: SentMessage) -> str:
     return ids[0].split(":")[2]
 
 
+def bound(user: dict[str, Any], data: str) -> str:
+    """Callback data as sent to `user`: bound to them."""
+    return f"{data}:{owner_tag(Owner('discord', str(user['id']), ''))}"
+
+
 def button(message: SentMessage, action: str) -> str:
     return next(c for c in message.custom_ids() if c.startswith(f"v1:{action}:"))
 
@@ -140,7 +163,9 @@ async def test_commands_are_synced_globally_with_choices_and_contexts(
     harness: DiscordHarness, fake: FakeDiscord
 ) -> None:
     commands = fake.commands[None]
-    assert set(commands) == {"avatar", "styles", "forgetme", "verify"}
+    assert set(commands) == {"avatar", "styles", "forgetme", "verify", "language"}
+    for name, synced in commands.items():  # described as the core's command table says
+        assert synced["description"] == command(name).summary
     options = {o["name"]: o for o in commands["avatar"]["options"]}
     assert options["selfie"]["type"] == 11
     assert [c["value"] for c in options["style"]["choices"]] == harness.catalog.ids
@@ -173,6 +198,12 @@ async def test_avatar_is_deferred_fetched_queued_and_delivered(
     job_id = job_id_of(result)
     assert set(result.custom_ids()) >= {f"v1:more:{job_id}", f"v1:style:{job_id}"}
     assert f"v1:forget:{job_id}" in result.custom_ids()
+    stored = await harness.queue.get_result(job_id)  # each avatar's likeness is recorded
+    assert stored is not None
+    assert len(stored.images) == 2
+    for image in stored.images:
+        assert image.likeness is not None
+        assert image.likeness.same_person  # watercolour keeps the astronaut's face
     await fake.wait_for(lambda: original(inter).content == READY, what="status retired")
     assert original(inter).ephemeral
     assert original(inter).buttons() == []
@@ -221,7 +252,7 @@ async def test_unknown_style_is_refused_before_downloading(
     harness: DiscordHarness, fake: FakeDiscord, face_jpeg: bytes
 ) -> None:
     inter = await ask_avatar(fake, fake.user(), face_jpeg, style="vaporwave")
-    assert await answered(fake, inter) == UnknownStyleError.user_message
+    assert await answered(fake, inter) == UnknownStyleError().user_message
     assert fake.cdn_fetches == []
 
 
@@ -239,10 +270,10 @@ async def test_only_the_requester_may_press_the_buttons_even_after_a_restart(
     await harness.restart_bot()  # a new discord.py client: the buttons must still work
 
     refused = await fake.press(first, f"v1:more:{job_id}", user=mallory)
-    assert await answered(fake, refused) == texts.NOT_YOUR_BUTTON
+    assert await answered(fake, refused) == texts.not_your_button()
     assert original(refused).ephemeral
     forget = await fake.press(first, f"v1:forget:{job_id}", user=mallory)
-    assert await answered(fake, forget) == texts.NOT_YOUR_BUTTON
+    assert await answered(fake, forget) == texts.not_your_button()
     assert await harness.conversation.selfies.get(harness_owner(alice, fake)) is not None
 
     again = await fake.press(first, f"v1:more:{job_id}", user=alice)
@@ -289,7 +320,7 @@ async def test_a_button_from_an_older_release_is_answered(
     )
     fake.messages.append(old)
     press = await fake.press(old, "v0:again:x1", user=fake.user())
-    assert await answered(fake, press) == BadCallbackError.user_message
+    assert await answered(fake, press) == BadCallbackError().user_message
     assert original(press).ephemeral
 
 
@@ -306,20 +337,22 @@ async def test_another_style_then_pick_from_the_picker(
     alice = fake.user("alice")
     first = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
     picker_press = await fake.press(first, button(first, "style"), user=alice)
-    assert await answered(fake, picker_press) == texts.PICK_ANOTHER_STYLE
+    assert await answered(fake, picker_press) == texts.pick_another_style()
     picker = original(picker_press)
     assert picker.ephemeral
-    assert "v1:pick:cartoon" in picker.custom_ids()
-    assert "v1:n:2" in picker.custom_ids()
+    assert bound(alice, "v1:pick:cartoon") in picker.custom_ids()
+    assert bound(alice, "v1:n:2") in picker.custom_ids()
 
-    two = await fake.press(picker, "v1:n:2", user=alice)  # updates the picker in place
+    two = await fake.press(
+        picker, bound(alice, "v1:n:2"), user=alice
+    )  # updates the picker in place
     await fake.wait_for(
         lambda: any(b.get("label") == "✓ 2" for b in picker.buttons()), what="picker update"
     )
     assert two.callback_types == [6]
     assert two.response is None  # no new message: the picker itself changed
 
-    pick = await fake.press(picker, "v1:pick:cartoon", user=alice)
+    pick = await fake.press(picker, bound(alice, "v1:pick:cartoon"), user=alice)
     result = await result_of(fake, pick)
     assert len(result.files) == 2
     assert "Cartoon" in result.content
@@ -335,10 +368,71 @@ async def test_cancel_updates_the_status_and_the_next_in_line(
     assert "number 2" in await answered(fake, second)
 
     cancel = await fake.press(original(first), button(original(first), "cancel"), user=alice)
-    await fake.wait_for(lambda: original(first).content == texts.CANCELLED, what="cancelled")
+    await fake.wait_for(lambda: original(first).content == texts.cancelled(), what="cancelled")
     assert cancel.callback_types == [6]
     # The status tracker moves bob up, by editing his ephemeral queue message.
     await fake.wait_for(lambda: "You're next" in original(second).content, what="bob moved up")
+
+
+async def test_a_stranger_cannot_press_someone_elses_picker(
+    harness: DiscordHarness, fake: FakeDiscord, face_jpeg: bytes
+) -> None:
+    """Two users in a guild: Bob's presses on Alice's picker are refused ephemerally and
+    change nothing (neither her picker nor anything of his)."""
+    await harness.start_worker()
+    alice, bob = fake.user("alice"), fake.user("bob")
+    first = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
+    picker_press = await fake.press(first, button(first, "style"), user=alice)
+    assert await answered(fake, picker_press) == texts.pick_another_style()
+    picker = original(picker_press)
+    shown, edits = (picker.content, picker.buttons()), picker.edits
+    for data in (bound(alice, "v1:n:2"), bound(alice, "v1:pick:cartoon")):
+        refused = await fake.press(picker, data, user=bob)
+        assert await answered(fake, refused) == texts.not_your_button()
+        assert original(refused).ephemeral
+        assert refused.followups == []
+    assert (picker.content, picker.buttons(), picker.edits) == (*shown, edits)
+    assert await harness.queue.user_job_ids(harness_owner(bob, fake)) == []
+    pick = await fake.press(picker, bound(alice, "v1:pick:cartoon"), user=alice)
+    assert "Cartoon" in (await result_of(fake, pick)).content
+
+
+NOTE = "A note after the avatar."
+
+
+class NotedConversation(Conversation):
+    """The real conversation, whose outcomes come in two parts: the avatar, then a note."""
+
+    async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
+        return [*await super().outcome_replies(delivery), Text(NOTE)]
+
+
+async def test_a_retried_delivery_sends_each_part_exactly_once(
+    fake: FakeDiscord,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+) -> None:
+    """The second message of an outcome is refused once: the pump retries the delivery,
+    and the user gets the avatar once and the note once, in that order."""
+    settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
+    h = DiscordHarness(fake, settings, redis_client, intake=intake, conversation=NotedConversation)
+    side = await h.start_bot()
+    try:
+        fake.fail_once("execute_webhook", after=1)
+        await h.start_worker()
+        inter = await ask_avatar(fake, fake.user("alice"), face_jpeg)
+        await fake.wait_for(lambda: side.pump.delivered == 1, what="the delivery, retried")
+        refused = [r for r in fake.requests if r.operation == "execute_webhook" and r.status == 429]
+        assert len(refused) == 1
+        assert [(bool(m.files), m.content) for m in inter.followups] == [
+            (True, texts.avatar_caption("✏️ Pencil sketch", 1)),
+            (False, NOTE),
+        ]
+    finally:
+        await h.close()
+    assert fake.violations == []
 
 
 # --------------------------------------------------------------------------- Discord trouble
@@ -450,7 +544,8 @@ async def test_styles_forgetme_and_verify(
 
     ours = fake.attachment(MADE_BY_US, "avatar.png", "image/png")
     verify = await fake.command("verify", {"image": ours}, user=alice, dm=True)
-    assert await answered(fake, verify) == texts.verdict(True, True, "made by this test bot")
+    made = texts.verdict(True, True, MADE_AT.date(), harness.catalog.get("sketch").label)
+    assert await answered(fake, verify) == made
     other = fake.attachment(b"something else", "x.png", "image/png")
     verify = await fake.command("verify", {"image": other}, user=alice)
     assert await answered(fake, verify) == texts.verdict(False, True)
@@ -490,7 +585,7 @@ async def test_guild_mode_syncs_to_the_guild_only(
     try:
         assert None not in fake.commands
         guild_commands = fake.commands[fake.guild_id]
-        assert set(guild_commands) == {"avatar", "styles", "forgetme", "verify"}
+        assert set(guild_commands) == {"avatar", "styles", "forgetme", "verify", "language"}
         assert guild_commands["avatar"]["contexts"] is None  # contexts are for global ones
         await h.start_worker()
         inter = await ask_avatar(fake, fake.user(), face_jpeg)
@@ -509,9 +604,11 @@ async def test_missing_or_rejected_token(
 ) -> None:
     h = DiscordHarness(fake, settings_factory(), redis_client, intake=intake)
     with pytest.raises(ConfigError, match="DISCORD_BOT_TOKEN"):
-        DiscordAdapter(h.settings, h.conversation)
+        DiscordAdapter(h.settings, h.conversation, redis_client)
     wrong = settings_factory(DISCORD_BOT_TOKEN="not-the-token")  # noqa: S106  # a test value
-    adapter = DiscordAdapter(wrong, h.conversation, client_options={"guild_ready_timeout": 0})
+    adapter = DiscordAdapter(
+        wrong, h.conversation, redis_client, client_options={"guild_ready_timeout": 0}
+    )
     with pytest.raises(DiscordStartError, match="rejected DISCORD_BOT_TOKEN"):
         await adapter.start()
     assert not adapter.running
@@ -526,7 +623,9 @@ async def test_a_start_cancelled_by_a_stop_signal_leaves_nothing_running(
 ) -> None:
     settings = settings_factory(DISCORD_BOT_TOKEN=fake.bot_token)
     h = DiscordHarness(fake, settings, redis_client, intake=intake)
-    adapter = DiscordAdapter(settings, h.conversation, client_options={"guild_ready_timeout": 0})
+    adapter = DiscordAdapter(
+        settings, h.conversation, redis_client, client_options={"guild_ready_timeout": 0}
+    )
     starting = asyncio.create_task(adapter.start())
     await asyncio.sleep(0)  # start() is under way, not ready yet
     starting.cancel()
@@ -560,7 +659,7 @@ async def test_verify_with_the_production_verifier(
         ours = fake.attachment(made.data, "avatar.png", "image/png")
         text = await answered(fake, await fake.command("verify", {"image": ours}, user=alice))
         assert text.startswith("✅ I made this image"), text
-        assert "in style oil" in text
+        assert "in the style 🖼️ Oil painting" in text
         foreign = fake.attachment(face_jpeg, "me.jpg", "image/jpeg")
         text = await answered(fake, await fake.command("verify", {"image": foreign}, user=alice))
         assert text.startswith("❌ I didn't make this image"), text

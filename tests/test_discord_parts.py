@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.discord.adapter import JobButton, make_view, to_outgoing
+from adapters.discord.buttons import JobButton, make_view
+from adapters.discord.outgoing import to_outgoing
 from adapters.discord.redaction import REDACTED, TokenScrubbing, scrub
 from adapters.discord.route import DiscordRoute, RouteDataError
 from adapters.discord.uploads import FRAMING_BYTES, JPEG_QUALITIES, fit_images, to_jpeg

@@ -273,14 +273,6 @@ def test_the_size_the_small_photo_answer_asks_for_works(intake: SelfieIntake) ->
     assert_normalised(intake.process(hostile.encode(small, "JPEG", quality=90)))
 
 
-def test_face_too_small_says_how_big_and_how_big_it_must_be(intake: SelfieIntake) -> None:
-    with pytest.raises(FaceTooSmall) as caught:
-        intake.process(hostile.tiny_face_on_canvas())
-    message = caught.value.user_message
-    assert f"about {caught.value.face_px} pixels across" in message
-    assert "I need 80" in message
-
-
 def test_exif_rotation_swaps_the_decoded_size() -> None:
     stored = hostile.exif_rotated(6)
     with Image.open(io.BytesIO(stored)) as raw:

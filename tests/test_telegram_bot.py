@@ -16,11 +16,13 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from PIL import Image
 
+from bot import texts
+from bot.chat_commands import MENU
 from bot.config import ConfigError, Settings
 from bot.faces import DlibHogDetector
-from bot.jobs import JobStatus
+from bot.jobs import JobStatus, Owner
 from bot.logs import RedactingFilter
-from bot.replies import Action, format_callback
+from bot.replies import Action, format_callback, owner_tag
 from bot.selfie import FileTooLarge, MultipleFaces, NoFaceFound, NotAnImage, SelfieIntake
 from tests import hostile
 from tests.conftest import free_port
@@ -79,6 +81,20 @@ def texts_to(fake: FakeTelegram, chat_id: int) -> list[str]:
     return [str(c.fields.get("text", "")) for c in fake.calls_to("sendMessage", chat_id)]
 
 
+def bound(user: dict[str, Any], action: Action, arg: str) -> str:
+    """The callback data of a button sent to `user` (bound to them)."""
+    tag = owner_tag(Owner("telegram", str(user["id"]), str(user["id"])))
+    return format_callback(action, arg, owner=tag)
+
+
+def on_message(call: Call, action: Action, arg: str) -> str:
+    """The data of the (action, arg) button on the message a call sent, whoever it is for."""
+    prefix = format_callback(action, arg)
+    return next(
+        d for _, d in FakeTelegram.buttons(call.result) if d.split(":")[:3] == prefix.split(":")
+    )
+
+
 def has_button(call: Call, data: str) -> bool:
     return call.result is not None and any(d == data for _, d in FakeTelegram.buttons(call.result))
 
@@ -96,9 +112,15 @@ async def wait_text(fake: FakeTelegram, chat_id: int, text: str) -> Call:
 
 
 async def wait_picker(fake: FakeTelegram, chat_id: int, count: int = 1) -> Call:
-    pick = format_callback(Action.PICK, STYLE)
+    pick = format_callback(Action.PICK, STYLE).split(":")
+
+    def is_picker(c: Call) -> bool:
+        return c.result is not None and any(
+            d.split(":")[:3] == pick for _, d in FakeTelegram.buttons(c.result)
+        )
+
     calls = await fake.wait_for(
-        "sendMessage", lambda c: c.chat_id == chat_id and has_button(c, pick), count=count
+        "sendMessage", lambda c: c.chat_id == chat_id and is_picker(c), count=count
     )
     return calls[-1]
 
@@ -113,9 +135,9 @@ async def request_avatar(
     assert len(fake.calls) > before
     if variants != 1:
         edits = len(fake.calls_to("editMessageText", chat["id"]))
-        fake.press(user, picker.result, format_callback(Action.VARIANTS, str(variants)))
+        fake.press(user, picker.result, bound(user, Action.VARIANTS, str(variants)))
         await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"], count=edits + 1)
-    fake.press(user, picker.result, format_callback(Action.PICK, STYLE))
+    fake.press(user, picker.result, bound(user, Action.PICK, STYLE))
     return picker
 
 
@@ -147,13 +169,13 @@ async def test_whole_flow_from_avatar_to_album(
     assert len(previews) == 1
     assert len(previews[0].uploads) == len(list(harness.catalog))
     variants = [d for _, d in fake.buttons(picker.result) if d.startswith("v1:n:")]
-    assert variants == [format_callback(Action.VARIANTS, str(n)) for n in (1, 2, 3, 4)]
+    assert variants == [bound(user, Action.VARIANTS, str(n)) for n in (1, 2, 3, 4)]
     # 3 variants: the picker is edited in place (no second album, no second picker).
-    fake.press(user, picker.result, format_callback(Action.VARIANTS, "3"))
+    fake.press(user, picker.result, bound(user, Action.VARIANTS, "3"))
     edit = (await fake.wait_for("editMessageText", lambda c: c.chat_id == chat["id"]))[0]
-    assert has_button(edit, format_callback(Action.VARIANTS, "3"))
+    assert has_button(edit, bound(user, Action.VARIANTS, "3"))
     assert any(label.startswith("✓ 3") for label, _ in fake.buttons(edit.result))
-    fake.press(user, picker.result, format_callback(Action.PICK, STYLE))
+    fake.press(user, picker.result, bound(user, Action.PICK, STYLE))
     # The picker turns into the queue message, then the album arrives with its buttons.
     results = await fake.wait_for("sendMediaGroup", lambda c: c.chat_id == chat["id"], count=2)
     album = results[1]
@@ -184,6 +206,7 @@ async def test_photo_with_avatar_caption_starts_in_one_step(
     image = image_of(result.uploads["photo"].data)
     assert image.size == (harness.settings.output_size,) * 2
     assert list(job_buttons(result)) == ["more", "style", "orig", "forget"]
+    assert "Likeness" not in str(result.fields.get("caption"))  # off by default
     # No "send me a selfie" prompt: the caption did it in one step.
     assert len(fake.calls_to("sendMessage", chat["id"])) == 1  # the picker only
 
@@ -270,7 +293,7 @@ async def test_non_image_document_is_refused(harness: TelegramHarness, fake: Fak
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (hostile.no_face_gradient, NoFaceFound.user_message),
+        (hostile.no_face_gradient, NoFaceFound().user_message),
         (hostile.two_faces, MultipleFaces(2).user_message),
     ],
     ids=["no_face", "two_faces"],
@@ -307,14 +330,11 @@ async def test_commands_each_get_one_answer(
     fake.send_text(chat, user, "/styles")
     await wait_picker(fake, chat["id"])
     assert len(fake.calls_to("sendMediaGroup", chat["id"])) == 1
-    # The command menu was set at start.
-    assert {c["command"] for c in fake.calls_to("setMyCommands")[0].fields["commands"]} >= {
-        "avatar",
-        "styles",
-        "cancel",
-        "forgetme",
-        "help",
-    }
+    # The command menu was set at start, from the core's command table.
+    menu = fake.calls_to("setMyCommands")[0].fields["commands"]
+    assert [(c["command"], c["description"]) for c in menu] == [(c.name, c.summary) for c in MENU]
+    assert {c["command"] for c in menu} >= {"avatar", "styles", "cancel", "forgetme", "help"}
+    assert all(f"/{c.name} — {c.summary}" in helptext for c in MENU if c.name != "help")
 
 
 async def test_preview_album_once_per_chat_then_by_file_id(
@@ -392,12 +412,12 @@ async def test_group_buttons_only_for_the_requester(
     picker = await wait_picker(fake, group["id"])
     assert picker.fields["reply_parameters"]["message_id"] == photo["message_id"]
     queries = len(fake.calls_to("answerCallbackQuery"))
-    fake.press(stranger, picker.result, format_callback(Action.PICK, STYLE))
+    fake.press(stranger, picker.result, on_message(picker, Action.PICK, STYLE))
     await fake.wait_until(lambda: len(fake.calls_to("answerCallbackQuery")) > queries)
     refusal = fake.calls_to("answerCallbackQuery")[-1]
     assert refusal.fields["show_alert"] is True
     assert "Only the person" in refusal.fields["text"]
-    fake.press(owner, picker.result, format_callback(Action.PICK, STYLE))
+    fake.press(owner, picker.result, on_message(picker, Action.PICK, STYLE))
     result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == group["id"]))[0]
     assert result.fields["reply_parameters"]["message_id"] == photo["message_id"]
     # The stranger presses "original file" on the owner's result: refused with an alert.
@@ -410,6 +430,63 @@ async def test_group_buttons_only_for_the_requester(
     document = (await fake.wait_for("sendDocument", lambda c: c.chat_id == group["id"]))[0]
     original = document.uploads["document"].data
     assert image_of(original).format == "PNG"
+
+
+async def answer_to(fake: FakeTelegram, user: dict[str, Any], call: Call, data: str) -> Call:
+    """`user` presses the button with `data` on the message `call` sent; the bot's answer."""
+    answers = len(fake.calls_to("answerCallbackQuery"))
+    fake.press(user, call.result, data)
+    await fake.wait_until(lambda: len(fake.calls_to("answerCallbackQuery")) > answers)
+    return fake.calls_to("answerCallbackQuery")[-1]
+
+
+async def test_a_stranger_cannot_spoil_a_picker_that_replies_to_nobody(
+    harness: TelegramHarness, fake: FakeTelegram, face_jpeg: bytes
+) -> None:
+    """In a group, the picker from "another style" under an album replies to no message
+    of the requester's: a stranger's press on it is refused privately and changes nothing."""
+    alice, bob = fake.user(2101, "Alice"), fake.user(2102, "Bob")
+    group = fake.group_chat(-5101)
+    await request_avatar(fake, alice, group, face_jpeg, variants=2)
+    buttons = (
+        await fake.wait_for(
+            "sendMessage", lambda c: c.chat_id == group["id"] and "v1:more:" in str(c.fields)
+        )
+    )[0]
+    fake.press(alice, buttons.result, job_buttons(buttons)["style"])
+    picker = await wait_picker(fake, group["id"], count=2)
+    assert "reply_to_message" not in picker.result
+    edits = len(fake.calls_to("editMessageText"))
+    for data in (on_message(picker, Action.PICK, STYLE), on_message(picker, Action.VARIANTS, "3")):
+        refusal = await answer_to(fake, bob, picker, data)
+        assert refusal.fields["show_alert"] is True
+        assert refusal.fields["text"] == texts.not_your_button()
+    assert len(fake.calls_to("editMessageText")) == edits  # Alice's picker is untouched
+    assert (
+        fake.messages[(group["id"], picker.result["message_id"])]["text"] == picker.fields["text"]
+    )
+    assert not await harness.queue.user_job_ids(Owner("telegram", str(bob["id"]), ""))
+    # Alice's own press still works.
+    fake.press(alice, picker.result, bound(alice, Action.PICK, "cartoon"))
+    await fake.wait_for("sendMediaGroup", lambda c: c.chat_id == group["id"], count=3)
+
+
+async def test_every_keyboard_in_a_group_answers_its_requester_only(
+    harness: TelegramHarness, fake: FakeTelegram
+) -> None:
+    alice, bob = fake.user(2201, "Alice"), fake.user(2202, "Bob")
+    group = fake.group_chat(-5201)
+    fake.send_text(group, alice, "/start@avatar_test_bot")
+    welcome = (await fake.wait_for("sendMessage", lambda c: c.chat_id == group["id"]))[0]
+    make = on_message(welcome, Action.AVATAR, "-")
+    assert make == bound(alice, Action.AVATAR, "-")
+    sent = len(fake.calls_to("sendMessage", group["id"]))
+    refusal = await answer_to(fake, bob, welcome, make)
+    assert refusal.fields["text"] == texts.not_your_button()
+    assert len(fake.calls_to("sendMessage", group["id"])) == sent
+    assert await answer_to(fake, alice, welcome, make) is not None
+    ask = (await fake.wait_for("sendMessage", lambda c: c.chat_id == group["id"], count=2))[1]
+    assert ask.fields["text"] == texts.ask_selfie()
 
 
 # --------------------------------------------------------------------------- restarts
@@ -568,7 +645,7 @@ async def test_webhook_requires_the_secret_token(
 def test_webhook_without_secret_is_a_config_error(
     settings_factory: Callable[..., Settings], redis_client: aioredis.Redis
 ) -> None:
-    from adapters.telegram.adapter import TelegramAdapter  # noqa: PLC0415
+    from adapters.telegram import TelegramAdapter  # noqa: PLC0415
 
     settings = settings_factory(
         TELEGRAM_BOT_TOKEN="123456789:TEST-fake-token-for-avatarbot-tests",  # noqa: S106  # fake
@@ -695,8 +772,8 @@ async def test_verify_tells_ours_altered_and_foreign_images_apart(
         text = str(replies[n - 1].fields["text"])
         assert text.startswith(expected), text
         if n < 3:
-            assert "Made by this avatarbot instance on " in text
-            assert f"in style {STYLE}" in text
+            assert "It was made here on " in text
+            assert f"in the style {harness.catalog.get(STYLE).label}" in text
 
 
 async def test_redis_gone_mid_run_gets_a_try_again_answer_then_recovers(
@@ -728,4 +805,30 @@ async def test_redis_gone_mid_run_gets_a_try_again_answer_then_recovers(
             )
     finally:
         await redis.aclose()
+    assert fake.violations == []
+
+
+async def test_caption_shows_the_likeness_when_the_operator_turns_it_on(
+    fake: FakeTelegram,
+    settings_factory: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    intake: SelfieIntake,
+    face_jpeg: bytes,
+) -> None:
+    settings = settings_factory(**telegram_env(fake), AVATARBOT_LIKENESS_IN_CAPTION="true")
+    async with TelegramHarness(fake, settings, redis_client, intake=intake) as h:
+        await h.start_bot()
+        await h.start_worker()
+        user = fake.user(1090)
+        chat = fake.private_chat(user)
+        await request_avatar(fake, user, chat, face_jpeg)
+        result = (await fake.wait_for("sendPhoto", lambda c: c.chat_id == chat["id"]))[0]
+        caption = str(result.fields.get("caption"))
+        job_id = job_buttons(result)["more"].split(":")[2]
+        stored = await h.queue.get_result(job_id)
+        assert stored is not None
+        [image] = stored.images
+        assert image.likeness is not None
+        assert caption.endswith(f"\n🔍 Likeness to your selfie: {image.likeness.percent}")
+        assert image.likeness.same_person  # a pencil sketch still looks like the astronaut
     assert fake.violations == []

@@ -10,9 +10,11 @@ import base64
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,6 +23,7 @@ import redis.asyncio as aioredis
 from PIL import Image
 from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright
 
+from bot import texts
 from bot.config import Settings, load_settings
 from provenance.labelling import ImageVerifier, load_labeller
 from tests import hostile
@@ -159,6 +162,8 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
             "i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])"
         )
         assert natural == [size, size]
+        likeness = await page.locator("[data-testid=avatar-likeness]").inner_text()
+        assert re.fullmatch(r"Likeness to your selfie: (\d{1,3}%|no face)", likeness), likeness
         done = await page.locator("[data-testid=msg-bot-queued]").inner_text()
         assert "Done" in done  # the live status message was replaced in place
 
@@ -195,7 +200,7 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
         verdict_text = page.locator("[data-testid=msg-bot-text]", has_text="I made this image")
         await verdict_text.last.wait_for()
         shown = await verdict_text.last.inner_text()
-        assert "in style popart" in shown
+        assert "in the style 🟨 Pop art" in shown
     finally:
         await context.close()
 
@@ -246,6 +251,44 @@ async def test_two_users_get_only_their_own_results(browser: Browser, chat: Runn
 
 
 # --------------------------------------------------------------------------- HTTP
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, body: object) -> list[dict[str, Any]]:
+    async with http.post(url, json=body) as response:
+        assert response.status == 200, await response.text()
+        return list((await response.json())["messages"])
+
+
+async def test_a_button_answers_only_the_identity_it_was_sent_to(chat: RunningWebChat) -> None:
+    """Two browsers (two cookies): B posting A's buttons gets a refusal meant for B alone,
+    and nothing of A's changes."""
+    jar_a, jar_b = aiohttp.CookieJar(unsafe=True), aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar_a) as a,
+        aiohttp.ClientSession(cookie_jar=jar_b) as b,
+    ):
+        for http in (a, b):
+            async with http.get(chat.url + "/") as page:
+                assert page.status == 200
+        *_, welcome = await post_json(a, chat.url + "/api/message", {"text": "/start"})
+        [make] = [button["data"] for button in welcome["buttons"]]
+        async with a.post(
+            chat.url + "/api/selfie",
+            data=(DATA / "astronaut.jpg").read_bytes(),
+            headers={"Content-Type": "image/jpeg"},
+        ) as response:
+            picker = (await response.json())["messages"][-1]
+        assert picker["kind"] == "picker"
+        pick = picker["options"][0]["data"]
+        history_a = await (await a.get(chat.url + "/api/history")).json()
+
+        for data in (make, pick):
+            [refusal] = await post_json(b, chat.url + "/api/button", {"data": data})
+            assert refusal["text"] == texts.not_your_button()
+            assert refusal["ephemeral"] is True
+        assert await (await a.get(chat.url + "/api/history")).json() == history_a
+        [ask] = await post_json(a, chat.url + "/api/button", {"data": make})
+        assert ask["text"] == texts.ask_selfie()
 
 
 async def announce_upload(url: str, length: int) -> tuple[int, bytes]:

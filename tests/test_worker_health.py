@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from tests.bot_process import process_env, start_worker, stop, stopped_at_exit
 from tests.conftest import free_port
-from tests.queue_helpers import BOT, collect, request
+from tests.queue_helpers import BOT, JobQueue, collect, request
 
 SELFIE = (Path(__file__).parent / "data" / "astronaut.jpg").read_bytes()
 
@@ -70,3 +70,6 @@ async def test_worker_serves_health_and_metrics_on_its_own_port(
     assert any(line.startswith("avatarbot_queue_lag_seconds ") for line in lines)
     assert 'avatarbot_jobs{state="queued"} 0' in lines
     assert "avatarbot_gpu_memory_bytes" not in text  # no torch in this process
+    # Likeness is on by default: the fake's flat images have no face, counted as such.
+    assert 'avatarbot_worker_likeness_no_face_total{style="sketch"} 2' in lines
+    assert 'avatarbot_worker_likeness_tries_count{style="oil"} 1' in lines

@@ -1,18 +1,16 @@
-"""A real worker process for kill tests: `python tests/worker_process.py` with settings in
-the environment (REDIS_URL, AVATARBOT_KEY_PREFIX, ...) and the fake backend's behaviour in
-FAKE_DELAY_S, FAKE_POISON_STYLE and FAKE_LOG (a file that gets one JSON line per batch)."""
+"""A real worker process for kill tests: `python -m tests.worker_process` from the repository
+root, with settings in the environment (REDIS_URL, AVATARBOT_KEY_PREFIX, ...) and the fake
+backend's behaviour in FAKE_DELAY_S, FAKE_POISON_STYLE and FAKE_LOG (a file that gets one
+JSON line per batch)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bot.config import load_settings  # after the path is set
-from generation.worker import run_worker
+from avatarbot.worker_process import run_worker
+from bot.config import load_settings
 from tests.fake_backends import FakeBackend
 
 

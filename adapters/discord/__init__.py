@@ -1,1 +1,5 @@
-"""Discord adapter (discord.py)."""
+"""Discord adapter (discord.py): `DiscordAdapter` is the one entry point."""
+
+from adapters.discord.adapter import DiscordAdapter
+
+__all__ = ["DiscordAdapter"]

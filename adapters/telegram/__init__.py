@@ -1,1 +1,5 @@
-"""Telegram adapter (python-telegram-bot)."""
+"""Telegram adapter (python-telegram-bot): `TelegramAdapter` is the one entry point."""
+
+from adapters.telegram.adapter import TelegramAdapter
+
+__all__ = ["TelegramAdapter"]

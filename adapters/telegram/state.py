@@ -1,9 +1,9 @@
 """What the Telegram adapter remembers between updates and across restarts (in Redis).
 
 Nothing here is a user's content: file ids of the style previews this bot uploaded,
-which chats have seen the preview album, the queue message of each waiting job, which
-parts of a job's result were already sent (so a redelivered result never reaches a
-chat twice), and results that could not be delivered. Every per-chat or per-job key
+which chats have seen the preview album, the queue message of each waiting job, and
+results that could not be delivered (which parts of a result were sent is the core's
+`bot.sent_parts`). Every per-chat or per-job key
 has a TTL; the preview file ids are per bot token (Telegram file ids are per bot) and
 per preview content.
 
@@ -53,7 +53,7 @@ class TelegramState:
         keys = [
             f"{self._base}:{kind}:{job_id}"
             for job_id in job_ids
-            for kind in ("status", "outcome", "sent", "undeliverable")
+            for kind in ("status", "outcome", "undeliverable")
         ]
         keys.append(f"{self._base}:shown:{chat_id}")
         keys += [k async for k in self._redis.scan_iter(match=f"{self._base}:album:{chat_id}:*")]
@@ -117,18 +117,6 @@ class TelegramState:
 
     async def outcome_started(self, job_id: str) -> bool:
         return bool(await self._redis.exists(f"{self._base}:outcome:{job_id}"))
-
-    async def sent_parts(self, job_id: str) -> set[str]:
-        """Which parts of a job's outcome the chat already has (names chosen by the caller)."""
-        members = await self._redis.smembers(f"{self._base}:sent:{job_id}")
-        return {_text(m) for m in members}
-
-    async def mark_sent(self, job_id: str, part: str) -> None:
-        key = f"{self._base}:sent:{job_id}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, part)
-            pipe.expire(key, self._ttl_s)
-            await pipe.execute()
 
     async def record_undeliverable(self, job_id: str, chat_id: int, reason: str) -> None:
         """Keep a record that this job's result never reached its chat, and why."""

@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from bot import texts
 from bot.replies import (
     Avatar,
     Button,
@@ -57,7 +58,7 @@ def user_text(text: str) -> Message:
 
 
 def user_image(name: str, size: int) -> Message:
-    message = _base("image", "📷 Photo", sender="user")
+    message = _base("image", texts.your_photo(), sender="user")
     message["name"] = name[:100]
     message["size"] = size
     return message
@@ -87,9 +88,9 @@ def _picker(reply: StylePicker) -> Message:
             "label": o.label,
             "description": o.description,
             "preview": f"/previews/{o.style_id}.jpg" if o.preview is not None else None,
-            "data": o.button.data,
+            "data": button.data,
         }
-        for o in reply.options
+        for o, button in zip(reply.options, reply.style_buttons, strict=True)
     ]
     message["variants"] = reply.variants
     message["variant_choices"] = list(reply.variant_choices)
@@ -130,6 +131,7 @@ def _avatar(reply: Avatar) -> Message:
             "width": image.width,
             "height": image.height,
             "mime": image.mime,
+            "likeness": None if image.likeness is None else image.likeness.percent,
         }
         for i, image in enumerate(reply.images)
     ]

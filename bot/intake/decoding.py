@@ -1,4 +1,4 @@
-"""Decoding untrusted image bytes safely (DESIGN.md §5), in this order:
+"""Decoding untrusted image bytes safely (docs/intake.md has the why and the cost), in this order:
 
 1. byte limit, before anything parses the data;
 2. a format allow-list (`Image.open(formats=...)`): JPEG, PNG, WEBP, HEIF/HEIC, AVIF and
@@ -22,6 +22,7 @@ import zlib
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from bot.i18n import N_
 from bot.intake.colour import apply_srgb_transform, with_srgb_transform
 from bot.intake.errors import (
     AnimatedImage,
@@ -76,7 +77,7 @@ def decode(
     if len(data) > limits.max_bytes:
         raise FileTooLarge(len(data), limits.max_bytes)
     if not data:
-        raise NotAnImage("an empty file")
+        raise NotAnImage(N_("an empty file"))
     _register_heif()
     with _open(data, limits) as image:
         _check_header(image, limits)

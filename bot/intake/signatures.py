@@ -1,10 +1,12 @@
 """Naming what was sent when no allowed image format opened it (a PDF, a TIFF, a web page).
 
 `identify_rejected` reads only leading (and, for TGA, trailing) bytes: it never parses.
+What a non-image is called ("a PDF document") is a message id, translated where it is told.
 """
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from bot.intake.errors import CorruptImage, IntakeError, NotAnImage, UnsupportedFormat
 
 # (prefix, offset, name, is_image)
@@ -26,12 +28,12 @@ _SIGNATURES: tuple[tuple[bytes, int, str, bool], ...] = (
     (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "JPEG XL", True),
     (b"qoif", 0, "QOI", True),
     (b"DDS ", 0, "DDS", True),
-    (b"%PDF", 0, "a PDF document", False),
-    (b"PK\x03\x04", 0, "a ZIP archive", False),
-    (b"PK\x05\x06", 0, "a ZIP archive", False),
-    (b"\x1f\x8b", 0, "a compressed archive", False),
-    (b"Rar!", 0, "a compressed archive", False),
-    (b"7z\xbc\xaf\x27\x1c", 0, "a compressed archive", False),
+    (b"%PDF", 0, N_("a PDF document"), False),
+    (b"PK\x03\x04", 0, N_("a ZIP archive"), False),
+    (b"PK\x05\x06", 0, N_("a ZIP archive"), False),
+    (b"\x1f\x8b", 0, N_("a compressed archive"), False),
+    (b"Rar!", 0, N_("a compressed archive"), False),
+    (b"7z\xbc\xaf\x27\x1c", 0, N_("a compressed archive"), False),
 )
 _SUPPORTED_NAMES = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
@@ -49,16 +51,16 @@ def identify_rejected(data: bytes) -> IntakeError:  # noqa: PLR0911  # one retur
     if data[4:8] == b"ftyp":
         if data[8:12] in _HEIF_BRANDS:
             return CorruptImage("HEIF/AVIF signature but unreadable")
-        return NotAnImage("a video")
+        return NotAnImage(N_("a video"))
     if data[:2] == b"BM" and len(data) >= 26 and data[6:10] == b"\x00\x00\x00\x00":
         return UnsupportedFormat("BMP")
     head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in head:
         return UnsupportedFormat("SVG")
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        return NotAnImage("a web page")
+        return NotAnImage(N_("a web page"))
     if _looks_like_text(data[:4096]):
-        return NotAnImage("a text file")
+        return NotAnImage(N_("a text file"))
     return NotAnImage(None)
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from bot.errors import AvatarbotError
 from bot.jobs import FailureReason
+from bot.likeness import Likeness
 from bot.styles import Style
 
 ProgressCallback = Callable[[str, float], None]
@@ -39,6 +40,10 @@ class GenerationRequest:
 class GeneratedImage:
     image: Image.Image
     seed: int
+    likeness: Likeness | None = None
+    """Set by the worker's likeness check (None: not measured)."""
+    tries: int = 1
+    """Generations the likeness check spent on this image (1: kept the first)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class Backend(abc.ABC):
 
     name: str = "abstract"
     device: str = "cpu"
+    rerolls: bool = False
+    """True when a new seed can change how much the face looks like the person
+    (diffusion): the worker then re-rolls images below the style's minimum likeness.
+    Style filters keep the selfie's features whatever the seed: they only report it."""
 
     def warmup(self) -> None:  # noqa: B027  # optional hook: most backends need no warm-up
         """Do slow one-time work (compilation, first kernel launches) before the first user."""

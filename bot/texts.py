@@ -310,3 +310,17 @@ GROUP_TURNED_ON = "Done: I'm on in this group again."
 GROUP_TURNED_OFF = "Done: I'm off in this group. A group admin can send /group on."
 GROUP_VARIANTS = "Done: up to {limit} variant(s) per avatar in this group."
 GROUP_ONLY = "/group works in group chats."
+
+# --------------------------------------------------------------------------- under load
+
+BUSY_TRY_LATER = "I'm very busy right now. Please try again in a minute."
+"""Refused because this deployment is full for the moment (memory, decodes in flight)."""
+TOO_MANY_UPLOADS = "That's a lot of photos in a short time. Please try again in {duration}."
+TOO_MANY_NEW_VISITORS = (
+    "Too many new visitors from your network today. Please try again tomorrow, "
+    "or keep using the browser you started in."
+)
+
+
+def too_many_uploads(retry_after_s: float) -> str:
+    return TOO_MANY_UPLOADS.format(duration=_duration(max(1.0, retry_after_s)))

@@ -46,7 +46,7 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
             core = await build_core(settings, redis, verifier=await load_verifier(settings, redis))
             stack = build_bot_stack(core)
             server = http_server(core, stack)
-            adapters = await _adapters(core, stack, server)
+            adapters = await build_adapters(core, stack, server)
             await serve_bot(stack, server, adapters, stopping)
     return 0
 
@@ -134,7 +134,7 @@ async def _announce(platforms: Platforms, settings: Settings) -> None:
     log.info("bot %s running: %s", settings.bot_name, _describe(settings))
 
 
-async def _adapters(core: Core, stack: BotStack, server: HttpServer) -> list[ChatAdapter]:
+async def build_adapters(core: Core, stack: BotStack, server: HttpServer) -> list[ChatAdapter]:
     """The enabled chat surfaces, registered for delivery and status; their routes added
     to the server. Each adapter package is imported only when it is used."""
     settings = core.settings

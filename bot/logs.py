@@ -5,7 +5,8 @@ request lines at INFO), and an HTTP library may quote a request's headers in an 
 redaction filter sits on the handler, so every record from every logger passes through
 it, message, traceback and `extra=` fields alike: known secret values, anything shaped
 like a Telegram bot token or a signed web chat cookie, and the values of credential
-headers (`Cookie`, `Set-Cookie`, `Authorization`, Telegram's webhook secret) are replaced
+headers (`Cookie`, `Set-Cookie`, `Authorization`, Telegram's webhook secret, also as the
+`secret_token` parameter) are replaced
 before formatting.
 """
 
@@ -25,7 +26,7 @@ _SIGNED_COOKIE = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{32}\.[0-9a-f]{32}")
 #: A credential header and its value, as a header line or in a repr (`'Cookie': '...'`).
 _CREDENTIAL_HEADER = re.compile(
     r"(?i)(\b(?:cookie|set-cookie|authorization|proxy-authorization|"
-    r"x-telegram-bot-api-secret-token)['\"]?\s*[:=]\s*['\"]?)[^\r\n'\"]*"
+    r"x-telegram-bot-api-secret-token|secret_token)['\"]?\s*[:=]\s*['\"]?)[^\r\n'\"]*"
 )
 _REDACTED = "[REDACTED]"
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {

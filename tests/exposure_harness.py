@@ -42,7 +42,7 @@ class Served:
     async def until_up(self, within: float = 20) -> None:
         """Until every chat platform has started."""
         async with asyncio.timeout(within):
-            while not all(p["state"] == "up" for p in (await self.platforms()).values()):
+            while not all(p["state"] == "up" for p in (await self.platforms()).values()):  # noqa: ASYNC110  # polls the server
                 await asyncio.sleep(0.05)
 
 
@@ -87,7 +87,7 @@ class RawResponse:
 
 async def raw_request(url: str, data: bytes, *, timeout_s: float = 10) -> RawResponse:
     """Send `data` as is on a fresh connection to `url`'s host and port; read one answer."""
-    reader, writer = await _connect(url)
+    reader, writer = await connect(url)
     try:
         writer.write(data)
         await writer.drain()
@@ -98,9 +98,10 @@ async def raw_request(url: str, data: bytes, *, timeout_s: float = 10) -> RawRes
             await writer.wait_closed()
 
 
-async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
+    assert parts.hostname is not None
+    assert parts.port is not None
     return await asyncio.open_connection(parts.hostname, parts.port)
 
 

@@ -20,10 +20,9 @@ from bot.config import Settings, load_settings
 from tests.conftest import free_port
 from tests.exposure_harness import (
     RawResponse,
-    Served,
-    _connect,
     captured_logs,
     closed_within,
+    connect,
     host_of,
     one_line,
     raw_request,
@@ -36,7 +35,7 @@ from tests.telegram_harness import telegram_env
 
 WEBHOOK_URL = "https://bot.example.org/telegram/hook"
 WEBHOOK_SECRET = "hook-secret-for-exposure-tests"  # noqa: S105  # a test secret
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a header name
 JOB = "0123456789abcdef"
 SECURITY = {
     "content-security-policy": "default-src 'none'",
@@ -90,11 +89,11 @@ async def test_idle_slow_header_and_slow_body_connections_are_cut(
     async with serving(settings, redis_client) as served:
         host = host_of(served.url)
         # A connection that never sends anything.
-        idle_reader, idle_writer = await _connect(served.url)
+        idle_reader, idle_writer = await connect(served.url)
         # Headers one byte at a time, slower than the timeout allows in total.
-        slow_reader, slow_writer = await _connect(served.url)
+        slow_reader, slow_writer = await connect(served.url)
         # A keep-alive connection left idle after its first answer.
-        kept_reader, kept_writer = await _connect(served.url)
+        kept_reader, kept_writer = await connect(served.url)
         kept_writer.write(request_bytes("GET", "/healthz", host))
         assert (await read_response(kept_reader)).status in (200, 503)
 
@@ -117,10 +116,11 @@ async def test_idle_slow_header_and_slow_body_connections_are_cut(
         assert (idle, slow, kept) == (True, True, True)
 
         # A body that does not arrive: 408 once its deadline passes, then the connection goes.
-        reader, writer = await _connect(served.url)
+        reader, writer = await connect(served.url)
         try:
-            head = request_bytes("POST", "/api/message", host,
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+            head = request_bytes(
+                "POST", "/api/message", host, headers={"Content-Type": "application/json"}
+            )
             writer.write(head.replace(b"Content-Length: 0", b"Content-Length: 100") + b'{"te')
             answer = await asyncio.wait_for(read_response(reader), 5)
             assert answer.status == 408
@@ -162,19 +162,35 @@ async def test_odd_input_is_answered_400_in_one_line_never_a_traceback(
             jar = {"Cookie": f"avatarbot_uid={cookie}"}
 
             def webhook(body: bytes, secret: bytes = WEBHOOK_SECRET.encode()) -> bytes:
-                head = request_bytes("POST", "/telegram/hook", host,
-                                     headers={"Content-Type": "application/json"}, body=body)  # fmt: skip
-                return head.replace(b"Host:", SECRET_HEADER.encode() + b": " + secret + b"\r\nHost:")
+                head = request_bytes(
+                    "POST",
+                    "/telegram/hook",
+                    host,
+                    headers={"Content-Type": "application/json"},
+                    body=body,
+                )
+                return head.replace(
+                    b"Host:", SECRET_HEADER.encode() + b": " + secret + b"\r\nHost:"
+                )
 
             def choose(body: bytes) -> bytes:
-                return request_bytes("POST", "/api/choose", host, body=body,
-                                     headers={"Content-Type": "application/json", **jar})  # fmt: skip
+                return request_bytes(
+                    "POST",
+                    "/api/choose",
+                    host,
+                    body=body,
+                    headers={"Content-Type": "application/json", **jar},
+                )
 
             cases = {
                 "secret header with a non-UTF-8 byte": (webhook(b"{}", secret=b"\xff\xfeab"), 403),
-                "media index ²": (request_bytes("GET", f"/media/{JOB}/%C2%B2", host, headers=jar), 400),
+                "media index ²": (
+                    request_bytes("GET", f"/media/{JOB}/%C2%B2", host, headers=jar),
+                    400,
+                ),
                 "media index of 5000 digits": (
-                    request_bytes("GET", f"/media/{JOB}/{'9' * 5000}", host, headers=jar), 400
+                    request_bytes("GET", f"/media/{JOB}/{'9' * 5000}", host, headers=jar),
+                    400,
                 ),
                 "variants Infinity": (choose(b'{"style_id": "oil", "variants": Infinity}'), 400),
                 "variants NaN": (choose(b'{"style_id": "oil", "variants": NaN}'), 400),
@@ -186,7 +202,7 @@ async def test_odd_input_is_answered_400_in_one_line_never_a_traceback(
                 "JSON over 16 KiB": (choose(b'{"t": "' + b"x" * 20_000 + b'"}'), 413),
                 **{
                     f"webhook body {body.decode()}": (webhook(body), 400)
-                    for body in (b"[]", b"1", b'"x"', b"null", b"{", b"{\"message\": 1}")
+                    for body in (b"[]", b"1", b'"x"', b"null", b"{", b'{"message": 1}')
                 },
             }
             answers: dict[str, RawResponse] = {}
@@ -224,14 +240,44 @@ async def test_no_failure_puts_a_cookie_or_secret_in_the_log(
             long_cookie = {"Cookie": f"avatarbot_uid={cookie}; pad={'x' * 9000}"}
             attempts = [
                 (request_bytes("GET", "/", host, headers=long_cookie), 400),
-                (request_bytes("GET", "/", host, headers={
-                    "Cookie": f"avatarbot_uid={cookie}", "X-Bad": "a\x00b"}), 400),  # fmt: skip
-                (request_bytes("GET", "/bug", host, headers={
-                    "Cookie": f"avatarbot_uid={cookie}", SECRET_HEADER: WEBHOOK_SECRET}), 500),  # fmt: skip
-                (request_bytes("POST", "/telegram/hook", host, headers={
-                    SECRET_HEADER: "a-guess-" + WEBHOOK_SECRET[:8]}), 403),  # fmt: skip
-                (b"GET /\x01 HTTP/1.1\r\nHost: " + host.encode() + b"\r\nCookie: avatarbot_uid="
-                 + cookie.encode() + b"\r\n\r\n", 400),  # fmt: skip
+                (
+                    request_bytes(
+                        "GET",
+                        "/",
+                        host,
+                        headers={"Cookie": f"avatarbot_uid={cookie}", "X-Bad": "a\x00b"},
+                    ),
+                    400,
+                ),
+                (
+                    request_bytes(
+                        "GET",
+                        "/bug",
+                        host,
+                        headers={
+                            "Cookie": f"avatarbot_uid={cookie}",
+                            SECRET_HEADER: WEBHOOK_SECRET,
+                        },
+                    ),
+                    500,
+                ),
+                (
+                    request_bytes(
+                        "POST",
+                        "/telegram/hook",
+                        host,
+                        headers={SECRET_HEADER: "a-guess-" + WEBHOOK_SECRET[:8]},
+                    ),
+                    403,
+                ),
+                (
+                    b"GET /\x01 HTTP/1.1\r\nHost: "
+                    + host.encode()
+                    + b"\r\nCookie: avatarbot_uid="
+                    + cookie.encode()
+                    + b"\r\n\r\n",
+                    400,
+                ),
             ]
             for data, status in attempts:
                 answer = await raw_request(served.url, data)
@@ -262,9 +308,13 @@ async def test_an_aborted_upload_is_one_info_line(
         async with serving(web_settings(), redis_client) as served:
             cookie = await a_cookie(served.url)
             for _ in range(3):
-                reader, writer = await _connect(served.url)
-                head = request_bytes("POST", "/api/selfie", host_of(served.url), headers={
-                    "Content-Type": "image/png", "Cookie": f"avatarbot_uid={cookie}"})  # fmt: skip
+                _, writer = await connect(served.url)
+                head = request_bytes(
+                    "POST",
+                    "/api/selfie",
+                    host_of(served.url),
+                    headers={"Content-Type": "image/png", "Cookie": f"avatarbot_uid={cookie}"},
+                )
                 writer.write(head.replace(b"Content-Length: 0", b"Content-Length: 200000"))
                 writer.write(b"\x89PNG" + b"\0" * 4000)
                 await writer.drain()
@@ -291,11 +341,19 @@ async def test_every_error_carries_the_security_headers_and_no_version_banner(
         answers = {
             404: await raw_request(served.url, request_bytes("GET", "/nope", host)),
             405: await raw_request(served.url, request_bytes("PUT", "/api/message", host)),
-            400: await raw_request(served.url, request_bytes("GET", "/", host,
-                                                             headers={"X": "y" * 9000})),  # fmt: skip
-            413: await raw_request(served.url, request_bytes(
-                "POST", "/api/message", host, body=b"{}" * 10_000,
-                headers={"Content-Type": "application/json", **cookie})),  # fmt: skip
+            400: await raw_request(
+                served.url, request_bytes("GET", "/", host, headers={"X": "y" * 9000})
+            ),
+            413: await raw_request(
+                served.url,
+                request_bytes(
+                    "POST",
+                    "/api/message",
+                    host,
+                    body=b"{}" * 10_000,
+                    headers={"Content-Type": "application/json", **cookie},
+                ),
+            ),
             500: await raw_request(served.url, request_bytes("GET", "/bug", host)),
             200: await raw_request(served.url, request_bytes("GET", "/healthz", host)),
         }
@@ -319,8 +377,13 @@ async def test_a_foreign_host_is_refused_dns_rebinding(
 
         async def status(host: str, path: str = "/", method: str = "GET") -> int:
             headers = {"Origin": f"http://{host}"}
-            data = request_bytes(method, path, host, headers=headers,
-                                 body=b'{"text": "/start"}' if method == "POST" else b"")  # fmt: skip
+            data = request_bytes(
+                method,
+                path,
+                host,
+                headers=headers,
+                body=b'{"text": "/start"}' if method == "POST" else b"",
+            )
             return (await raw_request(served.url, data)).status
 
         attacker = f"attacker.example:{port}"
@@ -328,8 +391,14 @@ async def test_a_foreign_host_is_refused_dns_rebinding(
         assert await status(attacker, "/api/message", "POST") == 400
         assert await status(attacker, "/metrics") == 400
         assert await status(attacker, "/healthz") in (200, 503)  # probes are exempt
-        for allowed in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}",
-                        "chat.example.org", "a.friends.example", "friends.example"):  # fmt: skip
+        for allowed in (
+            f"127.0.0.1:{port}",
+            f"localhost:{port}",
+            f"[::1]:{port}",
+            "chat.example.org",
+            "a.friends.example",
+            "friends.example",
+        ):
             assert await status(allowed) == 200, allowed
         assert await status("other.chat.example.org") == 400
         assert await status("bad host:x") == 400
@@ -356,9 +425,17 @@ async def test_the_webhook_and_metrics_can_each_have_a_port_of_their_own(
     )
     assert not settings.web_enabled
     user = fake.user(77)
-    update = {"update_id": 7, "message": {
-        "message_id": 1, "date": 0, "chat": fake.private_chat(user), "from": user,
-        "text": "/help", "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}}  # fmt: skip
+    update = {
+        "update_id": 7,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": fake.private_chat(user),
+            "from": user,
+            "text": "/help",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+        },
+    }
     async with serving(settings, redis_client) as served, aiohttp.ClientSession() as http:
         main, hook, metrics = (served.urls[n] for n in ("main", "webhook", "metrics"))
         await served.until_up()
@@ -393,8 +470,10 @@ async def test_cookies_are_secure_behind_a_trusted_tls_proxy(
     secure: bool,
 ) -> None:
     async with serving(web_settings(AVATARBOT_TRUSTED_PROXIES=trusted), redis_client) as served:
-        answer = await raw_request(served.url, request_bytes("GET", "/", host_of(served.url),
-                                   headers={"X-Forwarded-Proto": "https"}))  # fmt: skip
+        answer = await raw_request(
+            served.url,
+            request_bytes("GET", "/", host_of(served.url), headers={"X-Forwarded-Proto": "https"}),
+        )
     assert answer.status == 200
     assert ("Secure" in answer.headers["set-cookie"]) is secure
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -29,30 +27,11 @@ from bot.decode_budget import (
     pixel_budget,
 )
 from bot.selfie import ImageTooLarge, IntakeError, IntakeLimits
+from tests.bombs import png
 from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
-
-
-def plain_png(side: int, colour: bytes = b"\xc8\xb4\xa0") -> bytes:
-    """A one-colour RGB PNG of `side` x `side`, compressed row by row (never in memory
-    whole): a bomb of ~3 bytes per pixel decoded for ~0.003 on the wire."""
-    row = b"\0" + colour * side
-    packer = zlib.compressobj(9)
-    return png(side, b"".join(packer.compress(row) for _ in range(side)) + packer.flush())
-
-
-def png(side: int, idat: bytes = b"") -> bytes:
-    """A PNG of `side` x `side` RGB pixels around `idat` (empty: a header alone)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body)
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    signature = b"\x89PNG\r\n\x1a\n"
-    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 # A bot process's intake, fed N bombs at once on N threads (as `asyncio.to_thread` would);
@@ -62,7 +41,7 @@ import json, sys, threading
 from avatarbot.wiring import build_intake
 from bot.config import load_settings
 from bot.selfie import IntakeError
-from tests.test_intake_budget import plain_png
+from tests.bombs import plain_png
 
 def peak_mb():
     for line in open("/proc/self/status"):

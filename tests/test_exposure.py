@@ -134,14 +134,17 @@ async def test_idle_slow_header_and_slow_body_connections_are_cut(
 async def test_a_websocket_outlives_the_idle_timeout(
     web_settings: Callable[..., Settings], redis_client: aioredis.Redis
 ) -> None:
-    settings = web_settings(AVATARBOT_HTTP_IDLE_TIMEOUT_S="1")
+    settings = web_settings(
+        AVATARBOT_HTTP_IDLE_TIMEOUT_S="1", AVATARBOT_TRUSTED_PROXIES="127.0.0.1"
+    )
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}  # and through a trusted proxy
     async with (
         serving(settings, redis_client) as served,
         aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
     ):
-        async with http.get(served.url + "/") as page:
+        async with http.get(served.url + "/", headers=forwarded) as page:
             assert page.status == 200
-        async with http.ws_connect(served.url + "/api/ws") as ws:
+        async with http.ws_connect(served.url + "/api/ws", headers=forwarded) as ws:
             await asyncio.sleep(2.5)
             assert not ws.closed
 

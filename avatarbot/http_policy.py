@@ -85,9 +85,9 @@ class HttpPolicy:
     body_timeout_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bind_host: str | None = None) -> HttpPolicy:
+    def from_settings(cls, settings: Settings) -> HttpPolicy:
         names = set(LOCAL_NAMES) | set(settings.allowed_hosts)
-        for host in (bind_host or settings.web_host, settings.webhook_host):
+        for host in (settings.web_host, settings.webhook_host):
             if host and host not in _ANY_ADDRESS:
                 names.add(host.lower())
         if settings.telegram_webhook_url:
@@ -143,8 +143,9 @@ class HttpPolicy:
 def hostname(host: str) -> str | None:
     """The lower-case name in a `Host` header (no port, no brackets); None if malformed."""
     try:
-        name = urlsplit(f"//{host}").hostname
-        urlsplit(f"//{host}").port  # noqa: B018  # raises on a malformed port
+        parts = urlsplit(f"//{host}")
+        name = parts.hostname
+        parts.port  # noqa: B018  # raises on a malformed port
     except ValueError:
         return None
     return name.rstrip(".") if name else None

@@ -76,27 +76,32 @@ class Guard:
             if uid is None:
                 if websocket:  # the page that opens it has its cookie already
                     return json_response({"error": "no session"}, status=403)
-                await self._count_new_identity(request)
+                try:
+                    await self._count_new_identity(request)
+                except RateLimited as exc:
+                    return self._secured(refusal(texts.TOO_MANY_NEW_VISITORS, exc.retry_after_s))
                 uid, new_cookie = self.identities.issue()
             request[UID_KEY] = uid
             response = await handler(request)
-        except RateLimited as exc:
-            response = refusal(texts.TOO_MANY_NEW_VISITORS, exc.retry_after_s)
         except (aioredis.ConnectionError, aioredis.TimeoutError, OutOfMemoryError) as exc:
             log.warning("web chat: Redis unavailable or full (%s)", type(exc).__name__)
             message = wm.render(error_reply(exc))
             response = json_response({"messages": [message]}, status=503)
+        if new_cookie is not None and not response.prepared:
+            response.set_cookie(
+                COOKIE_NAME,
+                new_cookie,
+                max_age=COOKIE_MAX_AGE_S,
+                httponly=True,
+                samesite="Strict",
+                path="/",
+                secure=request.secure,  # https, or a trusted proxy's X-Forwarded-Proto
+            )
+        return self._secured(response)
+
+    @staticmethod
+    def _secured(response: web.StreamResponse) -> web.StreamResponse:
         if not response.prepared:
-            if new_cookie is not None:
-                response.set_cookie(
-                    COOKIE_NAME,
-                    new_cookie,
-                    max_age=COOKIE_MAX_AGE_S,
-                    httponly=True,
-                    samesite="Strict",
-                    path="/",
-                    secure=request.secure,
-                )
             for name, value in _HEADERS.items():
                 response.headers.setdefault(name, value)
         return response

@@ -827,3 +827,41 @@ def group_variants() -> str:
 
 def group_only() -> str:
     return _("/group works in group chats.")
+
+
+# --------------------------------------------------------------------------- under load
+
+
+def busy_try_later() -> str:
+    """Refused because this deployment is full for the moment (memory, decodes in flight)."""
+    return _("I'm very busy right now. Please try again in a minute.")
+
+
+def too_many_uploads(retry_after_s: float) -> str:
+    unit, n = _unit(max(1.0, retry_after_s))
+    if unit == "s":
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} second.",
+            "That's a lot of photos in a short time. Please try again in {n} seconds.",
+            n,
+        )
+    elif unit == "m":
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} minute.",
+            "That's a lot of photos in a short time. Please try again in {n} minutes.",
+            n,
+        )
+    else:
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} hour.",
+            "That's a lot of photos in a short time. Please try again in {n} hours.",
+            n,
+        )
+    return text.format(n=n)
+
+
+def too_many_new_visitors() -> str:
+    return _(
+        "Too many new visitors from your network today. Please try again tomorrow, "
+        "or keep using the browser you started in."
+    )

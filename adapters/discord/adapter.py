@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,6 +61,7 @@ from adapters.discord.results import Health, Results
 from adapters.discord.sharding import ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES
 from bot import texts
+from bot.chat_adapter import PlatformUnreachable
 from bot.config import ConfigError
 from bot.errors import AvatarbotError
 from bot.replies import (
@@ -87,6 +89,10 @@ if TYPE_CHECKING:
     from bot.queue import Delivery
 
 log = logging.getLogger(__name__)
+
+#: What a start that could not reach Discord fails with (network, gateway, Discord's 5xx).
+_UNREACHABLE = (OSError, TimeoutError, aiohttp.ClientError, discord.GatewayNotFound,
+                discord.DiscordServerError)  # fmt: skip
 
 
 class DiscordAdapter:
@@ -154,10 +160,12 @@ class DiscordAdapter:
             await self.stop()
             if isinstance(exc, AvatarbotError):  # says what to do (token, shard settings)
                 raise DiscordStartError(str(exc), user_message=str(exc)) from exc
+            if isinstance(exc, _UNREACHABLE):  # tried again later by the bot process
+                raise PlatformUnreachable(f"discord: {type(exc).__name__}") from exc
             raise DiscordStartError(f"the Discord client stopped while starting: {exc!r}")
         if not done:
             await self.stop()
-            raise DiscordStartError(f"Discord was not ready within {self.ready_timeout_s:.0f}s")
+            raise PlatformUnreachable(f"Discord was not ready within {self.ready_timeout_s:.0f}s")
         log.info("discord: connected as %s (application %s)", client.user, client.application_id)
 
     async def _run(self, client: AvatarClient) -> None:
@@ -182,6 +190,13 @@ class DiscordAdapter:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def check(self) -> None:
+        """Raises `PlatformUnreachable` while the client is closed or not connected
+        (discord.py reconnects on its own meanwhile)."""
+        client = self.client
+        if not self.running or client is None or client.is_closed() or not client.is_ready():
+            raise PlatformUnreachable("discord: not connected")
 
     def _live_client(self) -> AvatarClient:
         client = self.client

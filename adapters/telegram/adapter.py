@@ -62,6 +62,7 @@ from adapters.telegram.downloads import TELEGRAM_DOWNLOAD_LIMIT, SelfieDownloads
 from adapters.telegram.polling_conflict import PollingConflict
 from adapters.telegram.profile import set_profile
 from adapters.telegram.queue_messages import QueueMessages
+from adapters.telegram.reachability import UNREACHABLE, check_bot_api, unreachable
 from adapters.telegram.renderer import Renderer
 from adapters.telegram.state import TelegramState
 from adapters.telegram.target import (
@@ -211,10 +212,16 @@ class TelegramAdapter:
         fails or is cancelled half-way, what was started is stopped again."""
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.stop()
+            if isinstance(exc, UNREACHABLE):  # the process tries again later
+                raise unreachable(exc) from exc
             raise
+
+    async def check(self) -> None:
+        """Raises `PlatformUnreachable` while the Bot API does not answer."""
+        await check_bot_api(self.bot)
 
     async def _start(self) -> None:
         try:

@@ -7,7 +7,8 @@ once commands are synced and the gateway is connected; `stop()` closes the clien
 Nothing here decides what to say (`bot.conversation.Conversation` does); this package
 translates:
 
-- Slash commands (`commands`, from the core's command table). Every command is
+- Slash commands (`commands`, from the core's command table; `/admin` for the bot's
+  admins, behind Discord's own command permissions: `admin_commands`). Every command is
   answered with `defer(thinking=True, ephemeral=True)` at once; the answer then edits
   that ephemeral message: an intake problem in one line, or the queue position and ETA,
   kept current by `update_status` (the StatusTracker throttles it).
@@ -268,6 +269,13 @@ class DiscordAdapter:
             await self._answer(interaction, [Failure(texts.DOWNLOAD_FAILED)])
             return
         replies = await self.conversation.verify(owner_of(interaction), data)
+        await self._answer(interaction, replies)
+
+    async def on_admin(self, interaction: discord.Interaction, line: str) -> None:
+        """An /admin subcommand, as the chat command line it stands for (`admin_commands`):
+        answered privately; to anyone not an admin of the bot, as an unknown command."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        replies = await self.conversation.text(owner_of(interaction), line)
         await self._answer(interaction, replies)
 
     # ------------------------------------------------------------------ buttons and errors

@@ -3,7 +3,8 @@
 `/avatar selfie:<attachment> style:<choice> [variants:1-4]` (styles as choices, or
 autocomplete past 25), `/styles`, `/forgetme`, `/verify image:<attachment>`; each
 described by its table summary. Synced on start: globally (usable in servers and DMs),
-or to one guild for development (instant).
+or to one guild for development (instant). And `/admin`, for the bot's admins
+(`admin_commands`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from adapters.discord.admin_commands import admin_group
 from adapters.discord.http_errors import describe
 from bot import texts
 from bot.chat_commands import command
@@ -36,6 +38,7 @@ async def sync(client: AvatarClient, adapter: DiscordAdapter, guild_id: int | No
     guild = discord.Object(id=guild_id) if guild_id else None
     for slash in slash_commands(adapter, global_scope=guild is None):
         tree.add_command(slash, guild=guild)
+    tree.add_command(admin_group(adapter.on_admin, global_scope=guild is None), guild=guild)
     if not adapter.shards.syncs_commands:  # the process running shard 0 syncs
         return
     try:

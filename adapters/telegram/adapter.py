@@ -5,7 +5,8 @@ and starts the `Application` inside the caller's loop (long polling, or a webhoo
 mounted on the caller's aiohttp server), `stop()` undoes that. Nothing here decides what
 to say; `bot.conversation.Conversation` does. This package only translates:
 
-- the commands of `bot.chat_commands` -> `Conversation.text`; a photo (largest size) or
+- the commands of `bot.chat_commands` -> `Conversation.text` (the whole text); the
+  admin commands and /group, in private chats and groups -> `admins`; a photo (largest size) or
   an image document -> `Conversation.image` (a caption of /avatar or /verify says
   which); inline buttons -> `Conversation.button`.
 - Sizes are checked before anything is downloaded (`downloads`).
@@ -53,6 +54,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram.admins import TelegramAdmins
 from adapters.telegram.chat_actions import ChatActions
 from adapters.telegram.downloads import TELEGRAM_DOWNLOAD_LIMIT, SelfieDownloads
 from adapters.telegram.polling_conflict import PollingConflict
@@ -99,7 +101,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ("message", "callback_query")
+ALLOWED_UPDATES = ("message", "callback_query", "chat_member")
 #: A polling problem that persists is logged again after this long.
 POLL_ERROR_RELOG_S = 300.0
 #: Updates handled at once (different chats/users run concurrently, one user's in order).
@@ -169,6 +171,7 @@ class TelegramAdapter:
         self.poll_conflict = PollingConflict()
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
+        self.admins = TelegramAdmins(self.bot, conversation, self.renderer)
         self._register_handlers()
         conversation.on_forget(self._forget)
         conversation.on_forget(self.sent_parts.forget)
@@ -283,6 +286,7 @@ class TelegramAdapter:
         app = self.application
         new_messages = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler(list(COMMAND_NAMES), self._on_command, filters=new_messages))
+        app.add_handlers(self.admins.handlers())  # before plain text, which would take them
         app.add_handler(
             MessageHandler(new_messages & (filters.PHOTO | filters.Document.ALL), self._on_file)
         )
@@ -296,12 +300,11 @@ class TelegramAdapter:
         message = update.effective_message
         if message is None or message.text is None or update.effective_user is None:
             return
-        command = message.text.split()[0]
-        name = command.lstrip("/").split("@", 1)[0].lower()
+        name = message.text.split()[0].lstrip("/").split("@", 1)[0].lower()
         target = target_of_message(message)
         sender = owner(update.effective_user.id, target.chat_id)
         waiting = await self.conversation.queue.active_job(sender) if name == "cancel" else None
-        replies = await self.conversation.text(sender, command)
+        replies = await self.conversation.text(sender, message.text)
         target.ask_reply = target.is_group and name in _ASKS_FOR_A_PHOTO
         await self.renderer.render(target, bind(replies, sender))
         if waiting is not None:

@@ -58,6 +58,7 @@ from adapters.discord.results import Health, Results
 from adapters.discord.sharding import ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES
 from bot import texts
+from bot.admin_commands import clipped
 from bot.config import ConfigError
 from bot.errors import AvatarbotError
 from bot.replies import (
@@ -203,6 +204,9 @@ class DiscordAdapter:
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         owner = owner_of(interaction)
+        if refused := await self.conversation.gate.check(owner, new_request=True):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if style not in self.conversation.catalog:
             await self._answer(interaction, [Failure(UnknownStyleError.user_message)])
             return
@@ -260,6 +264,9 @@ class DiscordAdapter:
 
     async def on_verify(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
+        if refused := await self.conversation.gate.check(owner_of(interaction)):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if image.size > self.download_limit:
             too_big = FileTooLarge(image.size, self.download_limit).user_message
             await self._answer(interaction, [Failure(too_big)])
@@ -276,7 +283,7 @@ class DiscordAdapter:
         answered privately; to anyone not an admin of the bot, as an unknown command."""
         await interaction.response.defer(thinking=True, ephemeral=True)
         replies = await self.conversation.text(owner_of(interaction), line)
-        await self._answer(interaction, replies)
+        await self._answer(interaction, clipped(replies, MAX_CONTENT))
 
     # ------------------------------------------------------------------ buttons and errors
 

@@ -332,6 +332,9 @@ class TelegramAdapter:
         ):
             return  # an album: its first photo is the selfie, the rest are ignored
         sender = owner(update.effective_user.id, target.chat_id)
+        if refused := await self.conversation.gate.check(sender):  # before downloading
+            await self.renderer.render(target, refused.replies())
+            return
         data = await self.downloads.fetch(message)
         if isinstance(data, Failure):
             await self.renderer.render(target, [data])

@@ -1126,6 +1126,8 @@ class FakeDiscord:
             )
         if target is None:
             return 404, {"message": "Unknown Message", "code": 10008}
+        if _empty_after_edit(target, body or {}, files):
+            return 400, {"message": "Cannot send an empty message", "code": 50006}
         interaction.original_edits.append(dict(body or {}))
         target.loading = False
         target.payload.update(body or {})
@@ -1353,6 +1355,14 @@ _UNAUTHENTICATED = frozenset(
         "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
     }
 )
+
+
+def _empty_after_edit(message: SentMessage, body: dict[str, Any], files: list[Upload]) -> bool:
+    """Whether an edit would leave a message with nothing to show (Discord refuses it)."""
+    merged = {**message.payload, **body}
+    kept_files = bool(files) or (bool(message.files) and "attachments" not in body)
+    shown = merged.get("content") or merged.get("embeds") or merged.get("components")
+    return not (shown or kept_files or merged.get("attachments"))
 
 
 def _template_names(template: str) -> list[str]:

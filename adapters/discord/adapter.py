@@ -232,6 +232,9 @@ class DiscordAdapter:
     async def on_styles(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         replies = await self.conversation.styles(owner_of(interaction))
+        if not any(isinstance(r, StylePicker) for r in replies):  # refused: one line
+            await self._answer(interaction, replies)
+            return
         lines: list[str] = []
         previews: list[discord.File] = []
         budget = interaction.filesize_limit - FRAMING_BYTES

@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 RUN_EXTRAS  ?=
 TEST_EXTRAS ?= dev,diffusion
 
-.PHONY: install install-run run test lint typecheck pytest bench previews clean
+.PHONY: install install-run run test lint typecheck pytest bench previews clean image deploy-test
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -29,8 +29,8 @@ run: install-run
 	$(VENV)/bin/avatarbot run
 
 lint: install
-	$(VENV)/bin/ruff check avatarbot bot adapters generation provenance tests bench
-	$(VENV)/bin/ruff format --check avatarbot bot adapters generation provenance tests bench
+	$(VENV)/bin/ruff check avatarbot bot adapters generation provenance tests bench deploy
+	$(VENV)/bin/ruff format --check avatarbot bot adapters generation provenance tests bench deploy
 	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml
 
 typecheck: install
@@ -54,6 +54,31 @@ bench: install
 
 previews: install
 	$(VENV)/bin/avatarbot previews
+
+# Container image (docs/deployment.md): podman, or docker when podman is absent.
+#   make image                          the bot + CPU worker image, localhost/avatarbot:latest
+#   make image VARIANT=cuda             the diffusers worker (torch 2.13.0), avatarbot-cuda
+#   make image BASE=localhost/debian-bookworm:min   any Debian-family base (see Dockerfile)
+#   make image CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt   pip trusts this bundle in the
+#                                       build (behind a TLS-intercepting proxy; podman only)
+ENGINE    ?= $(if $(shell command -v podman 2>/dev/null),podman,docker)
+VARIANT   ?= cpu
+IMAGE     ?= localhost/$(if $(filter cuda,$(VARIANT)),avatarbot-cuda,avatarbot):latest
+BASE      ?=
+CA_BUNDLE ?=
+IMAGE_ARGS = $(if $(BASE),--build-arg BASE=$(BASE)) \
+	$(if $(filter cuda,$(VARIANT)),--build-arg EXTRAS=diffusion --build-arg BACKEND=diffusers) \
+	$(if $(filter podman,$(ENGINE)),--format docker) \
+	$(if $(CA_BUNDLE),--network=host -v $(abspath $(CA_BUNDLE)):/run/host-ca.crt:ro \
+	  --build-arg PIP_CERT=/run/host-ca.crt)
+
+image:
+	$(ENGINE) build $(strip $(IMAGE_ARGS)) -t $(IMAGE) .
+
+# Builds the image on a local Debian base and runs deploy/ under `podman kube play`
+# (docs/deployment.md, "Tested end to end"). Needs root, podman, runc and debootstrap.
+deploy-test: install
+	deploy/podman/deploy-test.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

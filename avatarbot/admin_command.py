@@ -86,13 +86,13 @@ def cmd_admin(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _admin(settings: Settings, url: str, todo: Plan) -> str:
     from bot.admin import AdminActions  # noqa: PLC0415
-    from bot.queue import JobQueue, QueueConfig  # noqa: PLC0415
+    from bot.queue import JobProducer, QueueConfig  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
     from bot.selfie_store import SelfieStore  # noqa: PLC0415
 
     redis = await connect(url, wait_s=5)
     try:
-        queue = JobQueue(redis, QueueConfig.from_settings(settings))
+        queue = JobProducer(redis, QueueConfig.from_settings(settings))
         selfies = SelfieStore(redis, settings.key_prefix, settings.selfie_ttl_s)
         return await todo(
             AdminActions.from_settings(redis, queue, selfies, settings), cli_identity()

@@ -23,6 +23,7 @@ from avatarbot.wiring import Core, build_core, load_verifier, redis_client
 from bot.chat_adapter import ChatAdapter
 from bot.config import ConfigError, Settings
 from bot.health import queue_probe
+from bot.queue import QueueAdmin
 
 if TYPE_CHECKING:
     from adapters.web.chat import WebChat
@@ -54,12 +55,13 @@ def http_server(core: Core, stack: BotStack) -> HttpServer:
     worker is alive; the stack's delivery metrics; request bodies capped at the upload
     limit."""
     settings = core.settings
+    stats = QueueAdmin.sharing(core.queue).stats
     server = HttpServer(
         settings.web_host,
         settings.web_port,
         redis=core.redis,
-        stats=core.queue.stats,
-        probe=queue_probe(core.queue.stats),
+        stats=stats,
+        probe=queue_probe(stats),
         client_max_size=settings.max_upload_bytes,
     )
     server.add_metrics(stack.metrics.render)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from avatarbot.wiring import Core
 from bot.chat_adapter import DeliveryTarget, register
 from bot.consumers import consumer_name
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.metrics import BotMetrics
+from bot.queue import DeliveryPump, DeliveryQueue
+from bot.status_tracker import StatusTracker
 
 DRAIN_S = 5.0
 """After a stop signal, how long the pump may keep delivering results that are ready."""
@@ -82,7 +83,7 @@ def build_bot_stack(
     metrics = BotMetrics()
     settings = core.settings
     pump = DeliveryPump(
-        core.queue,
+        DeliveryQueue.sharing(core.queue),
         core.conversation,
         settings.bot_name,
         consumer or consumer_name("bot"),

@@ -25,7 +25,7 @@ from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seed
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
-    from bot.queue import JobQueue
+    from bot.queue import QueueAdmin
     from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
@@ -260,12 +260,14 @@ async def _submit(
     paths: list[Path],
 ) -> int:
     from avatarbot.wiring import build_queue, consumer_name  # noqa: PLC0415
+    from bot.queue import DeliveryQueue, JobProducer  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     redis = await connect(url, wait_s=10)
     try:
-        queue = build_queue(settings, redis)
+        queue = build_queue(settings, redis, JobProducer)
         await queue.ensure_groups()
+        outcomes = DeliveryQueue.sharing(queue)
         quota = await admit_submit(redis, settings, request.owner, request.variants)  # as a chat
         receipt = await queue.enqueue(request, selfie_jpeg, quota=quota)
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
@@ -275,10 +277,10 @@ async def _submit(
         deadline = time.monotonic() + wait_s
         try:
             while time.monotonic() < deadline:
-                for delivery in await queue.read_outcomes(request.route.bot, consumer, 10, 1000):
+                for delivery in await outcomes.read_outcomes(request.route.bot, consumer, 10, 1000):
                     if delivery.outcome.job_id != receipt.job.id:
                         continue
-                    await queue.mark_delivered(request.route.bot, delivery)
+                    await outcomes.mark_delivered(request.route.bot, delivery)
                     if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
                         reason = delivery.outcome.failure
                         raise AvatarbotError(
@@ -296,20 +298,21 @@ async def _submit(
                 "timeout", user_message=f"no result within {wait_s:.0f}s (job {receipt.job.id})"
             )
         finally:
-            await queue.drop_results_stream(request.route.bot)
+            await outcomes.drop_results_stream(request.route.bot)
     finally:
         await redis.aclose()
 
 
-def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]]) -> int:
+def _with_queue(settings: Settings, action: Callable[[QueueAdmin], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
     from avatarbot.wiring import build_queue  # noqa: PLC0415
+    from bot.queue import QueueAdmin  # noqa: PLC0415
     from bot.redis_connection import connect  # noqa: PLC0415
 
     async def run(url: str) -> int:
         redis = await connect(url, wait_s=5)
         try:
-            queue = build_queue(settings, redis)
+            queue = build_queue(settings, redis, QueueAdmin)
             await queue.ensure_groups()
             await action(queue)
             return 0
@@ -321,14 +324,14 @@ def _with_queue(settings: Settings, action: Callable[[JobQueue], Awaitable[None]
 
 
 def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
-    async def show(queue: JobQueue) -> None:
+    async def show(queue: QueueAdmin) -> None:
         print((await queue.stats()).render())
 
     return _with_queue(settings, show)
 
 
 def cmd_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    async def act(queue: JobQueue) -> None:
+    async def act(queue: QueueAdmin) -> None:
         if args.action == "list":
             letters = await queue.dead_letters(100)
             for letter in letters:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 
@@ -23,7 +24,7 @@ from bot.config import Settings
 from bot.consumers import consumer_name
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import JobProducer, QueueClient, QueueConfig
 from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
 from bot.styles import StyleCatalog
@@ -46,8 +47,13 @@ async def redis_client(url: str, *, wait_s: float = 60.0) -> AsyncIterator[aiore
         await redis.aclose()
 
 
-def build_queue(settings: Settings, redis: aioredis.Redis) -> JobQueue:
-    return JobQueue(redis, QueueConfig.from_settings(settings))
+View = TypeVar("View", bound=QueueClient)
+
+
+def build_queue(settings: Settings, redis: aioredis.Redis, view: type[View]) -> View:
+    """One audience's view of the queue: `JobProducer` (a bot), `WorkerQueue`,
+    `DeliveryQueue` or `QueueAdmin` (or derive one from another with `.sharing`)."""
+    return view(redis, QueueConfig.from_settings(settings))
 
 
 def build_intake(settings: Settings) -> SelfieIntake:
@@ -60,7 +66,7 @@ class Core:
 
     settings: Settings
     redis: aioredis.Redis
-    queue: JobQueue
+    queue: JobProducer
     catalog: StyleCatalog
     intake: SelfieIntake
     conversation: Conversation
@@ -76,7 +82,7 @@ class Core:
         catalog: StyleCatalog | None = None,
     ) -> Core:
         """The parts for `settings.bot_name`, without touching Redis (see `build_core`)."""
-        queue = build_queue(settings, redis)
+        queue = build_queue(settings, redis, JobProducer)
         catalog = catalog or StyleCatalog.load(settings.styles_file)
         intake = intake or build_intake(settings)
         conversation = Conversation.create(

@@ -16,6 +16,7 @@ from avatarbot.http_server import HttpServer
 from avatarbot.signals import stop_on_signals
 from avatarbot.wiring import build_queue, load_encoder, load_likeness, redis_client
 from bot.config import ConfigError, Settings
+from bot.queue import QueueAdmin, WorkerQueue
 from bot.styles import StyleCatalog
 from generation.backends import backend_from_settings
 from generation.backends.base import Backend
@@ -52,7 +53,7 @@ async def _serve(
             return 0
         async with redis_client(redis_url) as redis:
             worker = Worker(
-                build_queue(settings, redis),
+                build_queue(settings, redis, WorkerQueue),
                 backend,
                 catalog,
                 batch_size=settings.batch_size,
@@ -88,7 +89,7 @@ async def _health_server(settings: Settings, worker: Worker) -> HttpServer | Non
         settings.web_host,
         settings.worker_health_port,
         redis=worker.queue.redis,
-        stats=worker.queue.stats,
+        stats=QueueAdmin.sharing(worker.queue).stats,
         probe=health.probe,
     )
     server.add_metrics(health.families)

@@ -14,7 +14,7 @@ What runs, and what is real:
   test suite's FakeBackend (a flat image per seed; a poison style kills its process).
 - Bots: `bench/fault_bot.py`, the real `DeliveryPump` and `Conversation` over the real
   queue; its platform appends each message it sends to a shared file.
-- Users: coroutines here that enqueue through `JobQueue.enqueue` (the call every adapter
+- Users: coroutines here that enqueue through `JobProducer.enqueue` (the call every adapter
   makes), one job at a time each, and wait until their job is marked delivered. Poison
   jobs come from their own users.
 
@@ -51,7 +51,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.jobs import JobRequest, JobStatus, Owner, Route
-from bot.queue import JobQueue, QueueConfig, UserBusyError
+from bot.queue import JobProducer, QueueConfig, UserBusyError
 from bot.redis_connection import make_client
 from tests.conftest import DATA, RedisServer
 
@@ -253,7 +253,7 @@ class FaultRun:
         self.prefix = f"faults-{os.getpid()}"
         self.fleet = Fleet(workdir, self._env(workdir), scenario)
         self.redis = make_client(server.url)
-        self.queue = JobQueue(
+        self.queue = JobProducer(
             self.redis,
             QueueConfig(prefix=self.prefix, daily_quota=scenario.jobs + 10, queue_cap=10_000),
         )
@@ -344,7 +344,7 @@ class FaultRun:
         deadline = time.monotonic() + self.scenario.answer_timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(*_REDIS_DOWN):
-                if await self.redis.hget(self.queue.job_key(job_id), "delivered") == b"1":
+                if await self.redis.hget(self.queue.keys.job(job_id), "delivered") == b"1":
                     return True
             await asyncio.sleep(0.25)
         return False
@@ -427,11 +427,11 @@ class FaultRun:
         selfie_prefix = f"{self.prefix}:selfie:"
         async for key in redis.scan_iter(match=f"{selfie_prefix}*", count=1000):
             job_id = key.decode()[len(selfie_prefix) :]
-            status = await redis.hget(queue.job_key(job_id), "status")
+            status = await redis.hget(queue.keys.job(job_id), "status")
             if status not in (b"queued", b"running", b"dead"):
                 report.orphaned_selfies += 1
         report.dead_letters = int(await redis.xlen(f"{self.prefix}:dead"))
-        report.unconfirmed_outcomes = int(await redis.xlen(queue.results_stream(BOT_NAME)))
+        report.unconfirmed_outcomes = int(await redis.xlen(queue.keys.results(BOT_NAME)))
 
 
 def _read_deliveries(path: Path) -> tuple[Counter[str], dict[str, set[str]]]:

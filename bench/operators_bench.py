@@ -27,7 +27,7 @@ from bot.access import AccessMode  # noqa: E402
 from bot.gate import Gatekeeper  # noqa: E402
 from bot.jobs import Owner  # noqa: E402
 from bot.operator_stats import collect  # noqa: E402
-from bot.queue import JobQueue, QueueConfig  # noqa: E402
+from bot.queue import QueueAdmin, QueueConfig  # noqa: E402
 
 N = 500
 ROUNDS = 7
@@ -49,14 +49,14 @@ async def per_call_us(calls: dict[str, Callable[[], Awaitable[object]]]) -> dict
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-async def jobs(redis: aioredis.Redis, queue: JobQueue, first: int, count: int) -> None:
+async def jobs(redis: aioredis.Redis, queue: QueueAdmin, first: int, count: int) -> None:
     """`count` finished job records (every tenth failed), numbered from `first`."""
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
         for i in range(first, first + count):
             status = "done" if i % 10 else "failed"
             pipe.hset(
-                queue.job_key(f"{i:016x}"),
+                queue.keys.job(f"{i:016x}"),
                 mapping={"status": status, "created_at": now - 9, "finished_at": now - 1},
             )
         await pipe.execute()
@@ -69,7 +69,7 @@ async def gate(redis: aioredis.Redis, prefix: str) -> Gatekeeper:
 async def main(url: str) -> None:
     redis = aioredis.Redis.from_url(url)
     prefix = f"bench-ops-{uuid.uuid4().hex[:8]}"
-    queue = JobQueue(redis, QueueConfig(prefix=prefix))
+    queue = QueueAdmin(redis, QueueConfig(prefix=prefix))
     user = Owner("telegram", "42", "-100777")
     open_gate = await gate(redis, f"{prefix}:open")
     restricted = await gate(redis, f"{prefix}:restricted")

@@ -19,6 +19,7 @@ from bot import texts
 from bot.access import AccessMode, AccessPolicy
 from bot.audit import AuditLog
 from bot.operator_stats import collect
+from bot.queue import QueueAdmin
 from bot.quotas import QuotaLimits
 from bot.scopes import is_user_scope, owner_of_user, parse_scope, parse_user
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from bot.config import Settings
-    from bot.queue import JobQueue
+    from bot.queue import JobProducer
     from bot.selfie_store import SelfieStore
 
 MAX_PAUSE_MESSAGE = 300
@@ -35,7 +36,7 @@ MAX_PAUSE_MESSAGE = 300
 class AdminActions:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobProducer,
         policy: AccessPolicy,
         quotas: QuotaLimits,
         audit: AuditLog,
@@ -49,7 +50,7 @@ class AdminActions:
 
     @classmethod
     def from_settings(
-        cls, redis: aioredis.Redis, queue: JobQueue, selfies: SelfieStore, settings: Settings
+        cls, redis: aioredis.Redis, queue: JobProducer, selfies: SelfieStore, settings: Settings
     ) -> AdminActions:
         prefix = settings.key_prefix
         policy = AccessPolicy(
@@ -61,7 +62,7 @@ class AdminActions:
     # --- looking ---------------------------------------------------------------------
 
     async def stats(self) -> str:
-        report = await collect(self.queue)
+        report = await collect(QueueAdmin.sharing(self.queue))
         day = report.today
         pause = await self.policy.paused()
         mode = await self.policy.mode()

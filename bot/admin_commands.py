@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from bot.config import Settings
-    from bot.queue import JobQueue
+    from bot.queue import JobProducer
     from bot.selfie_store import SelfieStore
 
 USAGE = {
@@ -89,7 +89,7 @@ class AdminCommands:
 
     @classmethod
     def create(
-        cls, redis: aioredis.Redis, queue: JobQueue, selfies: SelfieStore, settings: Settings
+        cls, redis: aioredis.Redis, queue: JobProducer, selfies: SelfieStore, settings: Settings
     ) -> AdminCommands:
         actions = AdminActions.from_settings(redis, queue, selfies, settings)
         prefix = settings.key_prefix

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Protocol
 from bot.replies import Queued, Reply
 
 if TYPE_CHECKING:
-    from bot.delivery import DeliveryPump, StatusTracker
     from bot.jobs import Job
-    from bot.queue import Delivery
+    from bot.queue import Delivery, DeliveryPump
+    from bot.status_tracker import StatusTracker
 
 
 class DeliveryTarget(Protocol):

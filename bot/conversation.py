@@ -3,7 +3,7 @@
 An adapter only translates: a platform event becomes one call here (`text`, `image`,
 `button`, ...) with the sender as an `Owner` (platform, user id, chat id), and the
 returned `Reply` values become platform messages. Results arrive later through
-`bot.delivery.DeliveryPump`, which renders them with `outcome_replies`.
+`bot.queue.pump.DeliveryPump`, which renders them with `outcome_replies`.
 
 Flow: /avatar -> a selfie (intake in a thread; a rejection is one friendly line) -> the
 style picker (previews, 1-4 variants) -> the job is enqueued (quotas and limits become
@@ -43,7 +43,6 @@ import redis.asyncio as aioredis
 from bot import texts
 from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
-from bot.delivery import status_throttle_key
 from bot.gate import Admission, Gatekeeper
 from bot.group_admins import ChatAdminLookup
 from bot.jobs import (
@@ -73,6 +72,7 @@ from bot.replies import (
 from bot.selfie import IntakeError, SelfieIntake
 from bot.selfie_store import SelfieStore, StoredSelfie
 from bot.sessions import SessionStore, Stage
+from bot.status_tracker import status_throttle_key
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
 from bot.verdicts import Verifier, verdict_replies
 from bot.views import avatar_images, outcome_replies, status_reply, style_picker
@@ -80,7 +80,7 @@ from bot.waiting import Shown, WaitingJobs
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.queue import Delivery, JobQueue, Receipt
+    from bot.queue import Delivery, JobProducer, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Conversation:
 
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobProducer,
         intake: SelfieIntake,
         catalog: StyleCatalog,
         limits: ConversationLimits,
@@ -159,7 +159,7 @@ class Conversation:
     def create(
         cls,
         redis: aioredis.Redis,
-        queue: JobQueue,
+        queue: JobProducer,
         intake: SelfieIntake,
         catalog: StyleCatalog,
         settings: Settings,

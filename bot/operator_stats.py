@@ -26,7 +26,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from bot.jobs import JobStatus
-from bot.queue import DAY_S, JobQueue
+from bot.queue import DAY_S, QueueAdmin
 
 BATCH = 500
 
@@ -47,7 +47,7 @@ class StatsReport:
     today: DayStats
 
 
-async def collect(queue: JobQueue, *, now: float | None = None) -> StatsReport:
+async def collect(queue: QueueAdmin, *, now: float | None = None) -> StatsReport:
     """The queue's numbers now and today's totals."""
     at = time.time() if now is None else now
     try:
@@ -65,11 +65,11 @@ async def collect(queue: JobQueue, *, now: float | None = None) -> StatsReport:
     )
 
 
-async def day_stats(queue: JobQueue, *, since: float) -> DayStats:
+async def day_stats(queue: QueueAdmin, *, since: float) -> DayStats:
     """Totals over the jobs that finished at or after `since` (epoch seconds)."""
     avatars: list[tuple[str, float]] = []
     failures = 0
-    prefix = queue.job_key("")
+    prefix = queue.keys.job("")
     keys: list[bytes | str] = []
     async for key in queue.redis.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
         keys.append(key)
@@ -87,7 +87,7 @@ async def day_stats(queue: JobQueue, *, since: float) -> DayStats:
 
 
 async def _tally(
-    queue: JobQueue,
+    queue: QueueAdmin,
     keys: Sequence[bytes | str],
     prefix: str,
     since: float,
@@ -113,12 +113,12 @@ async def _tally(
     return failures
 
 
-async def _likeness(queue: JobQueue, job_ids: Sequence[str]) -> float | None:
+async def _likeness(queue: QueueAdmin, job_ids: Sequence[str]) -> float | None:
     headers: list[Mapping[str, Any]] = []
     for i in range(0, len(job_ids), BATCH):
         async with queue.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids[i : i + BATCH]:
-                pipe.hget(queue.result_key(job_id), "header")
+                pipe.hget(queue.keys.result(job_id), "header")
             for raw in await pipe.execute():
                 if raw is not None:
                     headers.append(json.loads(raw))

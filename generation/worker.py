@@ -5,7 +5,7 @@ One worker process runs one backend (one GPU) and three loops on one event loop:
 - consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~1 s so a stop is noticed),
   group them by style, run each group through the backend in a thread, complete or fail
   every job on its own (one bad job never spoils its batch);
-- reclaim: on its own timer, take over jobs whose worker died (`JobQueue.reclaim`). Such a
+- reclaim: on its own timer, take over jobs whose worker died (`WorkerQueue.reclaim`). Such a
   job is a suspect (it may be what killed that worker), so it runs alone, with nothing else
   claimed by this worker meanwhile: if it kills this worker too, no innocent job is charged
   another delivery, and after `max_deliveries` it is dead-lettered;
@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.consumers import consumer_name
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
-from bot.queue import ClaimedJob, JobQueue
+from bot.queue import ClaimedJob, WorkerQueue
 from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
     Backend,
@@ -78,7 +78,7 @@ def load_selfie(jpeg: bytes) -> Image.Image:
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: WorkerQueue,
         backend: Backend,
         catalog: StyleCatalog,
         *,

@@ -20,14 +20,15 @@ from avatarbot.bot_stack import BotStack, build_bot_stack
 from avatarbot.wiring import Core
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.jobs import Job
-from bot.queue import Delivery, JobQueue
+from bot.queue import Delivery, DeliveryPump
 from bot.replies import Queued, Reply
+from bot.status_tracker import StatusTracker
 from bot.styles import StyleCatalog
 from generation.backends import load_backend
 from generation.worker import Worker
 from tests.chat_stack import production_encoder, production_likeness
+from tests.queue_helpers import JobQueue
 
 
 class Adapter(Protocol):

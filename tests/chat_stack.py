@@ -16,7 +16,7 @@ from avatarbot.wiring import Core, build_core, build_encoder, build_verifier
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.jobs import Owner
-from bot.queue import JobQueue
+from bot.queue import JobProducer, WorkerQueue
 from bot.styles import StyleCatalog
 from bot.verdicts import Verifier
 from generation.backends import load_backend
@@ -42,7 +42,7 @@ class ChatStack:
         return self.core.redis
 
     @property
-    def queue(self) -> JobQueue:
+    def queue(self) -> JobProducer:
         return self.core.queue
 
     @property
@@ -56,7 +56,7 @@ class ChatStack:
     def start_worker(self) -> Worker:
         """A real worker with the CPU style engine, running on this event loop."""
         worker = Worker(
-            self.queue,
+            WorkerQueue.sharing(self.queue),
             load_backend("cpu"),
             self.catalog,
             batch_size=4,

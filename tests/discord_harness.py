@@ -20,11 +20,12 @@ from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.fake_discord import FakeDiscord
+from tests.queue_helpers import JobQueue
 
 
 @dataclass

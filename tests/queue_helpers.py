@@ -1,4 +1,5 @@
-"""Helpers for the queue and worker tests: a movable clock, requests, outcome collection."""
+"""Helpers for the queue and worker tests: the whole queue on one client, a movable clock,
+requests, outcome collection."""
 
 from __future__ import annotations
 
@@ -8,9 +9,30 @@ import time
 import redis.asyncio as aioredis
 
 from bot.jobs import JobRequest, JobResult, Owner, ResultImage, Route
-from bot.queue import ClaimedJob, Delivery, JobQueue
+from bot.queue import ClaimedJob, Delivery, DeliveryQueue, JobProducer, QueueAdmin, WorkerQueue
 
 BOT = "testbot"
+
+
+class JobQueue(JobProducer, WorkerQueue, DeliveryQueue, QueueAdmin):
+    """Every audience's view of the queue on one client, for tests that play every part
+    (a bot enqueueing, a worker claiming, a bot delivering, an operator looking) and pass
+    it wherever one view is wanted. Production code holds only the view it needs."""
+
+    def job_key(self, job_id: str) -> str:
+        return self.keys.job(job_id)
+
+    def selfie_key(self, job_id: str) -> str:
+        return self.keys.selfie(job_id)
+
+    def result_key(self, job_id: str) -> str:
+        return self.keys.result(job_id)
+
+    def results_stream(self, bot: str) -> str:
+        return self.keys.results(bot)
+
+    def quota_key(self, owner: Owner, now: float) -> str:
+        return self.keys.quota(owner, now)
 
 
 class MovableClock:

@@ -20,12 +20,13 @@ from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_side import BotSide, Harness, InProcessWorker
 from tests.chat_stack import production_verifier
 from tests.fake_telegram import FakeTelegram
+from tests.queue_helpers import JobQueue
 
 
 def telegram_env(fake: FakeTelegram) -> dict[str, str]:

@@ -13,9 +13,8 @@ import redis.asyncio as aioredis
 
 from bot import texts
 from bot.config import Settings
-from bot.delivery import DeliveryPump, StatusTracker
 from bot.jobs import Job, JobStatus, Owner
-from bot.queue import Delivery
+from bot.queue import Delivery, DeliveryPump, DeliveryQueue
 from bot.replies import (
     MAX_CALLBACK_BYTES,
     Action,
@@ -32,6 +31,7 @@ from bot.replies import (
     parse_callback,
 )
 from bot.sessions import Stage
+from bot.status_tracker import StatusTracker
 from tests import hostile
 from tests.chat_stack import ChatStack, chat_stack, owner
 
@@ -328,7 +328,11 @@ async def test_delivery_pump_delivers_once_and_retries_a_failing_adapter(
         got.append((delivery, list(replies)))
 
     pump = DeliveryPump(
-        stack.queue, stack.conversation, stack.settings.bot_name, "bot-1", retry_base_s=0.01
+        DeliveryQueue.sharing(stack.queue),
+        stack.conversation,
+        stack.settings.bot_name,
+        "bot-1",
+        retry_base_s=0.01,
     )
     pump.register("test", deliver)  # type: ignore[arg-type]
     assert await pump.pump_once(block_ms=2000) == 0  # the adapter failed
@@ -350,7 +354,9 @@ async def test_delivery_pump_delivers_once_and_retries_a_failing_adapter(
     ]  # fmt: skip
     assert queued.job_id not in await stack.conversation.waiting.all()
     # A second reader (another process, or this one after a restart) gets nothing more.
-    other = DeliveryPump(stack.queue, stack.conversation, stack.settings.bot_name, "bot-2")
+    other = DeliveryPump(
+        DeliveryQueue.sharing(stack.queue), stack.conversation, stack.settings.bot_name, "bot-2"
+    )
     other.register("test", deliver)  # type: ignore[arg-type]
     assert await other.pump_once(block_ms=50) == 0
     assert len(got) == 1

@@ -16,10 +16,10 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bot.jobs import JobRequest, JobStatus, Owner, Route
-from bot.queue import Delivery, DeliveryClaim, JobQueue, QueueConfig
+from bot.queue import Delivery, DeliveryClaim, QueueConfig
 from bot.replies import Reply
 from tests.conftest import RedisServer
-from tests.queue_helpers import BOT, MovableClock, request, result_for
+from tests.queue_helpers import BOT, JobQueue, MovableClock, request, result_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SELFIE = b"\xff\xd8 not really a jpeg \xff\xd9"
@@ -141,7 +141,7 @@ async def test_read_with_lease_skips_an_outcome_another_bot_is_delivering(
 async def test_a_slow_send_keeps_its_lease_renewed(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
-    from bot.delivery import DeliveryPump  # noqa: PLC0415
+    from bot.queue import DeliveryPump  # noqa: PLC0415
 
     config = QueueConfig(prefix=key_prefix, reclaim_idle_s=30, delivery_lease_s=0.6)
     queue = JobQueue(redis_client, config)
@@ -173,7 +173,7 @@ async def test_a_slow_send_keeps_its_lease_renewed(
 async def test_pump_cancelled_mid_send_leaves_the_outcome_to_the_next_pump(
     redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
-    from bot.delivery import DeliveryPump  # noqa: PLC0415
+    from bot.queue import DeliveryPump  # noqa: PLC0415
 
     queue = make_queue(redis_client, key_prefix)
     await queue.ensure_groups(BOT)

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from bot.config import load_settings
 from bot.jobs import FailureReason, JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.styles import CpuRecipe, DiffusionRecipe, Style, StyleCatalog
 from generation.backends import backend_from_settings, load_backend
 from generation.backends.base import (
@@ -40,7 +40,7 @@ from generation.backends.face_embedders import FaceEmbedder
 from generation.worker import Worker
 from tests import tiny_diffusion
 from tests.backend_contract import BackendContract
-from tests.queue_helpers import BOT, collect
+from tests.queue_helpers import BOT, JobQueue, collect
 from tests.queue_helpers import request as queue_request
 from tests.tiny_diffusion import TinyModels
 

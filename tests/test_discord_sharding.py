@@ -21,7 +21,7 @@ from adapters.discord.sharding import ShardPlan, explain_close
 from bot import texts
 from bot.config import ConfigError, Settings, load_settings
 from bot.faces import DlibHogDetector
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_process import process_env, stop, stopped_at_exit
@@ -29,6 +29,7 @@ from tests.bot_side import InProcessWorker
 from tests.conftest import free_port
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
+from tests.queue_helpers import JobQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARD_SETTINGS = ("AVATARBOT_DISCORD_SHARD_COUNT", "AVATARBOT_DISCORD_SHARD_IDS")

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.faces import RGBArray
 from bot.jobs import JobResult, JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.styles import StyleCatalog
 from generation.backends.base import GenerationRequest
 from generation.face_identity import DlibFaceIdentity, FaceIdentity, Identity, Region
@@ -25,7 +25,7 @@ from generation.likeness_check import LikenessCheck, RerollPolicy, reroll_seed
 from generation.worker import Worker
 from tests.fake_backends import FaceBackend
 from tests.people import selfie, selfie_image
-from tests.queue_helpers import BOT, collect, request
+from tests.queue_helpers import BOT, JobQueue, collect, request
 
 SIZE = 256  # faces at this size are found at the embedder's first (fast) look
 USER = "obama"

@@ -16,11 +16,11 @@ from bot import texts
 from bot.admin_commands import AdminUsageError, plan
 from bot.audit import AuditLog
 from bot.config import ConfigError, Settings, load_settings
-from bot.delivery import StatusTracker
 from bot.jobs import Job, JobRequest, JobStatus, Owner, Route
 from bot.operator_stats import likeness_median
 from bot.replies import Action, Failure, Queued, Reply, StylePicker, Text, format_callback
 from bot.scopes import ScopeError, parse_scope, scopes_of
+from bot.status_tracker import StatusTracker
 from tests import hostile
 from tests.chat_stack import ChatStack, chat_stack, owner
 from tests.test_conversation import queued_job, wait_final

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
+from importlib.resources import files
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.jobs import FailureReason, JobRequest, JobStatus, Owner, Route
 from bot.queue import (
-    JobQueue,
     QueueConfig,
     QueueFullError,
     QuotaExceededError,
     UserBusyError,
+    scripts,
 )
+from tests.conftest import RedisServer
 from tests.queue_helpers import (
     BOT,
+    JobQueue,
     MovableClock,
     collect,
     keys_under,
@@ -568,3 +572,40 @@ async def test_upkeep_deletes_orphaned_selfies_and_keeps_needed_ones(
     assert selfies == [queue.selfie_key(queued.job.id).encode()]
     await queue.maintain()  # the periodic path runs the same sweep: nothing left to do
     assert await queue.sweep_orphaned_selfies() == 0
+
+
+async def test_every_script_states_its_keys_and_compiles(redis_client: aioredis.Redis) -> None:
+    """Each script in bot/queue/lua/ opens with a comment naming the KEYS and ARGV it
+    takes, and Redis compiles it as the loader sends it (the shared helpers in front)."""
+    names = scripts.script_names()
+    assert {"enqueue", "claim", "finish", "read_outcomes", "confirm_delivery"} <= set(names)
+    for name in names:
+        text = (files("bot.queue") / "lua" / f"{name}.lua").read_text()
+        header = list(itertools.takewhile(lambda line: line.startswith("--"), text.splitlines()))
+        assert header[0].startswith(f"-- {name}.lua: "), name
+        assert any(line.startswith("-- KEYS: ") for line in header), name
+        assert any(line.startswith("-- ARGV: ") for line in header), name
+        assert await redis_client.script_load(scripts.source(name)) == scripts.sha(name)
+
+
+async def test_scripts_run_after_redis_lost_its_script_cache(
+    redis_server_factory: Callable[[], RedisServer], key_prefix: str
+) -> None:
+    """A Redis restart empties the script cache: each call's EVALSHA then fails (NOSCRIPT)
+    and falls back to EVAL, which caches the script again."""
+    client = aioredis.Redis.from_url(redis_server_factory().url)
+    try:
+        queue = JobQueue(client, QueueConfig(prefix=key_prefix))
+        await queue.ensure_groups(BOT)
+        await queue.enqueue(request(1), SELFIE)
+        await client.script_flush()
+        [claimed] = await queue.claim("w1", 1, 10)
+        assert await queue.complete(claimed, result_for(claimed))
+        assert await client.script_exists(scripts.sha("claim"), scripts.sha("finish")) == [
+            True,
+            True,
+        ]
+        [delivery] = await collect(queue, 1, timeout_s=2)
+        assert delivery.outcome.job_id == claimed.job.id
+    finally:
+        await client.aclose()

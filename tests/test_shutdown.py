@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.jobs import JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from tests.bot_process import (
     choose,
     process_env,
@@ -23,7 +23,7 @@ from tests.bot_process import (
     stopped_at_exit,
 )
 from tests.hostile import GOOD_FILES
-from tests.queue_helpers import request, result_for
+from tests.queue_helpers import JobQueue, request, result_for
 
 
 async def _until(predicate: object, timeout_s: float = 30) -> None:

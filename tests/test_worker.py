@@ -19,13 +19,13 @@ import redis.asyncio as aioredis
 from PIL import Image
 
 from bot.jobs import FailureReason, JobStatus
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.redis_connection import make_client
 from bot.styles import StyleCatalog
 from generation.worker import Worker
 from tests.conftest import RedisServer
 from tests.fake_backends import FakeBackend, RaisingBackend, colour
-from tests.queue_helpers import BOT, collect, keys_under, request, wait_for
+from tests.queue_helpers import BOT, JobQueue, collect, keys_under, request, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_S = 0.5

@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from tests.bot_process import process_env, start_worker, stop, stopped_at_exit
 from tests.conftest import free_port
-from tests.queue_helpers import BOT, collect, request
+from tests.queue_helpers import BOT, JobQueue, collect, request
 
 SELFIE = (Path(__file__).parent / "data" / "astronaut.jpg").read_bytes()
 

@@ -17,8 +17,8 @@ to say; `bot.conversation.Conversation` does. This package only translates:
 - Replies become Bot API calls in `renderer` (the style picker with its preview album,
   the queue message edited in place, results as a photo or an album).
 - The queue message is one message edited as the job moves (`update_status`, called by
-  `bot.delivery.StatusTracker`, throttled there); `upload_photo` shows while it runs.
-- Results (`deliver`, called by `bot.delivery.DeliveryPump`): each Bot API call is a part
+  `bot.status_tracker.StatusTracker`, throttled there); `upload_photo` shows while it runs.
+- Results (`deliver`, called by `bot.queue.pump.DeliveryPump`): each Bot API call is a part
   recorded in `bot.sent_parts.SentParts`, so a result redelivered after a restart never
   reaches the chat twice.
 - Telegram errors: AIORateLimiter retries 429s (RetryAfter) and keeps to flood limits;

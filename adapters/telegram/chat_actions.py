@@ -21,7 +21,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.jobs import JobStatus
 
 if TYPE_CHECKING:
-    from bot.queue import JobQueue
+    from bot.queue import JobProducer
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ CHAT_ACTION_MAX_S = 600.0
 
 
 class ChatActions:
-    def __init__(self, bot: Bot, queue: JobQueue) -> None:
+    def __init__(self, bot: Bot, queue: JobProducer) -> None:
         self.bot = bot
         self.queue = queue
         self._tasks: dict[str, asyncio.Task[None]] = {}

@@ -27,7 +27,7 @@ from bot.jobs import JobStatus
 
 if TYPE_CHECKING:
     from bot.jobs import Job
-    from bot.queue import JobQueue
+    from bot.queue import JobProducer
     from bot.replies import Queued
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class QueueMessages:
         state: TelegramState,
         renderer: Renderer,
         chat_actions: ChatActions,
-        queue: JobQueue,
+        queue: JobProducer,
     ) -> None:
         self.bot = bot
         self.state = state

@@ -38,7 +38,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
-from bot.queue import Delivery, JobQueue
+from bot.queue import Delivery, JobProducer
 from bot.replies import Avatar, Failure, Queued, Reply, bind, error_reply, owner_tag
 from bot.selfie import FileTooLarge
 from bot.sent_parts import Part, SentParts
@@ -56,7 +56,7 @@ class WebChat:
     def __init__(
         self,
         settings: Settings,
-        queue: JobQueue,
+        queue: JobProducer,
         conversation: Conversation,
         *,
         identities: Identities,
@@ -78,7 +78,7 @@ class WebChat:
         cls,
         settings: Settings,
         redis: aioredis.Redis,
-        queue: JobQueue,
+        queue: JobProducer,
         conversation: Conversation,
     ) -> WebChat:
         identities = await Identities.load(redis, settings.key_prefix)

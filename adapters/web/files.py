@@ -12,7 +12,7 @@ from importlib import resources
 from aiohttp import web
 
 from adapters.web.guard import UID_KEY
-from bot.queue import JobQueue
+from bot.queue import JobProducer
 from bot.styles import StyleCatalog, preview_path
 
 PLATFORM = "web"
@@ -24,7 +24,7 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 class Files:
     """Handlers for everything the web chat serves that is not its JSON API."""
 
-    def __init__(self, queue: JobQueue, catalog: StyleCatalog) -> None:
+    def __init__(self, queue: JobProducer, catalog: StyleCatalog) -> None:
         self.queue = queue
         self.catalog = catalog
         self._static = resources.files("adapters.web").joinpath("static")

@@ -1,0 +1,47 @@
+"""The queue's limits and timings, read once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.queue.keys import DAY_S
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    prefix: str = "avatarbot"
+    queue_cap: int = 500
+    daily_quota: int = 20
+    max_deliveries: int = 3
+    reclaim_idle_s: float = 30.0
+    selfie_ttl_s: int = 3600
+    result_ttl_s: int = DAY_S
+    job_ttl_s: int = DAY_S
+    default_job_s: float = 15.0
+    """Per-job duration assumed for ETAs until workers have recorded some."""
+    maintenance_interval_s: float = 60.0
+    """How often the reclaim path trims dead letters and prunes indexes."""
+    consumer_idle_s: float = 3600.0
+    """A worker consumer with nothing pending and idle this long is removed from the group."""
+    delivery_lease_s: float = 30.0
+    """How long a bot's claim to deliver an outcome lasts unless renewed; after that (the
+    bot died before confirming) another bot process may deliver it."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueueConfig:
+        return cls(
+            prefix=settings.key_prefix,
+            queue_cap=settings.queue_cap,
+            daily_quota=settings.daily_quota,
+            max_deliveries=settings.max_deliveries,
+            reclaim_idle_s=settings.reclaim_idle_s,
+            selfie_ttl_s=settings.selfie_ttl_s,
+            result_ttl_s=settings.result_ttl_s,
+            job_ttl_s=settings.job_ttl_s,
+            maintenance_interval_s=max(settings.reclaim_interval_s, 60.0),
+            delivery_lease_s=settings.reclaim_idle_s,
+        )

@@ -1,0 +1,166 @@
+-- lib.lua: helpers shared by the queue's scripts. The loader (bot/queue/scripts.py) puts
+-- one line naming the consumer groups (JOBS_GROUP, DELIVERY_GROUP) and then this file in
+-- front of every script. Nothing here runs on its own or reads KEYS or ARGV.
+--
+-- Key names follow the key schema in docs/reliability.md. A script passes the keys it
+-- knows up front as KEYS and sets the fields of Q its helpers use from them; the helpers
+-- derive the keys of a job the script only learns about while it runs (an entry it read,
+-- a field of a job hash) from Q.prefix, the key prefix ending in ':'.
+
+-- Set by each script: prefix (ARGV), jobs (the jobs stream), active (the active_jobs
+-- index), dead (the dead-letter stream): those its helpers use.
+local Q = {}
+
+local function job_key(id) return Q.prefix .. 'job:' .. id end
+local function selfie_key(id) return Q.prefix .. 'selfie:' .. id end
+local function result_key(id) return Q.prefix .. 'result:' .. id end
+local function slot_key(owner_key) return Q.prefix .. 'active:' .. owner_key end
+local function results_key(bot) return Q.prefix .. 'results:' .. bot end
+
+local FINAL = {done=true, failed=true, cancelled=true, dead=true}
+
+-- A flat name/value list (HGETALL, a stream entry's fields) as a table, so cjson encodes
+-- it as one JSON object.
+local function hash_obj(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- The queue's own fields of a job hash: scripts read them, clients have no use for them,
+-- so job records sent back leave them out (less to encode and parse).
+local BOOKKEEPING = {owner_key=true, bot=true, quota_key=true, entry=true,
+                     outcome_entry=true, dead_entry=true, worker=true, delivering=true,
+                     lease_until=true}
+
+local function job_record(job)
+  local t = {}
+  for k, v in pairs(job) do if not BOOKKEEPING[k] then t[k] = v end end
+  return t
+end
+
+local function field(flat, name)
+  if flat then
+    for i = 1, #flat, 2 do if flat[i] == name then return flat[i + 1] end end
+  end
+  return nil
+end
+
+-- Acknowledge and delete an entry of the jobs stream (Q.jobs).
+local function drop_entry(entry)
+  if entry and entry ~= '' then
+    redis.call('XACK', Q.jobs, JOBS_GROUP, entry)
+    redis.call('XDEL', Q.jobs, entry)
+  end
+end
+
+-- Free the owner's one-job slot (if it still names this job) and drop the job from the
+-- active index (Q.active).
+local function free_slot(id, owner_key)
+  if owner_key then
+    local sk = slot_key(owner_key)
+    if redis.call('GET', sk) == id then redis.call('DEL', sk) end
+  end
+  redis.call('ZREM', Q.active, id)
+end
+
+-- Add the job's outcome to its bot's results stream (creating the stream's delivery group
+-- at id 0 if the stream is new) and note the entry in the job hash `jk`.
+local function publish(id, jk, bot, status, failure)
+  local ok = results_key(bot)
+  if redis.call('EXISTS', ok) == 0 then
+    redis.call('XGROUP', 'CREATE', ok, DELIVERY_GROUP, '0', 'MKSTREAM')
+  end
+  local oid
+  if failure ~= '' then
+    oid = redis.call('XADD', ok, '*', 'job_id', id, 'status', status, 'failure', failure)
+  else
+    oid = redis.call('XADD', ok, '*', 'job_id', id, 'status', status)
+  end
+  redis.call('HSET', jk, 'outcome_entry', oid)
+  return oid
+end
+
+-- Move job `id` (hash `jk`, which exists; selfie `sk`) to a final state: the one way a job
+-- ends. Acknowledges and deletes its stream entry, frees the owner's slot, drops it from
+-- the active index, deletes the selfie (unless keep_selfie), refunds the daily quota (if
+-- refund) and publishes the outcome for the delivering bot (if announce). Derives the
+-- owner's slot and the bot's results stream from the hash's fields.
+local function finish(id, jk, sk, status, failure, now, entry, announce, keep_selfie, refund)
+  local f = redis.call('HMGET', jk, 'owner_key', 'bot', 'quota_key')
+  drop_entry(entry)
+  redis.call('HSET', jk, 'status', status, 'finished_at', now)
+  if failure ~= '' then redis.call('HSET', jk, 'failure', failure) end
+  if not keep_selfie then redis.call('DEL', sk) end
+  free_slot(id, f[1])
+  if refund and f[3] then
+    if tonumber(redis.call('GET', f[3]) or '0') > 0 then redis.call('DECR', f[3]) end
+  end
+  if announce and f[2] then publish(id, jk, f[2], status, failure) end
+end
+
+-- Hand job `id` (hash `jk`, selfie `sk`; delivered as stream entry `entry`, for the n-th
+-- time) to `consumer`. Appends two reply items to `out`: a JSON header [entry, verdict, id,
+-- n, job hash as an object (verdict 'ok' only)] and the selfie ('' unless 'ok'). Two flat
+-- items per job instead of a nested row keep the worker's reply parsing cheap.
+local function start_one(out, entry, id, jk, sk, now, consumer, n)
+  local st = redis.call('HGET', jk, 'status')
+  local verdict, job, selfie = 'ok', nil, ''
+  if not st then
+    drop_entry(entry); verdict = 'gone'
+  elseif FINAL[st] then
+    drop_entry(entry); verdict = 'skip'
+  else
+    selfie = redis.call('GET', sk)
+    if not selfie then
+      finish(id, jk, sk, 'failed', 'selfie_expired', now, entry, true, false, true)
+      verdict, selfie = 'expired', ''
+    else
+      redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', consumer,
+                 'progress', '0.0')
+      redis.call('HINCRBY', jk, 'attempts', 1)
+      job = job_record(hash_obj(redis.call('HGETALL', jk)))
+    end
+  end
+  out[#out + 1] = cjson.encode({entry, verdict, id, n, job})
+  out[#out + 1] = selfie
+end
+
+-- Take over a pending entry of the jobs stream that another worker held, now claimed by
+-- `consumer` (its n-th delivery): start its job again, or, above `max` deliveries,
+-- dead-letter it (a dead letter in Q.dead, status 'dead', its user told; the selfie stays
+-- until its own TTL so an operator can retry the job). Appends start_one's two items, or
+-- a header with the verdict 'dead' and ''. Every hand-over of a job goes through here,
+-- whatever decided it.
+local function take_over(out, entry, id, n, max, now, consumer)
+  if not id then drop_entry(entry); return end
+  local jk, sk = job_key(id), selfie_key(id)
+  if n <= max then start_one(out, entry, id, jk, sk, now, consumer, n); return end
+  local st = redis.call('HGET', jk, 'status')
+  if not st or FINAL[st] then drop_entry(entry); return end
+  local dead = redis.call('XADD', Q.dead, '*', 'job_id', id, 'entry', entry,
+                          'deliveries', n, 'dead_at', now)
+  redis.call('HSET', jk, 'dead_entry', dead)
+  finish(id, jk, sk, 'dead', 'dead_letter', now, entry, true, true, true)
+  out[#out + 1] = cjson.encode({entry, 'dead', id, n})
+  out[#out + 1] = ''
+end
+
+-- Add one job's duration (seconds) to the moving average in `stats` used for ETAs;
+-- returns the new average.
+local function record_duration(stats, x, alpha, ttl)
+  local avg = tonumber(redis.call('HGET', stats, 'avg_job_s') or '')
+  if avg then avg = alpha * x + (1 - alpha) * avg else avg = x end
+  redis.call('HSET', stats, 'avg_job_s', tostring(avg))
+  redis.call('HINCRBY', stats, 'samples', 1)
+  redis.call('EXPIRE', stats, ttl)
+  return avg
+end
+
+-- Put a job's entry in the active index (Q.active) in stream order: the score keeps
+-- entries of the same millisecond in sequence.
+local function index_active(id, entry, ttl)
+  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
+  redis.call('ZADD', Q.active, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)
+  redis.call('EXPIRE', Q.active, ttl)
+end

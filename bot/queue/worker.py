@@ -1,0 +1,311 @@
+"""The worker's side of the queue: claim jobs, keep them, finish them, and take over the
+jobs of workers that stopped (docs/reliability.md, "A job's way through").
+
+The seams for changing how stopped workers are found: a worker's liveness is its entry
+in the `workers` registry (`register_worker`, renewed on its heartbeat timer); `reclaim`
+is the one call a worker's reclaim loop makes, and `_reclaim_idle` one way of finding
+jobs to take over; every take-over, whatever decides it, goes through lua/lib.lua's
+`take_over` (delivery count, dead letters); a job's result is recorded only by
+finish.lua, which checks the job's state atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bot.jobs import FailureReason, Job, JobResult, JobStatus
+from bot.queue import upkeep
+from bot.queue.client import Clock, QueueClient, text
+from bot.queue.config import QueueConfig
+from bot.queue.keys import JOBS_GROUP
+
+log = logging.getLogger(__name__)
+
+STATS_TTL_S = 7 * 86_400
+EWMA_ALPHA = 0.2
+REFUNDED = frozenset(
+    {
+        FailureReason.GENERATION_FAILED,
+        FailureReason.UNKNOWN_STYLE,
+        FailureReason.SELFIE_EXPIRED,
+        FailureReason.DEAD_LETTER,
+    }
+)
+"""Failures that are our fault: the job does not count against the user's daily quota."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    entry_id: str
+    job: Job
+    selfie_jpeg: bytes = field(repr=False)
+    deliveries: int = 1
+    """How many times the entry was handed to a worker; above 1 it is a suspect (the last
+    worker died on it), and workers run it alone."""
+
+
+class WorkerQueue(QueueClient):
+    """Jobs out, results in: what a generation worker asks of the queue. One instance per
+    worker process (it keeps the reclaim cursor)."""
+
+    def __init__(
+        self, redis: aioredis.Redis, config: QueueConfig, *, clock: Clock = time.time
+    ) -> None:
+        super().__init__(redis, config, clock=clock)
+        self._claim = self._script("claim")
+        self._start = self._script("start")
+        self._reclaim = self._script("reclaim")
+        self._heartbeat = self._script("heartbeat")
+        self._finish = self._script("finish")
+        self._progress = self._script("set_progress")
+        self._duration = self._script("record_duration")
+        self._reclaim_cursor = "0-0"
+        self._jobs_idle: set[str] = set()
+        """Consumers whose last read found nothing: their next claim blocks at once instead
+        of first trying a read that would come back empty."""
+        self._last_maintenance = float("-inf")
+
+    # --- claiming --------------------------------------------------------------------
+
+    async def claim(self, consumer: str, count: int, block_ms: int) -> list[ClaimedJob]:
+        """New jobs for `consumer` (XREADGROUP >), marked running. Cancelled or vanished
+        jobs are acknowledged and skipped; a job whose selfie expired fails at once
+        (SELFIE_EXPIRED, its user is told).
+
+        While jobs keep coming, one script reads and starts them in one round trip; when it
+        finds none (and after a read that found none), a blocking XREADGROUP waits up to
+        `block_ms` and a second script starts what it got."""
+        keys = self.keys
+        try:
+            if consumer not in self._jobs_idle:
+                rows = await self._claim(
+                    keys=[keys.jobs, keys.active_jobs],
+                    args=[keys.prefix, repr(self.clock()), consumer, count],
+                )
+                if rows:
+                    return self._claimed_rows(rows)
+            reply: Any = await self.redis.xreadgroup(
+                JOBS_GROUP, consumer, {keys.jobs: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("jobs consumer group missing (Redis lost its data?); recreating it")
+            await self._create_group(keys.jobs, JOBS_GROUP)
+            return []
+        if reply:
+            self._jobs_idle.discard(consumer)
+        else:
+            self._jobs_idle.add(consumer)
+        return await self._start_read(consumer, reply or [])
+
+    async def _start_read(self, consumer: str, reply: Any) -> list[ClaimedJob]:
+        """Start the jobs of the entries a blocking XREADGROUP returned."""
+        keys = self.keys
+        job_keys: list[str] = [keys.jobs, keys.active_jobs]
+        pairs: list[str | bytes] = []
+        for _stream, entries in reply:
+            for entry_id, fields in entries:
+                job_id = fields.get(b"job_id")
+                if job_id is None:
+                    await self.redis.xack(keys.jobs, JOBS_GROUP, entry_id)
+                    await self.redis.xdel(keys.jobs, entry_id)
+                    continue
+                pairs += [entry_id, job_id]
+                job_keys += [keys.job(text(job_id)), keys.selfie(text(job_id))]
+        if not pairs:
+            return []
+        rows = await self._start(
+            keys=job_keys, args=[keys.prefix, repr(self.clock()), consumer, *pairs]
+        )
+        return self._claimed_rows(rows)
+
+    def _claimed_rows(self, rows: Sequence[bytes]) -> list[ClaimedJob]:
+        """The jobs handed over in a START/CLAIM/RECLAIM reply: two items per stream entry,
+        a JSON header [entry, verdict, job id, deliveries, job hash] and the selfie."""
+        out = []
+        for i in range(0, len(rows), 2):
+            entry_id, verdict, job_id, deliveries, *fields = json.loads(rows[i])
+            if verdict == "ok":
+                out.append(
+                    ClaimedJob(
+                        entry_id=entry_id,
+                        job=Job.from_fields(fields[0]),
+                        selfie_jpeg=bytes(rows[i + 1]),
+                        deliveries=int(deliveries),
+                    )
+                )
+            elif verdict == "dead":
+                log.warning("job %s dead-lettered after %d deliveries", job_id, deliveries)
+            elif verdict == "expired":
+                log.warning("job %s failed: its selfie expired before a worker got to it", job_id)
+            else:
+                log.info("skipped job %s (%s)", job_id, verdict)
+        return out
+
+    async def heartbeat(self, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """Keep in-flight entries from being reclaimed (XCLAIM ... JUSTID to ourselves).
+        Only entries `consumer` still owns are touched; returns those another took."""
+        if not entry_ids:
+            return []
+        lost = await self._heartbeat(keys=[self.keys.jobs], args=[consumer, *entry_ids])
+        return [text(x) for x in lost]
+
+    # --- taking over -----------------------------------------------------------------
+
+    async def reclaim(self, consumer: str, count: int) -> list[ClaimedJob]:
+        """Take over up to `count` entries idle longer than `reclaim_idle_s` (their worker
+        died): XAUTOCLAIM with a cursor kept between calls, delivery counts from XPENDING.
+        A job delivered more than `max_deliveries` times is dead-lettered instead (status
+        DEAD, outcome published so its user is told). Also runs the upkeep on its timer."""
+        await self._maybe_maintain()
+        return await self._reclaim_idle(consumer, count)
+
+    async def _reclaim_idle(self, consumer: str, count: int) -> list[ClaimedJob]:
+        cfg, keys = self.config, self.keys
+        out: list[ClaimedJob] = []
+        # Scan until `count` jobs are in hand or one full pass over the pending list is done
+        # (a pass ends when the cursor comes back to 0-0; starting mid-list takes two).
+        mid_pass = self._reclaim_cursor != "0-0"
+        for _ in range(1000):
+            reply = await self._reclaim(
+                keys=[keys.jobs, keys.active_jobs, keys.dead],
+                args=[
+                    keys.prefix,
+                    repr(self.clock()),
+                    consumer,
+                    int(cfg.reclaim_idle_s * 1000),
+                    self._reclaim_cursor,
+                    count - len(out),
+                    cfg.max_deliveries,
+                ],
+            )
+            self._reclaim_cursor = text(reply[0])
+            for claimed in self._claimed_rows(reply[1]):
+                log.warning("reclaimed job %s (delivery %d)", claimed.job.id, claimed.deliveries)
+                out.append(claimed)
+            if len(out) >= count:
+                break
+            if self._reclaim_cursor == "0-0":
+                if not mid_pass:
+                    break
+                mid_pass = False
+        return out
+
+    async def _maybe_maintain(self) -> None:
+        now = self.clock()
+        if now - self._last_maintenance < self.config.maintenance_interval_s:
+            return
+        self._last_maintenance = now
+        await upkeep.maintain(self)
+
+    # --- finishing -------------------------------------------------------------------
+
+    async def complete(self, claimed: ClaimedJob, result: JobResult) -> bool:
+        """Store the result, mark the job DONE and publish its outcome, all at once.
+        Idempotent: False (and nothing published) when the job had already ended, was
+        cancelled (the result is discarded) or forgotten."""
+        return (await self.finish_many([(claimed, result)]))[0]
+
+    async def fail(self, claimed: ClaimedJob, reason: FailureReason) -> bool:
+        """Mark the job FAILED with `reason` and publish the outcome; same bookkeeping and
+        idempotence as `complete`."""
+        return (await self.finish_many([(claimed, reason)]))[0]
+
+    async def finish_many(
+        self,
+        items: Sequence[tuple[ClaimedJob, JobResult | FailureReason]],
+        *,
+        seconds_per_job: float | None = None,
+    ) -> list[bool]:
+        """`complete` (with a JobResult) or `fail` (with a FailureReason) several jobs in one
+        script call, each job on its own (one that had already ended is only acknowledged);
+        with `seconds_per_job`, also fold the batch's per-job duration into the ETA average
+        (as `record_duration`; not when no job was recorded). True for each job recorded."""
+        if not items:
+            return []
+        keys = self.keys
+        job_keys = [keys.jobs, keys.active_jobs, keys.stats]
+        jobs: list[list[str]] = []
+        values: list[str | bytes] = []
+        for claimed, outcome in items:
+            if isinstance(outcome, JobResult):
+                status, reason = JobStatus.DONE, None
+                fields = outcome.to_fields()
+            else:
+                status, reason, fields = JobStatus.FAILED, outcome, {}
+            job_id = claimed.job.id
+            job_keys += [keys.job(job_id), keys.selfie(job_id), keys.result(job_id)]
+            jobs.append(
+                [
+                    job_id,
+                    claimed.entry_id,
+                    status.value,
+                    reason.value if reason else "",
+                    "1" if reason in REFUNDED else "0",
+                    *fields,
+                ]
+            )
+            values += fields.values()
+        batch = {
+            "now": repr(self.clock()),
+            "result_ttl": str(self.config.result_ttl_s),
+            "seconds": "" if seconds_per_job is None else repr(seconds_per_job),
+            "alpha": repr(EWMA_ALPHA),
+            "stats_ttl": str(STATS_TTL_S),
+            "jobs": jobs,
+        }
+        reply = await self._finish(keys=job_keys, args=[keys.prefix, json.dumps(batch), *values])
+        return self._recorded(items, json.loads(reply))
+
+    @staticmethod
+    def _recorded(
+        items: Sequence[tuple[ClaimedJob, JobResult | FailureReason]], verdicts: list[str]
+    ) -> list[bool]:
+        out = []
+        for (claimed, outcome), verdict in zip(items, verdicts, strict=True):
+            if verdict != "ok":
+                what = "result" if isinstance(outcome, JobResult) else outcome.value
+                log.info("job %s: %s not recorded (%s)", claimed.job.id, what, verdict)
+            out.append(verdict == "ok")
+        return out
+
+    async def set_progress(self, job_id: str, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        await self._progress(keys=[self.keys.job(job_id)], args=[repr(round(fraction, 4))])
+
+    async def record_duration(self, seconds: float) -> float:
+        """Fold one job's duration into the EWMA used for ETAs; returns the new average."""
+        avg = await self._duration(
+            keys=[self.keys.stats], args=[repr(seconds), EWMA_ALPHA, STATS_TTL_S]
+        )
+        return float(avg)
+
+    # --- registration ----------------------------------------------------------------
+
+    async def register_worker(self, consumer: str, ttl_s: float) -> None:
+        """Announce a live worker until now + ttl_s (call again before it lapses)."""
+        now = self.clock()
+        workers = self.keys.workers
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(workers, {consumer: now + ttl_s})
+            pipe.zremrangebyscore(workers, "-inf", now)
+            pipe.expire(workers, max(int(ttl_s) + 1, 60))
+            await pipe.execute()
+
+    async def unregister_worker(self, consumer: str) -> None:
+        """A worker stopping cleanly: forget it, and drop its consumer if nothing is pending."""
+        await self.redis.zrem(self.keys.workers, consumer)
+        info = await self.redis.xpending_range(
+            self.keys.jobs, JOBS_GROUP, "-", "+", 1, consumername=consumer
+        )
+        if not info:
+            await self.redis.xgroup_delconsumer(self.keys.jobs, JOBS_GROUP, consumer)

@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 RUN_EXTRAS  ?=
 TEST_EXTRAS ?= dev,diffusion
 
-.PHONY: install install-run run test lint typecheck pytest bench previews clean image deploy-test
+.PHONY: install install-run run test lint typecheck pytest bench previews i18n clean image deploy-test
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -49,6 +49,7 @@ bench: install
 	$(PY) -m bench.styles_bench
 	$(PY) -m bench.likeness_bench
 	$(PY) -m bench.labelling_bench
+	$(PY) -m bench.i18n_bench
 	$(PY) -m bench.telegram_load
 	$(PY) -m bench.diffusers_bench  # full size needs CUDA; says so and exits 0 without
 
@@ -79,6 +80,20 @@ image:
 # (docs/deployment.md, "Tested end to end"). Needs root, podman, runc and debootstrap.
 deploy-test: install
 	deploy/podman/deploy-test.sh
+
+# Catalogs (docs/languages.md): extract the English messages from the code into the
+# template, merge it into every language's .po, compile the .mo files the bot loads.
+# The compiled catalogs are committed, so `make run` needs no step of its own.
+LOCALES := bot/locales
+i18n: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -o $(LOCALES)/avatarbot.pot \
+		--project=avatarbot --copyright-holder="the avatarbot authors" --add-location=file --sort-by-file --no-wrap \
+		--add-comments=Translators: --strip-comment-tags \
+		--header-comment="# avatarbot's messages: docs/languages.md says how to translate them." \
+		bot adapters provenance
+	$(VENV)/bin/pybabel update -i $(LOCALES)/avatarbot.pot -d $(LOCALES) -D avatarbot \
+		--no-wrap --ignore-obsolete --no-fuzzy-matching --update-header-comment
+	$(VENV)/bin/pybabel compile -d $(LOCALES) -D avatarbot --statistics
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

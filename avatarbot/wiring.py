@@ -20,15 +20,22 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
+from bot.admin_commands import AdminCommands
 from bot.config import Settings
 from bot.consumers import consumer_name
 from bot.conversation import Conversation
+from bot.conversation_limits import ConversationLimits
 from bot.faces import DlibHogDetector
+from bot.gate import Gatekeeper
+from bot.i18n import LanguagePreferences
 from bot.queue import JobProducer, QueueClient, QueueConfig
 from bot.redis_connection import connect
 from bot.selfie import IntakeLimits, SelfieIntake
+from bot.selfie_store import SelfieStore
+from bot.sessions import SessionStore
 from bot.styles import StyleCatalog
 from bot.verdicts import Verifier
+from bot.waiting import WaitingJobs
 from generation.likeness_check import LikenessCheck
 from provenance.labeller import Labeller
 from provenance.labelling import ImageVerifier, ResultEncoder, load_labeller
@@ -85,7 +92,7 @@ class Core:
         queue = build_queue(settings, redis, JobProducer)
         catalog = catalog or StyleCatalog.load(settings.styles_file)
         intake = intake or build_intake(settings)
-        conversation = Conversation.create(
+        conversation = build_conversation(
             redis, queue, intake, catalog, settings, verifier=verifier
         )
         return cls(settings, redis, queue, catalog, intake, conversation)
@@ -173,3 +180,33 @@ __all__ = [
     "load_verifier",
     "redis_client",
 ]
+
+
+def build_conversation(
+    redis: aioredis.Redis,
+    queue: JobProducer,
+    intake: SelfieIntake,
+    catalog: StyleCatalog,
+    settings: Settings,
+    *,
+    verifier: Verifier | None = None,
+    cls: type[Conversation] = Conversation,
+) -> Conversation:
+    """A conversation (`cls`: it or a subclass) with its Redis-backed stores, its gate and
+    admin commands."""
+    limits = ConversationLimits.from_settings(settings)
+    prefix = settings.key_prefix
+    selfies = SelfieStore(redis, prefix, limits.selfie_ttl_s)
+    return cls(
+        queue,
+        intake,
+        catalog,
+        limits,
+        sessions=SessionStore(redis, prefix, limits.session_ttl_s),
+        selfies=selfies,
+        waiting=WaitingJobs(redis, prefix, limits.bot_name),
+        languages=LanguagePreferences(redis, prefix),
+        verifier=verifier,
+        gate=Gatekeeper.from_settings(redis, settings),
+        admin=AdminCommands.create(redis, queue, selfies, settings),
+    )

@@ -66,7 +66,7 @@ class AdminActions:
         day = report.today
         pause = await self.policy.paused()
         mode = await self.policy.mode()
-        return texts.STATS.format(
+        return texts.stats().format(
             queued=report.queued,
             running=report.running,
             workers=report.workers,
@@ -74,32 +74,32 @@ class AdminActions:
             failures=day.failures,
             p50=_seconds(day.p50_time_to_avatar_s),
             likeness=_percent(day.likeness_median),
-            access=texts.MODE_OPEN if mode is AccessMode.OPEN else texts.MODE_RESTRICTED,
-            paused=texts.STATS_PAUSED.format(since=_clock(pause.since)) if pause else "",
+            access=texts.mode_open() if mode is AccessMode.OPEN else texts.mode_restricted(),
+            paused=texts.stats_paused().format(since=_clock(pause.since)) if pause else "",
         )
 
     async def log(self, limit: int) -> str:
         entries = await self.audit.recent(limit)
-        return "\n".join(e.render() for e in entries) if entries else texts.LOG_EMPTY
+        return "\n".join(e.render() for e in entries) if entries else texts.log_empty()
 
     # --- bans ------------------------------------------------------------------------
 
     async def ban(self, actor: str, user: str) -> str:
         user = parse_user(user)
         if user in self.policy.admins:
-            return texts.BAN_ADMIN.format(user=user)
+            return texts.ban_admin().format(user=user)
         added = await self.policy.deny(user)
         jobs = await self._cancel_jobs(user)
         await self.selfies.delete(owner_of_user(user))
         await self.audit.record(actor, "ban", user, f"{jobs} job(s) cancelled")
-        return (texts.BANNED if added else texts.BAN_ALREADY).format(user=user, jobs=jobs)
+        return (texts.banned() if added else texts.ban_already()).format(user=user, jobs=jobs)
 
     async def unban(self, actor: str, user: str) -> str:
         user = parse_user(user)
         if not await self.policy.undeny(user):
-            return texts.UNBAN_NOT_BANNED.format(user=user)
+            return texts.unban_not_banned().format(user=user)
         await self.audit.record(actor, "unban", user)
-        return texts.UNBANNED.format(user=user)
+        return texts.unbanned().format(user=user)
 
     async def _cancel_jobs(self, user: str) -> int:
         owner = owner_of_user(user)
@@ -115,25 +115,25 @@ class AdminActions:
     async def allow(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if not await self.policy.allow(scope):
-            return texts.ALLOW_HAD.format(scope=scope)
+            return texts.allow_had().format(scope=scope)
         await self.audit.record(actor, "allow", scope)
-        reply = texts.ALLOW_ADDED.format(scope=scope)
+        reply = texts.allow_added().format(scope=scope)
         if await self.policy.mode() is AccessMode.OPEN:
-            reply += " " + texts.ALLOW_OPEN_HINT
+            reply += " " + texts.allow_open_hint()
         return reply
 
     async def unallow(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if not await self.policy.unallow(scope):
-            return texts.ALLOW_LACKED.format(scope=scope)
+            return texts.allow_lacked().format(scope=scope)
         await self.audit.record(actor, "unallow", scope)
-        return texts.ALLOW_REMOVED.format(scope=scope)
+        return texts.allow_removed().format(scope=scope)
 
     async def allow_list(self) -> str:
         scopes = await self.policy.allowed()
         if not scopes:
-            return texts.ALLOW_EMPTY
-        return texts.ALLOW_LIST.format(count=len(scopes), scopes=", ".join(scopes))
+            return texts.allow_empty()
+        return texts.allow_list().format(count=len(scopes), scopes=", ".join(scopes))
 
     async def deny(self, actor: str, scope: str) -> str:
         """Deny a scope. Denying one user is banning them (jobs cancelled, selfie deleted)."""
@@ -141,30 +141,30 @@ class AdminActions:
         if is_user_scope(scope):
             return await self.ban(actor, scope)
         if not await self.policy.deny(scope):
-            return texts.DENY_HAD.format(scope=scope)
+            return texts.deny_had().format(scope=scope)
         await self.audit.record(actor, "deny", scope)
-        return texts.DENY_ADDED.format(scope=scope)
+        return texts.deny_added().format(scope=scope)
 
     async def undeny(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if is_user_scope(scope):
             return await self.unban(actor, scope)
         if not await self.policy.undeny(scope):
-            return texts.DENY_LACKED.format(scope=scope)
+            return texts.deny_lacked().format(scope=scope)
         await self.audit.record(actor, "undeny", scope)
-        return texts.DENY_REMOVED.format(scope=scope)
+        return texts.deny_removed().format(scope=scope)
 
     async def deny_list(self) -> str:
         scopes = await self.policy.denied()
         if not scopes:
-            return texts.DENY_EMPTY
-        return texts.DENY_LIST.format(count=len(scopes), scopes=", ".join(scopes))
+            return texts.deny_empty()
+        return texts.deny_list().format(count=len(scopes), scopes=", ".join(scopes))
 
     # --- mode, pause -------------------------------------------------------------------
 
     async def mode(self) -> str:
         mode = await self.policy.mode()
-        return texts.MODE_OPEN if mode is AccessMode.OPEN else texts.MODE_RESTRICTED
+        return texts.mode_open() if mode is AccessMode.OPEN else texts.mode_restricted()
 
     async def set_mode(self, actor: str, mode: AccessMode) -> str:
         await self.policy.set_mode(mode)
@@ -175,20 +175,20 @@ class AdminActions:
         message = " ".join(message.split())[:MAX_PAUSE_MESSAGE]
         await self.policy.pause(message, actor)
         await self.audit.record(actor, "pause", "", message)
-        return texts.ADMIN_PAUSED.format(line=texts.paused(message))
+        return texts.admin_paused().format(line=texts.paused(message))
 
     async def resume(self, actor: str) -> str:
         if not await self.policy.resume():
-            return texts.ADMIN_NOT_PAUSED
+            return texts.admin_not_paused()
         await self.audit.record(actor, "resume")
-        return texts.ADMIN_RESUMED
+        return texts.admin_resumed()
 
     # --- quotas ------------------------------------------------------------------------
 
     async def quota(self, user: str) -> str:
         user = parse_user(user)
         quota = await self.quotas.for_user(user)
-        template = texts.QUOTA_OWN if quota.own else texts.QUOTA_DEFAULT_FOR
+        template = texts.quota_own() if quota.own else texts.quota_default_for()
         return template.format(user=user, limit=quota.limit)
 
     async def set_quota(self, actor: str, user: str, limit: int | None) -> str:
@@ -197,26 +197,26 @@ class AdminActions:
         await self.quotas.set_user(user, limit)
         await self.audit.record(actor, "quota", user, "default" if limit is None else str(limit))
         if limit is None:
-            return texts.QUOTA_RESET.format(user=user, limit=await self.quotas.default())
-        return texts.QUOTA_SET.format(user=user, limit=limit)
+            return texts.quota_reset().format(user=user, limit=await self.quotas.default())
+        return texts.quota_set().format(user=user, limit=limit)
 
     async def default_quota(self) -> str:
-        return texts.QUOTA_DEFAULT.format(limit=await self.quotas.default())
+        return texts.quota_default().format(limit=await self.quotas.default())
 
     async def set_default_quota(self, actor: str, limit: int | None) -> str:
         """Change the default daily quota; None goes back to AVATARBOT_DAILY_QUOTA."""
         await self.quotas.set_default(limit)
         limit_now = await self.quotas.default()
         await self.audit.record(actor, "quota", "default", str(limit_now))
-        return texts.QUOTA_DEFAULT_SET.format(limit=limit_now)
+        return texts.quota_default_set().format(limit=limit_now)
 
 
 def _seconds(value: float | None) -> str:
-    return texts.STATS_NONE if value is None else f"{value:.1f} s"
+    return texts.stats_none() if value is None else f"{value:.1f} s"
 
 
 def _percent(value: float | None) -> str:
-    return texts.STATS_NONE if value is None else f"{round(value * 100)}%"
+    return texts.stats_none() if value is None else f"{round(value * 100)}%"
 
 
 def _clock(epoch: float) -> str:

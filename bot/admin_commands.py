@@ -66,7 +66,7 @@ class AdminUsageError(AvatarbotError):
     def __init__(self, command: str, lead: str) -> None:
         usage = lead + USAGE[command]
         super().__init__(
-            f"bad usage of {command}", user_message=texts.ADMIN_USAGE.format(usage=usage)
+            f"bad usage of {command}", user_message=texts.admin_usage().format(usage=usage)
         )
 
 
@@ -120,22 +120,22 @@ class AdminCommands:
     async def group(self, sender: Owner, words: Sequence[str]) -> str:
         """/group in a group chat, by one of its admins (or an admin of the bot)."""
         if not sender.chat_id or sender.chat_id == sender.user_id:
-            return texts.GROUP_ONLY
+            return texts.group_only()
         where = f"{sender.platform}-chat:{sender.chat_id}"
         match [w.lower() for w in words]:
             case []:
                 chat = await self.chats.get(sender)
                 if not chat.enabled:
-                    return texts.GROUP_OFF
-                return texts.GROUP_ON.format(limit=chat.max_variants or MAX_VARIANTS)
+                    return texts.group_off()
+                return texts.group_on().format(limit=chat.max_variants or MAX_VARIANTS)
             case ["on" | "off" as switch]:
                 await self.chats.set_enabled(sender, switch == "on")
                 await self.audit.record(sender.key, "group", where, switch)
-                return texts.GROUP_TURNED_ON if switch == "on" else texts.GROUP_TURNED_OFF
+                return texts.group_turned_on() if switch == "on" else texts.group_turned_off()
             case ["variants", limit] if limit == "any" or _variants(limit) is not None:
                 chat = await self.chats.set_max_variants(sender, _variants(limit))
                 await self.audit.record(sender.key, "group", where, f"variants {limit}")
-                return texts.GROUP_VARIANTS.format(limit=chat.max_variants or MAX_VARIANTS)
+                return texts.group_variants().format(limit=chat.max_variants or MAX_VARIANTS)
         raise AdminUsageError("group", "/")
 
 

@@ -11,7 +11,7 @@ What every adapter does the same way, and where it lives:
   retried delivery never repeats a part the chat already has;
 - buttons answer only their recipient: every reply goes out `bind`-ed to the person it
   is for (`bot.replies.bind`: the sender of an event, the owner of a delivered job), and
-  a press that `callback_allows` refuses gets `texts.NOT_YOUR_BUTTON`, privately;
+  a press that `callback_allows` refuses gets `texts.not_your_button()`, privately;
 - commands come from `bot.chat_commands.CHAT_COMMANDS`, words from `bot.texts`, and an
   error that escaped the conversation becomes a reply through `bot.replies.error_reply`.
 

@@ -3,11 +3,12 @@
 `Conversation.text` answers each of these names; Telegram registers them all as
 handlers and puts the `in_menu` ones in its command menu; Discord offers the ones it has
 as slash commands, with the same summaries; /help lists the `in_menu` ones. Summaries
-are user-facing text and live in `bot.texts`.
+are user-facing text: they live in `bot.texts` and come in the current language.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import texts
@@ -16,21 +17,29 @@ from bot import texts
 @dataclass(frozen=True)
 class ChatCommand:
     name: str
-    """Without the slash; lowercase letters only (fits every platform)."""
-    summary: str
-    """One short line (Discord allows 100 characters, Telegram's menu 256)."""
+    """Without the slash; lowercase letters only (fits every platform, and the same in every
+    language: the bot's messages name its commands)."""
+    describe: Callable[[], str]
+    """Its summary in the current language (`bot.texts`): one short line (Discord allows
+    100 characters, Telegram's menu 256)."""
     in_menu: bool = True
     """Listed in command menus and /help (/start is only where a chat begins)."""
 
+    @property
+    def summary(self) -> str:
+        """The summary in the current language."""
+        return self.describe()
+
 
 CHAT_COMMANDS: tuple[ChatCommand, ...] = (
-    ChatCommand("avatar", texts.COMMAND_AVATAR),
-    ChatCommand("styles", texts.COMMAND_STYLES),
-    ChatCommand("cancel", texts.COMMAND_CANCEL),
-    ChatCommand("verify", texts.COMMAND_VERIFY),
-    ChatCommand("forgetme", texts.COMMAND_FORGETME),
-    ChatCommand("help", texts.COMMAND_HELP),
-    ChatCommand("start", texts.COMMAND_START, in_menu=False),
+    ChatCommand("avatar", texts.command_avatar),
+    ChatCommand("styles", texts.command_styles),
+    ChatCommand("cancel", texts.command_cancel),
+    ChatCommand("verify", texts.command_verify),
+    ChatCommand("forgetme", texts.command_forgetme),
+    ChatCommand("language", texts.command_language),
+    ChatCommand("help", texts.command_help),
+    ChatCommand("start", texts.command_start, in_menu=False),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in CHAT_COMMANDS)

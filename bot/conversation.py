@@ -16,52 +16,45 @@ anything of the user's is read or stored (so before intake); a refusal is one li
 commands (`bot.admin_commands`) are answered before that, for admins only; to anyone else
 they are unknown commands. /forgetme and "forget my selfie" are never refused.
 
-Selfie retention (the decision, in one place):
-- Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
-  job and deletes it as soon as the job ends (done, failed, cancelled or dead).
-- The conversation keeps the user's *current* normalised selfie (one per user, across
-  chats) in Redis with a TTL of `selfie_ttl_s`, so "more like this" and "another style"
-  work without a new upload. A new selfie replaces the old one.
-- "Forget my selfie" deletes it at once; /forgetme deletes it together with the user's
-  sessions, jobs and results (through the queue).
-- After the TTL the buttons answer that the selfie is gone and ask for a new one.
-- Nothing here logs image bytes, and nothing stores tokens.
+Selfie retention: `bot.selfie_store` says how long a selfie is kept and what deletes it.
+
+Languages (`bot.i18n`): an adapter calls `use_language` at the start of each event, so
+the replies to it are in the user's language (their /language choice, else their app's).
+A job keeps the language it was asked in (`Job.locale`); its queue messages and its
+outcome are told in that language, whenever and by whichever process they are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
-
-from bot import texts
+from bot import i18n, texts
 from bot.admin_commands import AdminCommands
 from bot.chat_commands import MENU
-from bot.gate import Admission, Gatekeeper
+from bot.conversation_limits import ConversationLimits
+from bot.enqueuing import Enqueuing, Order
+from bot.gate import Gatekeeper
 from bot.group_admins import ChatAdminLookup
+from bot.i18n import LanguagePreferences
 from bot.jobs import (
     MAX_VARIANTS,
     MIN_VARIANTS,
     FailureReason,
     Job,
-    JobRequest,
     Owner,
-    Route,
     new_seed,
 )
-from bot.queue import QueueFullError, QuotaExceededError, UserBusyError
+from bot.language_choice import LanguageChoice
 from bot.replies import (
     Action,
     BadCallbackError,
     Button,
     Failure,
-    OriginalFile,
     Queued,
     Reply,
     StylePicker,
@@ -75,40 +68,17 @@ from bot.sessions import SessionStore, Stage
 from bot.status_tracker import status_throttle_key
 from bot.styles import Style, StyleCatalog, UnknownStyleError, preview_path
 from bot.verdicts import Verifier, verdict_replies
-from bot.views import avatar_images, outcome_replies, status_reply, style_picker
-from bot.waiting import Shown, WaitingJobs
+from bot.views import original_files, outcome_replies, status_reply, style_picker
+from bot.waiting import WaitingJobs
 
 if TYPE_CHECKING:
-    from bot.config import Settings
     from bot.queue import Delivery, JobProducer, Receipt
 
 log = logging.getLogger(__name__)
 
-#: How long an idle session (stage, variant choice) is kept.
-SESSION_TTL_S = 24 * 3600
-
-
 ForgetHook = Callable[[Owner, Sequence[str]], Awaitable[int]]
 """An adapter's part of /forgetme: given the user and their job ids, delete what the
 adapter stored about them (message ids, chat state); returns how many keys it deleted."""
-
-
-@dataclass(frozen=True)
-class ConversationLimits:
-    bot_name: str
-    """This deployment's name: results for jobs enqueued here come back to it."""
-    selfie_ttl_s: int
-    session_ttl_s: int = SESSION_TTL_S
-    likeness_in_caption: bool = False
-    """Add each image's likeness score to the avatar's caption."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConversationLimits:
-        return cls(
-            bot_name=settings.bot_name,
-            selfie_ttl_s=settings.selfie_ttl_s,
-            likeness_in_caption=settings.likeness_in_caption,
-        )
 
 
 class Conversation:
@@ -124,6 +94,7 @@ class Conversation:
         sessions: SessionStore,
         selfies: SelfieStore,
         waiting: WaitingJobs,
+        languages: LanguagePreferences,
         verifier: Verifier | None = None,
         previews: Callable[[str], Path] = preview_path,
         gate: Gatekeeper | None = None,
@@ -136,6 +107,8 @@ class Conversation:
         self.sessions = sessions
         self.selfies = selfies
         self.waiting = waiting
+        self.languages = languages
+        self.language_choice = LanguageChoice(languages)
         self.verifier = verifier
         self._previews = previews
         self._forget_hooks: list[ForgetHook] = []
@@ -145,6 +118,7 @@ class Conversation:
             queue.redis, queue.config.prefix, daily_quota=queue.config.daily_quota
         )
         self.admin = admin
+        self.enqueuing = Enqueuing(queue, selfies, waiting, self.gate, limits.bot_name)
 
     def on_forget(self, hook: ForgetHook) -> None:
         """Register an adapter's part of /forgetme."""
@@ -155,34 +129,6 @@ class Conversation:
         if self.admin is not None:
             self.admin.on_chat_admins(platform, lookup)
 
-    @classmethod
-    def create(
-        cls,
-        redis: aioredis.Redis,
-        queue: JobProducer,
-        intake: SelfieIntake,
-        catalog: StyleCatalog,
-        settings: Settings,
-        *,
-        verifier: Verifier | None = None,
-    ) -> Conversation:
-        """Wire a conversation with its Redis-backed stores from the settings."""
-        limits = ConversationLimits.from_settings(settings)
-        prefix = settings.key_prefix
-        selfies = SelfieStore(redis, prefix, limits.selfie_ttl_s)
-        return cls(
-            queue,
-            intake,
-            catalog,
-            limits,
-            sessions=SessionStore(redis, prefix, limits.session_ttl_s),
-            selfies=selfies,
-            waiting=WaitingJobs(redis, prefix, limits.bot_name),
-            verifier=verifier,
-            gate=Gatekeeper.from_settings(redis, settings),
-            admin=AdminCommands.create(redis, queue, selfies, settings),
-        )
-
     # ------------------------------------------------------------------ commands
 
     async def start(self, sender: Owner) -> list[Reply]:
@@ -192,7 +138,7 @@ class Conversation:
         return [
             Text(
                 texts.welcome(self.limits.bot_name, self.limits.selfie_ttl_s),
-                buttons=(Button(texts.BUTTON_MAKE_AVATAR, Action.AVATAR),),
+                buttons=(Button(texts.button_make_avatar(), Action.AVATAR),),
             )
         ]
 
@@ -206,20 +152,20 @@ class Conversation:
         if refused := await self.gate.check(sender):
             return refused.replies()
         session = await self.sessions.get(sender)
-        return [self._picker(texts.STYLES_INTRO, session.variants)]
+        return [self._picker(texts.styles_intro(), session.variants)]
 
     async def avatar(self, sender: Owner) -> list[Reply]:
         if refused := await self.gate.check(sender, new_request=True):
             return refused.replies()
         await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-        return [Text(texts.ASK_SELFIE)]
+        return [Text(texts.ask_selfie())]
 
     async def text(self, sender: Owner, message: str) -> list[Reply]:
         """Any typed message: a /command (Telegram's `/cmd@BotName` too), a style name
         while the picker is open, or anything else (a hint)."""
         words = message.strip().split()
         if not words:
-            return [Text(texts.UNKNOWN_COMMAND)]
+            return [Text(texts.unknown_command())]
         first = words[0].lower()
         if first.startswith("/"):
             return await self._command(sender, first[1:].split("@", 1)[0], words[1:])
@@ -230,8 +176,12 @@ class Conversation:
             style = self._find_style(message)
             if style is not None:
                 return await self.choose(sender, style.id)
-            return [self._picker(texts.PICK_STYLE, session.variants)]
-        hint = texts.ASK_SELFIE if session.stage is Stage.AWAITING_SELFIE else texts.UNKNOWN_COMMAND
+            return [self._picker(texts.pick_style(), session.variants)]
+        hint = (
+            texts.ask_selfie()
+            if session.stage is Stage.AWAITING_SELFIE
+            else texts.unknown_command()
+        )
         return [Text(hint)]
 
     async def _command(self, sender: Owner, command: str, args: list[str]) -> list[Reply]:
@@ -241,8 +191,10 @@ class Conversation:
                 return answered
         if command != "forgetme" and (refused := await self.gate.check(sender)):
             return refused.replies()
+        if command == "language" and args:  # "/language es"
+            return await self.set_language(sender, args[0])
         handler = self._commands().get(command)
-        return await handler(sender) if handler else [Text(texts.UNKNOWN_COMMAND)]
+        return await handler(sender) if handler else [Text(texts.unknown_command())]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
         """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
@@ -254,12 +206,13 @@ class Conversation:
             "cancel": self.cancel,
             "forgetme": self.forget_me,
             "verify": self.ask_verify,
+            "language": self.language,
         }
 
     def _find_style(self, message: str) -> Style | None:
         wanted = message.strip().lower()
         for style in self.catalog:
-            if wanted in (style.id, style.title.lower(), style.label.lower()):
+            if wanted in style.names():
                 return style
         return None
 
@@ -286,7 +239,7 @@ class Conversation:
             return [Failure(exc.user_message)]
         await self.selfies.put(sender, selfie.jpeg)
         session = await self.sessions.set_stage(sender, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_STYLE, session.variants)]
+        return [self._picker(texts.pick_style(), session.variants)]
 
     async def set_variants(self, sender: Owner, variants: int) -> list[Reply]:
         """Change how many variants the next job makes; answers with the updated picker."""
@@ -296,7 +249,7 @@ class Conversation:
             return [Failure(texts.variants_range(MIN_VARIANTS, MAX_VARIANTS))]
         session = replace(await self.sessions.get(sender), variants=variants)
         await self.sessions.put(sender, session)
-        return [self._picker(texts.PICK_STYLE, variants)]
+        return [self._picker(texts.pick_style(), variants)]
 
     async def choose(
         self,
@@ -320,7 +273,7 @@ class Conversation:
         stored = await self.selfies.get(sender)
         if stored is None:
             await self.sessions.set_stage(sender, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         replies = await self._enqueue(sender, style, count, stored, route_data=route_data)
         if isinstance(replies[-1], Queued):
             await self.sessions.set_stage(sender, Stage.IDLE)
@@ -339,14 +292,16 @@ class Conversation:
             return [Failure(exc.user_message, ephemeral=True)]
         if not callback_allows(data, presser):
             log.info("button %s refused: bound to someone else", action.value)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
-        if action is Action.PICK:
-            return await self.choose(presser, arg, route_data=route_data)
-        if action is Action.VARIANTS:
-            return await self.set_variants(presser, int(arg) if arg.isdigit() else 0)
-        if action is Action.AVATAR:
-            return await self.avatar(presser)
-        return await self.press(presser, action, arg, route_data=route_data)
+            return [Text(texts.not_your_button(), ephemeral=True)]
+        if action.takes_job:
+            return await self.press(presser, action, arg, route_data=route_data)
+        handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
+            Action.PICK: lambda: self.choose(presser, arg, route_data=route_data),
+            Action.VARIANTS: lambda: self.set_variants(presser, int(arg) if arg.isdigit() else 0),
+            Action.AVATAR: lambda: self.avatar(presser),
+            Action.LANGUAGE: lambda: self.set_language(presser, arg),
+        }
+        return await handlers[action]()
 
     async def press(
         self,
@@ -365,10 +320,10 @@ class Conversation:
         if job is None:
             if action is Action.FORGET:  # deleting one's own selfie needs no job
                 return await self.forget_selfie(presser)
-            return [Failure(texts.BUTTON_EXPIRED, ephemeral=True)]
+            return [Failure(texts.button_expired(), ephemeral=True)]
         if (job.owner.platform, job.owner.user_id) != (presser.platform, presser.user_id):
             log.info("button %s on job %s refused: not the owner", action.value, job.id)
-            return [Text(texts.NOT_YOUR_BUTTON, ephemeral=True)]
+            return [Text(texts.not_your_button(), ephemeral=True)]
         handlers: dict[Action, Callable[[], Awaitable[list[Reply]]]] = {
             Action.MORE: lambda: self._more(presser, job, route_data),
             Action.STYLE: lambda: self._another_style(presser),
@@ -381,9 +336,9 @@ class Conversation:
     async def _another_style(self, presser: Owner) -> list[Reply]:
         if await self.selfies.get(presser) is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         session = await self.sessions.set_stage(presser, Stage.CHOOSING_STYLE)
-        return [self._picker(texts.PICK_ANOTHER_STYLE, session.variants)]
+        return [self._picker(texts.pick_another_style(), session.variants)]
 
     async def _more(
         self, presser: Owner, job: Job, route_data: Mapping[str, str] | None
@@ -391,7 +346,7 @@ class Conversation:
         stored = await self.selfies.get(presser)
         if stored is None:
             await self.sessions.set_stage(presser, Stage.AWAITING_SELFIE)
-            return [Failure(texts.SELFIE_EXPIRED)]
+            return [Failure(texts.selfie_expired())]
         try:
             style = self.catalog.get(job.style_id)
         except UnknownStyleError:
@@ -402,7 +357,7 @@ class Conversation:
             seed = new_seed()
         notes: list[Reply] = []
         if await self.selfies.linked(job.id) not in (None, stored.selfie_id):
-            notes.append(Text(texts.SELFIE_REPLACED))
+            notes.append(Text(texts.selfie_replaced()))
         replies = await self._enqueue(
             presser, style, job.variants, stored, seed=seed, route_data=route_data
         )
@@ -411,18 +366,8 @@ class Conversation:
     async def _originals(self, job: Job) -> list[Reply]:
         result = await self.queue.get_result(job.id)
         if result is None or not result.images:
-            return [Failure(texts.RESULT_GONE)]
-        images = avatar_images(result)
-        return [
-            OriginalFile(
-                job_id=job.id,
-                index=i,
-                filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
-                image=image,
-                caption=texts.ORIGINAL_CAPTION if i == 0 else "",
-            )
-            for i, image in enumerate(images)
-        ]
+            return [Failure(texts.result_gone())]
+        return original_files(job, result)
 
     # ------------------------------------------------------------------ cancel, forget
 
@@ -432,31 +377,34 @@ class Conversation:
         await self.sessions.set_stage(sender, Stage.IDLE)
         job = await self.queue.active_job(sender)
         if job is None:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         return await self._cancel(job)
 
     async def _cancel(self, job: Job) -> list[Reply]:
         if job.status.final:
-            return [Text(texts.NOTHING_TO_CANCEL)]
+            return [Text(texts.nothing_to_cancel())]
         if not await self.queue.cancel(job.id, job.owner):
-            return [Failure(texts.CANNOT_CANCEL)]
+            return [Failure(texts.cannot_cancel())]
         # The job stays watched: the status tracker edits its queue message to "cancelled"
         # (the queue publishes no outcome for a cancellation) and then drops it.
         log.info("job %s cancelled by its owner", job.id)
-        return [Text(texts.CANCELLED, buttons=(Button(texts.BUTTON_NEW_AVATAR, Action.AVATAR),))]
+        return [
+            Text(texts.cancelled(), buttons=(Button(texts.button_new_avatar(), Action.AVATAR),))
+        ]
 
     async def forget_selfie(self, sender: Owner) -> list[Reply]:
         """Delete the stored selfie now (the "forget my selfie" button)."""
         if await self.selfies.delete(sender):
             await self.sessions.set_stage(sender, Stage.IDLE)
-            return [Text(texts.SELFIE_FORGOTTEN)]
-        return [Text(texts.NO_SELFIE_TO_FORGET)]
+            return [Text(texts.selfie_forgotten())]
+        return [Text(texts.no_selfie_to_forget())]
 
     async def forget_me(self, sender: Owner) -> list[Reply]:
         """/forgetme: the selfie, every session, and (through the queue) jobs and results."""
         job_ids = await self.queue.user_job_ids(sender)
         had_selfie = await self.selfies.delete(sender, job_ids)
         await self.sessions.delete_user(sender)
+        await self.languages.clear(sender)  # the receipt still speaks it: this event's locale
         await self.queue.redis.delete(status_throttle_key(self.queue.config.prefix, sender))
         receipt = await self.queue.forget_user(sender)
         for hook in self._forget_hooks:
@@ -467,15 +415,29 @@ class Conversation:
         cancelled = receipt.queued_cancelled + receipt.running_discarded
         return [Text(texts.forgot_everything(cancelled, had_selfie))]
 
+    # ------------------------------------------------------------------ languages
+
+    async def use_language(self, sender: Owner, app_language: str | None) -> str:
+        """Speak `sender`'s language for the rest of this event (`bot.language_choice`)."""
+        return await self.language_choice.use(sender, app_language)
+
+    async def language(self, sender: Owner) -> list[Reply]:
+        """/language: the languages, each named in itself, and "automatic"."""
+        return [self.language_choice.picker(texts.language_ask(i18n.current_locale()))]
+
+    async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
+        """Speak `choice` (a language tag, or "auto") from now on."""
+        return await self.language_choice.choose(sender, choice)
+
     # ------------------------------------------------------------------ verify
 
     async def ask_verify(self, sender: Owner) -> list[Reply]:
         if refused := await self.gate.check(sender):
             return refused.replies()
         if self.verifier is None:
-            return [Text(texts.VERIFY_UNAVAILABLE)]
+            return [Text(texts.verify_unavailable())]
         await self.sessions.set_stage(sender, Stage.AWAITING_VERIFY)
-        return [Text(texts.VERIFY_ASK)]
+        return [Text(texts.verify_ask())]
 
     async def verify(self, sender: Owner, data: bytes) -> list[Reply]:
         """Say whether this bot made an image and whether it was altered since.
@@ -485,21 +447,25 @@ class Conversation:
         if refused := await self.gate.check(sender):
             return refused.replies()
         await self.sessions.set_stage(sender, Stage.IDLE)
-        return await verdict_replies(self.verifier, data)
+        return await verdict_replies(self.verifier, data, self._label)
 
     # ------------------------------------------------------------------ results
 
     async def outcome_replies(self, delivery: Delivery) -> list[Reply]:
-        """What to tell a job's owner about its outcome (used by `DeliveryPump`)."""
-        await self.waiting.remove(delivery.outcome.job_id)
-        style_id = delivery.job.style_id if delivery.job is not None else ""
-        return outcome_replies(
-            delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
-        )
+        """What to tell a job's owner about its outcome (used by `DeliveryPump`), in the
+        language the job was asked in."""
+        with i18n.use(delivery.job.locale if delivery.job is not None else ""):
+            await self.waiting.remove(delivery.outcome.job_id)
+            style_id = delivery.job.style_id if delivery.job is not None else ""
+            return outcome_replies(
+                delivery, self._label(style_id), show_likeness=self.limits.likeness_in_caption
+            )
 
     def status_reply(self, receipt: Receipt) -> Queued:
-        """The queue message for a job's current status (used by `StatusTracker`)."""
-        return status_reply(receipt, self._label(receipt.job.style_id))
+        """The queue message for a job's current status (used by `StatusTracker`), in the
+        language the job was asked in."""
+        with i18n.use(receipt.job.locale):
+            return status_reply(receipt, self._label(receipt.job.style_id))
 
     # ------------------------------------------------------------------ helpers
 
@@ -513,43 +479,8 @@ class Conversation:
         seed: int | None = None,
         route_data: Mapping[str, str] | None = None,
     ) -> list[Reply]:
-        admission = await self.gate.admit(sender, variants)  # pause, chat limit, quota
-        if not isinstance(admission, Admission):
-            return admission.replies()
-        request = JobRequest(
-            owner=sender,
-            route=Route(bot=self.limits.bot_name, data=dict(route_data or {})),
-            style_id=style.id,
-            variants=admission.variants,
-            seed=seed,
-        )
-        try:
-            receipt = await self.queue.enqueue(request, stored.jpeg, quota=admission.quota)
-        except UserBusyError as exc:
-            return [
-                Failure(
-                    exc.user_message,
-                    buttons=(Button(texts.BUTTON_CANCEL_IT, Action.CANCEL, exc.job_id),),
-                )
-            ]
-        except (QuotaExceededError, QueueFullError) as exc:
-            log.info("enqueue refused (%s): %s", sender.platform, type(exc).__name__)
-            return [Failure(exc.user_message)]
-        job = receipt.job
-        await self.selfies.link(job.id, stored.selfie_id)
-        reply = self.status_reply(receipt)
-        await self.waiting.add(
-            job.id,
-            Shown(
-                status=job.status.value,
-                position=reply.position,
-                eta_s=round(receipt.eta_s),
-                since=time.time(),
-                text=reply.text,
-            ),
-        )
-        log.info("job %s enqueued: style %s, %d variant(s)", job.id, style.id, job.variants)
-        return [*admission.notes, reply]
+        order = Order(sender, style, variants, stored, seed, dict(route_data or {}))
+        return await self.enqueuing.enqueue(order, self.status_reply)
 
     def _picker(self, text: str, variants: int) -> StylePicker:
         return style_picker(self.catalog, self._previews, text, variants)
@@ -557,4 +488,4 @@ class Conversation:
     def _label(self, style_id: str) -> str:
         if style_id in self.catalog:
             return self.catalog.get(style_id).label
-        return style_id or "your"
+        return style_id or "🎨"

@@ -97,11 +97,11 @@ class Gatekeeper:
             return refused
         quota = await self.quotas.for_user(sender.key)
         if quota.limit == 0:
-            return await self._refuse(sender, Refusal.NO_QUOTA, texts.NO_QUOTA)
+            return await self._refuse(sender, Refusal.NO_QUOTA, texts.no_quota())
         allowed = chat.cap(variants)
         notes: tuple[Reply, ...] = ()
         if allowed < variants:
-            notes = (Text(texts.VARIANTS_CAPPED.format(limit=allowed)),)
+            notes = (Text(texts.variants_capped().format(limit=allowed)),)
         return Admission(variants=allowed, quota=quota.limit, notes=notes)
 
     async def forget(self, sender: Owner) -> None:
@@ -144,8 +144,8 @@ class Gatekeeper:
 
 
 _TEXTS = {
-    Refusal.DENIED: texts.DENIED,
-    Refusal.NOT_ALLOWED: texts.NOT_ALLOWED,
-    Refusal.CHAT_OFF: texts.CHAT_OFF,
-    Refusal.NO_QUOTA: texts.NO_QUOTA,
+    Refusal.DENIED: texts.denied(),
+    Refusal.NOT_ALLOWED: texts.not_allowed(),
+    Refusal.CHAT_OFF: texts.chat_off(),
+    Refusal.NO_QUOTA: texts.no_quota(),
 }

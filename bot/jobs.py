@@ -122,6 +122,9 @@ class JobRequest:
     style_id: str
     variants: int = 1
     seed: int | None = None
+    locale: str = ""
+    """The language the user was spoken to in when they asked (`bot.i18n`): everything
+    said about this job later, after a restart too, is said in it. "" = English."""
 
     def __post_init__(self) -> None:
         if not MIN_VARIANTS <= self.variants <= MAX_VARIANTS:
@@ -148,6 +151,9 @@ class Job:
     finished_at: float | None = None
     failure: FailureReason | None = None
     delivered: bool = False
+    locale: str = ""
+    """The language of everything said about this job ("" = English; jobs enqueued before
+    languages existed have none)."""
 
     @classmethod
     def from_request(
@@ -162,6 +168,7 @@ class Job:
             variants=request.variants,
             seed=request.seed if request.seed is not None else new_seed(),
             created_at=time.time() if created_at is None else created_at,
+            locale=request.locale,
         )
 
     @property
@@ -191,6 +198,8 @@ class Job:
             fields["finished_at"] = repr(self.finished_at)
         if self.failure is not None:
             fields["failure"] = self.failure.value
+        if self.locale:
+            fields["locale"] = self.locale
         return fields
 
     @classmethod
@@ -212,6 +221,7 @@ class Job:
                 finished_at=float(f["finished_at"]) if "finished_at" in f else None,
                 failure=FailureReason(f["failure"]) if f.get("failure") else None,
                 delivered=f.get("delivered") == "1",
+                locale=f.get("locale", ""),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"malformed job record: {exc!r}") from exc

@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import AvatarbotError
+from bot.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ MIN_VERSION = (6, 2, 0)
 class RedisUnavailableError(AvatarbotError):
     """Redis could not be reached within the allowed time."""
 
-    user_message = "I'm having trouble reaching my queue. Please try again shortly."
+    user_text = N_("I'm having trouble reaching my queue. Please try again shortly.")
 
 
 class RedisTooOldError(AvatarbotError):

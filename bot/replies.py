@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot import texts
 from bot.errors import AvatarbotError
+from bot.i18n import N_
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, JobStatus, Owner
 from bot.likeness import Likeness
 from bot.redis_connection import RedisUnavailableError
@@ -62,6 +63,9 @@ class Action(enum.StrEnum):
     """Set how many variants the next job makes (arg: 1..4)."""
     AVATAR = "avatar"
     """Start over: ask for a selfie (arg: "-")."""
+    LANGUAGE = "lang"
+    """Speak this language from now on (arg: a lowercase language tag such as "pt-br", or
+    "auto" for the language of the user's app)."""
 
     @property
     def takes_job(self) -> bool:
@@ -74,7 +78,7 @@ _JOB_ACTIONS = frozenset({Action.MORE, Action.STYLE, Action.ORIGINAL, Action.FOR
 class BadCallbackError(AvatarbotError):
     """Callback data that this version of the bot does not understand (old or forged)."""
 
-    user_message = "That button no longer works. Send /avatar to start again."
+    user_text = N_("That button no longer works. Send /avatar to start again.")
 
 
 def owner_tag(owner: Owner) -> str:
@@ -214,7 +218,7 @@ class StylePicker:
     def variant_buttons(self) -> tuple[Button, ...]:
         return tuple(
             Button(
-                texts.VARIANT_CHOSEN.format(n=n) if n == self.variants else str(n),
+                texts.variant_chosen(n) if n == self.variants else str(n),
                 Action.VARIANTS,
                 str(n),
                 owner=self.owner,
@@ -309,5 +313,5 @@ def error_reply(exc: BaseException) -> Failure:
     if isinstance(exc, AvatarbotError):
         return Failure(exc.user_message)
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        return Failure(RedisUnavailableError.user_message)
-    return Failure(AvatarbotError.user_message)
+        return Failure(RedisUnavailableError().user_message)
+    return Failure(AvatarbotError().user_message)

@@ -42,7 +42,7 @@ def parse_scope(text: str) -> str:
     if not _SCOPE.match(scope):
         raise ScopeError(
             f"not a scope: {scope!r}",
-            user_message=texts.BAD_SCOPE.format(text=repr(scope), examples=EXAMPLES),
+            user_message=texts.bad_scope().format(text=repr(scope), examples=EXAMPLES),
         )
     return scope
 
@@ -52,7 +52,7 @@ def parse_user(text: str) -> str:
     user = text.strip()
     if not is_user_scope(user):
         raise ScopeError(
-            f"not a user: {user!r}", user_message=texts.BAD_USER.format(text=repr(user))
+            f"not a user: {user!r}", user_message=texts.bad_user().format(text=repr(user))
         )
     return user
 

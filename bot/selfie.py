@@ -42,14 +42,13 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from bot.errors import AvatarbotError
 from bot.faces import FaceBox, FaceDetector
+from bot.i18n import N_, _
 
 #: Formats Pillow may use to open an upload; first frame only, animations are refused.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "GIF")
 #: Formats that can hold an animation, which intake refuses. A HEIF with several
 #: top-level images (bursts) is read through its primary image instead.
 _ANIMATABLE = frozenset({"PNG", "WEBP", "AVIF", "GIF"})
-#: What users are told they may send.
-_FRIENDLY_FORMATS = "JPEG, PNG, WEBP or HEIC"
 
 #: Crop side as a multiple of the face box size (the HOG box spans brows to chin).
 CROP_FACE_RATIO = 2.4
@@ -70,22 +69,27 @@ log = logging.getLogger(__name__)
 class IntakeError(AvatarbotError):
     """The upload cannot become a selfie; `user_message` says why in one line."""
 
-    user_message = "I couldn't use that picture. Please send a clear photo of your face."
+    user_text = N_("I couldn't use that picture. Please send a clear photo of your face.")
 
 
 class NotAnImage(IntakeError):
-    """The bytes are not an image at all (empty, text, a web page, a PDF, an archive...)."""
+    """The bytes are not an image at all (empty, text, a web page, a PDF, an archive...).
+
+    `kind` is an English message id (marked with `N_`), translated where it is told."""
 
     def __init__(self, kind: str | None = None) -> None:
         self.kind = kind
-        if kind:
-            message = f"That looks like {kind}, not a photo. Please send a photo of your face."
-        else:
-            message = (
-                "That file isn't a picture I can read. "
-                f"Please send a photo of your face ({_FRIENDLY_FORMATS})."
-            )
-        super().__init__(f"not an image: {kind or 'unrecognised data'}", user_message=message)
+        super().__init__(f"not an image: {kind or 'unrecognised data'}")
+
+    def localized(self) -> str:
+        if self.kind:
+            return _(
+                "That looks like {kind}, not a photo. Please send a photo of your face."
+            ).format(kind=_(self.kind))
+        return _(
+            "That file isn't a picture I can read. "
+            "Please send a photo of your face (JPEG, PNG, WEBP or HEIC)."
+        )
 
 
 class UnsupportedFormat(IntakeError):
@@ -93,12 +97,12 @@ class UnsupportedFormat(IntakeError):
 
     def __init__(self, format_name: str) -> None:
         self.format_name = format_name
-        super().__init__(
-            f"unsupported image format: {format_name}",
-            user_message=(
-                f"{format_name} images aren't supported. Please send a {_FRIENDLY_FORMATS} photo."
-            ),
-        )
+        super().__init__(f"unsupported image format: {format_name}")
+
+    def localized(self) -> str:
+        return _(
+            "{format} images aren't supported. Please send a JPEG, PNG, WEBP or HEIC photo."
+        ).format(format=self.format_name)
 
 
 class FileTooLarge(IntakeError):
@@ -107,13 +111,12 @@ class FileTooLarge(IntakeError):
     def __init__(self, size: int, limit: int) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            f"file of {size} bytes exceeds the {limit}-byte limit",
-            user_message=(
-                f"That file is too big (the limit is {_megabytes(limit)}). "
-                "Please send a smaller photo."
-            ),
-        )
+        super().__init__(f"file of {size} bytes exceeds the {limit}-byte limit")
+
+    def localized(self) -> str:
+        return _(
+            "That file is too big (the limit is {megabytes} MB). Please send a smaller photo."
+        ).format(megabytes=_megabytes(self.limit))
 
 
 class ImageTooLarge(IntakeError):
@@ -130,13 +133,14 @@ class ImageTooLarge(IntakeError):
         size = f"{width}x{height}" if width is not None else "unknown size"
         super().__init__(
             f"image dimensions {size} exceed {limits.max_pixels} pixels "
-            f"or {limits.max_side} px a side",
-            user_message=(
-                "That image is too large "
-                f"(the limit is {limits.max_pixels / 1e6:g} megapixels and "
-                f"{limits.max_side} pixels a side). Please send a normal photo."
-            ),
+            f"or {limits.max_side} px a side"
         )
+
+    def localized(self) -> str:
+        return _(
+            "That image is too large (the limit is {megapixels} megapixels and "
+            "{side} pixels a side). Please send a normal photo."
+        ).format(megapixels=f"{self.max_pixels / 1e6:g}", side=self.max_side)
 
 
 class ImageTooSmall(IntakeError):
@@ -146,30 +150,28 @@ class ImageTooSmall(IntakeError):
         self.width = width
         self.height = height
         self.min_side = min_side
-        super().__init__(
-            f"image {width}x{height} is smaller than {min_side} px a side",
-            user_message=(
-                f"That image is too small. Please send a photo of at least "
-                f"{min_side} × {min_side} pixels."
-            ),
-        )
+        super().__init__(f"image {width}x{height} is smaller than {min_side} px a side")
+
+    def localized(self) -> str:
+        return _(
+            "That image is too small. Please send a photo of at least {side} × {side} pixels."
+        ).format(side=self.min_side)
 
 
 class AnimatedImage(IntakeError):
     """An animation (GIF, APNG, animated WEBP/AVIF)."""
 
+    user_text = N_("That's an animation. Please send a still photo of your face.")
+
     def __init__(self, format_name: str) -> None:
         self.format_name = format_name
-        super().__init__(
-            f"animated {format_name}",
-            user_message="That's an animation. Please send a still photo of your face.",
-        )
+        super().__init__(f"animated {format_name}")
 
 
 class CorruptImage(IntakeError):
     """Looks like a supported image but is truncated or broken."""
 
-    user_message = (
+    user_text = N_(
         "That picture seems damaged or incomplete. Please send it again or try another photo."
     )
 
@@ -177,7 +179,7 @@ class CorruptImage(IntakeError):
 class NoFaceFound(IntakeError):
     """The detector found no face it is confident about."""
 
-    user_message = (
+    user_text = N_(
         "I couldn't find a face in that photo. Please face the camera, in good light, "
         "with nothing covering your face."
     )
@@ -186,33 +188,29 @@ class NoFaceFound(IntakeError):
 class MultipleFaces(IntakeError):
     """More than one prominent face."""
 
+    user_text = N_("I found more than one face in that photo. Please send a photo of just you.")
+
     def __init__(self, count: int) -> None:
         self.count = count
-        super().__init__(
-            f"{count} prominent faces",
-            user_message=(
-                "I found more than one face in that photo. Please send a photo of just you."
-            ),
-        )
+        super().__init__(f"{count} prominent faces")
 
 
 class FaceTooSmall(IntakeError):
     """The face is smaller than `IntakeLimits.min_face_px` (too far from the camera)."""
 
+    user_text = N_(
+        "Your face is too small in that photo. Please come closer to the camera "
+        "so your face fills more of the picture."
+    )
+
     def __init__(self, face_px: int, min_face_px: int) -> None:
         self.face_px = face_px
         self.min_face_px = min_face_px
-        super().__init__(
-            f"face of {face_px} px is smaller than {min_face_px} px",
-            user_message=(
-                "Your face is too small in that photo. Please come closer to the camera "
-                "so your face fills more of the picture."
-            ),
-        )
+        super().__init__(f"face of {face_px} px is smaller than {min_face_px} px")
 
 
 def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):g} MB"
+    return f"{n / (1024 * 1024):g}"
 
 
 # --------------------------------------------------------------------------- values
@@ -300,7 +298,7 @@ def _decode(
     if len(data) > limits.max_bytes:
         raise FileTooLarge(len(data), limits.max_bytes)
     if not data:
-        raise NotAnImage("an empty file")
+        raise NotAnImage(N_("an empty file"))
     _register_heif()
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
@@ -543,12 +541,12 @@ _SIGNATURES: tuple[tuple[bytes, int, str, bool], ...] = (
     (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "JPEG XL", True),
     (b"qoif", 0, "QOI", True),
     (b"DDS ", 0, "DDS", True),
-    (b"%PDF", 0, "a PDF document", False),
-    (b"PK\x03\x04", 0, "a ZIP archive", False),
-    (b"PK\x05\x06", 0, "a ZIP archive", False),
-    (b"\x1f\x8b", 0, "a compressed archive", False),
-    (b"Rar!", 0, "a compressed archive", False),
-    (b"7z\xbc\xaf\x27\x1c", 0, "a compressed archive", False),
+    (b"%PDF", 0, N_("a PDF document"), False),
+    (b"PK\x03\x04", 0, N_("a ZIP archive"), False),
+    (b"PK\x05\x06", 0, N_("a ZIP archive"), False),
+    (b"\x1f\x8b", 0, N_("a compressed archive"), False),
+    (b"Rar!", 0, N_("a compressed archive"), False),
+    (b"7z\xbc\xaf\x27\x1c", 0, N_("a compressed archive"), False),
 )
 _SUPPORTED_NAMES = frozenset({"JPEG", "PNG", "GIF", "WEBP"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"})
@@ -566,16 +564,16 @@ def _identify_rejected(data: bytes) -> IntakeError:  # noqa: PLR0911  # one retu
     if data[4:8] == b"ftyp":
         if data[8:12] in _HEIF_BRANDS:
             return CorruptImage("HEIF/AVIF signature but unreadable")
-        return NotAnImage("a video")
+        return NotAnImage(N_("a video"))
     if data[:2] == b"BM" and len(data) >= 26 and data[6:10] == b"\x00\x00\x00\x00":
         return UnsupportedFormat("BMP")
     head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in head:
         return UnsupportedFormat("SVG")
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        return NotAnImage("a web page")
+        return NotAnImage(N_("a web page"))
     if _looks_like_text(data[:4096]):
-        return NotAnImage("a text file")
+        return NotAnImage(N_("a text file"))
     return NotAnImage(None)
 
 

@@ -1,10 +1,18 @@
 """The conversation's copy of a user's current selfie, kept only for a short while.
 
-Retention (the whole story is in `bot.conversation`'s docstring): one normalised selfie
-per user (platform + user id, across chats), under a key that expires after
-`selfie_ttl_s`. Storing a new selfie replaces the old one. "Forget my selfie" and
-/forgetme delete it at once. Each job remembers which selfie it was made from (an id,
-not the image) so "more like this" can tell whether that selfie is still the current one.
+Each job remembers which selfie it was made from (an id, not the image) so "more like
+this" can tell whether that selfie is still the current one.
+
+Selfie retention, the decision in one place:
+- Intake keeps nothing. The queue stores its own copy of the normalised selfie with the
+  job and deletes it as soon as the job ends (done, failed, cancelled or dead).
+- The conversation keeps the user's *current* normalised selfie (one per user, across
+  chats) in Redis with a TTL of `selfie_ttl_s`, so "more like this" and "another style"
+  work without a new upload. A new selfie replaces the old one.
+- "Forget my selfie" deletes it at once; /forgetme deletes it together with the user's
+  sessions, jobs and results (through the queue).
+- After the TTL the buttons answer that the selfie is gone and ask for a new one.
+- Nothing here logs image bytes, and nothing stores tokens.
 """
 
 from __future__ import annotations

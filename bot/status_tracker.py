@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
+from bot import i18n
 from bot.jobs import Job, JobStatus, Owner
 from bot.queue.producer import JobProducer, Receipt
 from bot.replies import Queued
@@ -114,7 +115,8 @@ class StatusTracker:
         if handler is None or not await self._take_slot(job):
             return False
         try:
-            await handler(job, reply)
+            with i18n.use(job.locale):
+                await handler(job, reply)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failed edit is not worth more than a log line

@@ -3,6 +3,12 @@
 The catalog is data (`bot/data/styles.toml`); operators edit a copy and point
 `AVATARBOT_STYLES_FILE` at it. Each style has a CPU recipe (an effect of the CPU
 style engine and its parameters) and a diffusion recipe (prompt and sampler knobs).
+
+What users read of a style (its title and description) is written in English and
+translated in the catalog itself, one table per language (`[style.translations.es]`,
+`[style.translations.pt_BR]`), so an operator translates their own styles where they
+write them. `Style.label` and `Style.blurb` speak the current language (`bot.i18n`),
+falling back to the language without its region, then to English.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import AvatarbotError
+from bot.i18n import N_, current_locale
+from bot.i18n.locales import normalize
 from bot.likeness import SAME_PERSON_SCORE
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -25,7 +33,7 @@ class StyleCatalogError(AvatarbotError):
 
 
 class UnknownStyleError(AvatarbotError):
-    user_message = "I don't know that style. Send /styles to see the ones I can do."
+    user_text = N_("I don't know that style. Send /styles to see the ones I can do.")
 
 
 @dataclass(frozen=True)
@@ -46,20 +54,54 @@ class DiffusionRecipe:
 
 
 @dataclass(frozen=True)
+class StyleText:
+    """A style's words in one language."""
+
+    title: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Style:
     id: str
     title: str
+    """In English, the catalog's source language."""
     emoji: str
     description: str
+    """In English, the catalog's source language."""
     cpu: CpuRecipe
     diffusion: DiffusionRecipe
     min_likeness: float = SAME_PERSON_SCORE
     """Likeness score (0..1) below which a diffusion avatar is generated again with a new
     seed (the catalog's `min_likeness`, or the style's own). CPU styles only report it."""
+    translations: Mapping[str, StyleText] = field(default_factory=dict)
+    """Title and description by locale (`es`, `pt_BR`)."""
+
+    def text_in(self, locale: str) -> StyleText:
+        """The style's words in `locale`: its own table, else its language's, else English."""
+        found = self.translations.get(locale) or self.translations.get(
+            locale.split("_", maxsplit=1)[0]
+        )
+        return found if found is not None else StyleText(self.title, self.description)
+
+    def label_in(self, locale: str) -> str:
+        return f"{self.emoji} {self.text_in(locale).title}"
 
     @property
     def label(self) -> str:
-        return f"{self.emoji} {self.title}"
+        """Emoji and title in the current language, e.g. "✏️ Pencil sketch"."""
+        return self.label_in(current_locale())
+
+    @property
+    def blurb(self) -> str:
+        """The description in the current language."""
+        return self.text_in(current_locale()).description
+
+    def names(self) -> set[str]:
+        """What a user may type to pick it: its id, its title and label in any language."""
+        words = [StyleText(self.title, self.description), *self.translations.values()]
+        titles = {w.title.lower() for w in words}
+        return {self.id, *titles, *(f"{self.emoji} {t}" for t in titles)}
 
 
 class StyleCatalog:
@@ -151,16 +193,37 @@ def _parse_style(entry: Any, where: str, index: int, min_likeness: float) -> Sty
             raise StyleCatalogError(f"{at}: diffusion.strength must be in (0, 1]")
         if not 1 <= recipe.steps <= 50:
             raise StyleCatalogError(f"{at}: diffusion.steps must be 1..50")
+        title = str(entry["title"])
+        description = str(entry.get("description", ""))
         return Style(
             id=style_id,
-            title=str(entry["title"]),
+            title=title,
             emoji=str(entry.get("emoji", "🎨")),
-            description=str(entry.get("description", "")),
+            description=description,
             cpu=CpuRecipe(effect=str(cpu["effect"]), params=dict(cpu.get("params", {}))),
             diffusion=recipe,
             min_likeness=_min_likeness(entry.get("min_likeness", min_likeness), at),
+            translations=_translations(entry.get("translations", {}), description, at),
         )
     except KeyError as exc:
         raise StyleCatalogError(f"{at}: missing {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise StyleCatalogError(f"{at}: {exc}") from None
+
+
+def _translations(tables: Any, description: str, at: str) -> dict[str, StyleText]:
+    """`[style.translations.<locale>]` tables: a title, and a description (the English one
+    when left out)."""
+    if not isinstance(tables, dict):
+        raise StyleCatalogError(f"{at}: translations must be tables, one per language")
+    found: dict[str, StyleText] = {}
+    for tag, table in tables.items():
+        locale = normalize(str(tag))
+        if locale is None:
+            raise StyleCatalogError(f"{at}: {tag!r} is not a language tag (e.g. es, pt_BR)")
+        if not isinstance(table, dict) or not str(table.get("title", "")).strip():
+            raise StyleCatalogError(f"{at}: translations.{tag} needs a title")
+        found[locale] = StyleText(
+            title=str(table["title"]), description=str(table.get("description", description))
+        )
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 from bot import texts
@@ -17,7 +18,7 @@ from bot.replies import Failure, Reply, Text
 
 
 class VerdictLike(Protocol):
-    """What `/verify` needs from a provenance verdict (`provenance.labeller.Verdict`)."""
+    """What `/verify` needs from a provenance verdict (`provenance.labelling.Verification`)."""
 
     @property
     def ours(self) -> bool: ...
@@ -25,8 +26,13 @@ class VerdictLike(Protocol):
     @property
     def intact(self) -> bool: ...
 
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
+    @property
+    def made_at(self) -> datetime | None:
+        """When this bot made the image, when known (only for images of ours)."""
+
+    @property
+    def made_in_style(self) -> str | None:
+        """The style id it was made in, when known (only for images of ours)."""
 
 
 Verifier = Callable[[bytes], VerdictLike]
@@ -34,12 +40,20 @@ Verifier = Callable[[bytes], VerdictLike]
 AvatarbotError with a `user_message` (e.g. not an image)."""
 
 
-async def verdict_replies(verifier: Verifier | None, data: bytes) -> list[Reply]:
-    """The verdict on `data` in one line; without a verifier, that verifying is off."""
+async def verdict_replies(
+    verifier: Verifier | None, data: bytes, label: Callable[[str], str]
+) -> list[Reply]:
+    """The verdict on `data` in the user's language (`label`: a style id's label); without
+    a verifier, that verifying is off."""
     if verifier is None:
-        return [Text(texts.VERIFY_UNAVAILABLE)]
+        return [Text(texts.verify_unavailable())]
     try:
         verdict = await asyncio.to_thread(verifier, data)
     except AvatarbotError as exc:
         return [Failure(exc.user_message)]
-    return [Text(texts.verdict(verdict.ours, verdict.intact, verdict.origin()))]
+    made = verdict.made_at
+    made_on = made.astimezone(UTC).date() if made is not None else None
+    style = verdict.made_in_style
+    return [
+        Text(texts.verdict(verdict.ours, verdict.intact, made_on, label(style) if style else None))
+    ]

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import texts
-from bot.jobs import FailureReason, JobResult, JobStatus
+from bot.jobs import FailureReason, Job, JobResult, JobStatus
 from bot.replies import (
     Action,
     Avatar,
     AvatarImage,
     Button,
     Failure,
+    OriginalFile,
     Queued,
     Reply,
     StyleOption,
@@ -38,7 +39,7 @@ def style_picker(
             StyleOption(
                 style_id=style.id,
                 label=style.label,
-                description=style.description,
+                description=style.blurb,
                 preview=path if path.is_file() else None,
             )
         )
@@ -68,7 +69,7 @@ def outcome_replies(delivery: Delivery, label: str, *, show_likeness: bool = Fal
         return []  # the user cancelled and was answered then
     reason = outcome.failure
     if outcome.status is JobStatus.DONE:  # done but the result has expired
-        return [Failure(texts.RESULT_GONE)]
+        return [Failure(texts.result_gone())]
     return [Failure(texts.failure(reason), buttons=_failure_buttons(outcome.job_id, reason))]
 
 
@@ -84,7 +85,7 @@ def status_reply(receipt: Receipt, label: str) -> Queued:
             eta_s=0.0,
             status=job.status,
             progress=job.progress,
-            text=texts.STATUS_CANCELLED,
+            text=texts.status_cancelled(),
         )
     if job.status is JobStatus.RUNNING:
         return Queued(
@@ -104,7 +105,7 @@ def status_reply(receipt: Receipt, label: str) -> Queued:
         status=job.status,
         progress=job.progress,
         text=texts.queued(label, receipt.position, receipt.eta_s),
-        buttons=(Button(texts.BUTTON_CANCEL, Action.CANCEL, job.id),),
+        buttons=(Button(texts.button_cancel(), Action.CANCEL, job.id),),
     )
 
 
@@ -131,21 +132,35 @@ def _caption_likeness(images: Sequence[AvatarImage], show: bool) -> list[str]:
 
 def _avatar_buttons(job_id: str) -> tuple[Button, ...]:
     return (
-        Button(texts.BUTTON_MORE, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
-        Button(texts.BUTTON_ORIGINAL, Action.ORIGINAL, job_id),
-        Button(texts.BUTTON_FORGET_SELFIE, Action.FORGET, job_id),
+        Button(texts.button_more(), Action.MORE, job_id),
+        Button(texts.button_another_style(), Action.STYLE, job_id),
+        Button(texts.button_original(), Action.ORIGINAL, job_id),
+        Button(texts.button_forget_selfie(), Action.FORGET, job_id),
     )
 
 
 def _failure_buttons(job_id: str, reason: FailureReason | None) -> tuple[Button, ...]:
     if reason is FailureReason.SELFIE_EXPIRED:
-        return (Button(texts.BUTTON_NEW_SELFIE, Action.AVATAR),)
+        return (Button(texts.button_new_selfie(), Action.AVATAR),)
     if reason is FailureReason.UNKNOWN_STYLE:
-        return (Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),)
+        return (Button(texts.button_another_style(), Action.STYLE, job_id),)
     if reason is FailureReason.BLOCKED_CONTENT:
-        return (Button(texts.BUTTON_ANOTHER_PHOTO, Action.AVATAR),)
+        return (Button(texts.button_another_photo(), Action.AVATAR),)
     return (
-        Button(texts.BUTTON_TRY_AGAIN, Action.MORE, job_id),
-        Button(texts.BUTTON_ANOTHER_STYLE, Action.STYLE, job_id),
+        Button(texts.button_try_again(), Action.MORE, job_id),
+        Button(texts.button_another_style(), Action.STYLE, job_id),
     )
+
+
+def original_files(job: Job, result: JobResult) -> list[Reply]:
+    """A result's images as files (they keep their C2PA manifest), the first captioned."""
+    return [
+        OriginalFile(
+            job_id=job.id,
+            index=i,
+            filename=f"avatar-{job.style_id}-{job.id}-{i + 1}.{image.extension}",
+            image=image,
+            caption=texts.original_caption() if i == 0 else "",
+        )
+        for i, image in enumerate(avatar_images(result))
+    ]

@@ -32,6 +32,7 @@ from PIL import Image, PngImagePlugin
 
 import bot
 from bot.errors import AvatarbotError
+from bot.i18n import N_
 from provenance.signing import SigningIdentity, SigningIdentityError
 from provenance.watermark import (
     PAYLOAD_BYTES,
@@ -86,7 +87,7 @@ _MARK_ID = re.compile(r"[0-9a-f]{12}")
 class NotAnImageError(AvatarbotError):
     """The bytes given to `verify` are not a PNG, JPEG or WebP image we can read safely."""
 
-    user_message = "I can only check PNG, JPEG or WebP images. Please send the image as a file."
+    user_text = N_("I can only check PNG, JPEG or WebP images. Please send the image as a file.")
 
 
 class LabellingError(AvatarbotError):

@@ -111,16 +111,30 @@ class Verification:
     def intact(self) -> bool:
         return self.verdict.intact
 
-    def origin(self) -> str | None:
-        """'made by this avatarbot instance on <date> in style <style>' when known."""
+    @property
+    def made_at(self) -> datetime | None:
+        """When this instance made the image (signed claim, else mark registry), if ours."""
         claim = self.verdict.claim if self.verdict.signed_by_us else None
         created = claim.created_at if claim else None
+        if created is None and self.record is not None:
+            created = self.record.created_at
+        return created if self.ours else None
+
+    @property
+    def made_in_style(self) -> str | None:
+        """The style id it was made in (signed claim, else mark registry), if ours."""
+        claim = self.verdict.claim if self.verdict.signed_by_us else None
         style = claim.style_id if claim else None
-        if self.record is not None:
-            created = created or self.record.created_at
-            style = style or self.record.style_id
+        if style is None and self.record is not None:
+            style = self.record.style_id
+        return style if self.ours else None
+
+    def origin(self) -> str | None:
+        """'made by this avatarbot instance on <date> in style <style>' when known (the
+        command line's English; chats tell `made_at` and `made_in_style` in their words)."""
         if not self.ours:
             return None
+        created, style = self.made_at, self.made_in_style
         when = f" on {created.astimezone(UTC):%Y-%m-%d}" if created else ""
         how = f" in style {style}" if style else ""
         return f"made by this avatarbot instance{when}{how}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from adapters.discord import DiscordAdapter
+from avatarbot.wiring import build_conversation
 from bot.config import Settings
 from bot.conversation import Conversation, Verifier
 from bot.faces import DlibHogDetector
@@ -58,8 +59,14 @@ class DiscordHarness(Harness[DiscordAdapter]):
         self.catalog = StyleCatalog.load(settings.styles_file)
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        self.conversation = conversation.create(
-            redis, self.queue, self.intake, self.catalog, settings, verifier=verifier
+        self.conversation = build_conversation(
+            redis,
+            self.queue,
+            self.intake,
+            self.catalog,
+            settings,
+            verifier=verifier,
+            cls=conversation,
         )
         self.clock = Clock()
         self.tracker_interval_s = tracker_interval_s

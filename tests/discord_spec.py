@@ -65,6 +65,12 @@ class DiscordSpec:
         # A literal segment (`@me`, `@original`) beats a parameter in the same place.
         self._routes.sort(key=lambda route: len(route[2]))
 
+    def enum(self, schema: str) -> frozenset[str]:
+        """The values of an enumeration schema (e.g. `AvailableLocalesEnum`)."""
+        return frozenset(
+            str(o["const"]) for o in self._doc["components"]["schemas"][schema]["oneOf"]
+        )
+
     # ------------------------------------------------------------------ operations
 
     def operation(self, method: str, path: str) -> tuple[Operation | None, list[str]]:

@@ -235,6 +235,7 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {self.channel_id: self._guild_channel()}
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.users: dict[int, dict[str, Any]] = {}
+        self.user_locales: dict[int, str] = {}
         self.closed_dms: set[int] = set()
         self.upload_limit = DEFAULT_UPLOAD_LIMIT
 
@@ -322,10 +323,16 @@ class FakeDiscord:
         base = discord.utils.time_snowflake(discord.utils.utcnow())
         return base + (next(self._ids) % (1 << 22))
 
-    def user(self, name: str = "alice", user_id: int | None = None) -> dict[str, Any]:
+    def user(
+        self, name: str = "alice", user_id: int | None = None, *, locale: str = "en-US"
+    ) -> dict[str, Any]:
+        """A user whose Discord client speaks `locale` (sent as each interaction's locale)."""
+        if locale not in discord_locales():
+            raise ValueError(f"{locale!r} is not a Discord locale")
         uid = user_id or self.snowflake()
         payload = self._user_payload(uid, name)
         self.users[uid] = payload
+        self.user_locales[uid] = locale
         return payload
 
     def attachment(
@@ -609,7 +616,7 @@ class FakeDiscord:
             "data": data,
             "token": token,
             "version": 1,
-            "locale": "en-US",
+            "locale": self.user_locales.get(uid, "en-US"),
             "app_permissions": "562949953421311",
             "entitlements": [],
             "attachment_size_limit": self.upload_limit,
@@ -1029,6 +1036,10 @@ class FakeDiscord:
         if params["application_id"] != str(self.app_id):
             return 403, {"message": "Missing Access", "code": 50001}
         guild = int(params["guild_id"]) if "guild_id" in params else None
+        problems = [p for cmd in body or [] for p in _command_problems(cmd)]
+        if problems:
+            self.violations += problems
+            return 400, {"message": "Invalid Form Body", "code": 50035}
         stored: dict[str, dict[str, Any]] = {}
         answer = []
         for cmd in body or []:
@@ -1346,6 +1357,57 @@ _LIBRARY_EXTRAS: dict[str, frozenset[str]] = {
 def _without_library_extras(operation: str, problems: list[str]) -> list[str]:
     extras = _LIBRARY_EXTRAS.get(operation, frozenset())
     return [p for p in problems if not any(p.endswith(f"unknown field {e!r}") for e in extras)]
+
+
+def discord_locales() -> frozenset[str]:
+    """Discord's locales (what `name_localizations` and `description_localizations` are
+    keyed by, and what an interaction's `locale` is), from the spec."""
+    return shared_spec().enum("AvailableLocalesEnum")
+
+
+def _name_problem(where: str, name: Any) -> str | None:
+    """Discord's rule for command and option names: 1-32 letters, digits, - or _, in
+    lowercase where a letter has a case."""
+    text = str(name)
+    valid = 1 <= len(text) <= 32 and all(c.isalnum() or c in "-_" for c in text)
+    if not valid or text != text.lower():
+        return f"PUT commands: {where}: invalid name {text!r}"
+    return None
+
+
+def _localization_problems(where: str, entity: dict[str, Any], *, name_rule: bool) -> list[str]:
+    problems = []
+    for field_name in ("name_localizations", "description_localizations"):
+        table = entity.get(field_name) or {}
+        for locale, text in table.items():
+            if locale not in discord_locales():
+                problems.append(
+                    f"PUT commands: {where}: {field_name} has unknown locale {locale!r}"
+                )
+            limit = 32 if field_name == "name_localizations" and name_rule else 100
+            if not 1 <= len(str(text)) <= limit:
+                problems.append(
+                    f"PUT commands: {where}: {field_name}[{locale}] not 1-{limit} chars"
+                )
+            if field_name == "name_localizations" and name_rule:
+                problem = _name_problem(f"{where} [{locale}]", text)
+                if problem:
+                    problems.append(problem)
+    return problems
+
+
+def _command_problems(cmd: dict[str, Any]) -> list[str]:
+    """What Discord refuses in a command beyond the schema: names and their localisations."""
+    where = f"/{cmd.get('name')}"
+    problems = [p for p in [_name_problem(where, cmd.get("name"))] if p]
+    problems += _localization_problems(where, cmd, name_rule=True)
+    for option in cmd.get("options") or []:
+        at = f"{where} {option.get('name')}"
+        problems += [p for p in [_name_problem(at, option.get("name"))] if p]
+        problems += _localization_problems(at, option, name_rule=True)
+        for choice in option.get("choices") or []:
+            problems += _localization_problems(f"{at} choice", choice, name_rule=False)
+    return problems
 
 
 _UNAUTHENTICATED = frozenset(

@@ -7,7 +7,10 @@ Point python-telegram-bot at it with
 - Every request is checked against tests/specs/telegram-bot-api.json (`telegram_spec.py`):
   an unknown method answers 404, a missing required field, a wrong type, an unknown field,
   an upload nobody refers to or a broken limit (text length, callback data 1-64 bytes,
-  album 2-10 items) answers 400, and each is recorded in `violations`. Tests assert
+  album 2-10 items, the bot's menu and descriptions per `language_code`: a two-letter
+  code, descriptions of at most 512 / 120 characters, command names of a-z0-9_) answers
+  400, and each is recorded in `violations`. The profile set is kept per language code
+  (`my_commands`, `my_descriptions`, `my_short_descriptions`). Tests assert
   `fake.violations == []`. The fake's own answers are checked too.
 - Every call is recorded (`calls`: method, decoded fields, uploaded bytes, result).
 - Tests play the users: `private_chat`/`group_chat`, `send_text`, `send_photo` (several
@@ -35,6 +38,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -181,6 +185,10 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.webhook: dict[str, Any] | None = None
+        # The bot's profile by language code ("" = every language without its own).
+        self.my_commands: dict[str, list[tuple[str, str]]] = {}
+        self.my_descriptions: dict[str, str] = {}
+        self.my_short_descriptions: dict[str, str] = {}
         self._failures: list[_Failure] = []
         self._updates: list[dict[str, Any]] = []
         self.allowed_updates: list[str] = []  # as the bot last set it ([]: the default)
@@ -636,7 +644,7 @@ class FakeTelegram:
             "inline_message_id" in f or ("chat_id" in f and "message_id" in f)
         ):
             problems.append("editMessageText: needs chat_id and message_id")
-        return problems
+        return problems + _profile_problems(method, f)
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
@@ -655,6 +663,21 @@ class FakeTelegram:
         return self.bot_user
 
     async def _m_setMyCommands(self, call: Call) -> Any:
+        self.my_commands[call.fields.get("language_code") or ""] = [
+            (c["command"], c["description"]) for c in call.fields["commands"]
+        ]
+        return True
+
+    async def _m_setMyDescription(self, call: Call) -> Any:
+        self.my_descriptions[call.fields.get("language_code") or ""] = str(
+            call.fields.get("description", "")
+        )
+        return True
+
+    async def _m_setMyShortDescription(self, call: Call) -> Any:
+        self.my_short_descriptions[call.fields.get("language_code") or ""] = str(
+            call.fields.get("short_description", "")
+        )
         return True
 
     async def _m_deleteWebhook(self, call: Call) -> Any:
@@ -1070,3 +1093,34 @@ def _add_caption(message: dict[str, Any], caption: str | None) -> None:
     entities = _command_entities(caption)
     if entities:
         message["caption_entities"] = entities
+
+
+_PROFILE_METHODS = frozenset({"setMyCommands", "setMyDescription", "setMyShortDescription"})
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
+_BOT_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def _profile_problems(method: str, f: Mapping[str, Any]) -> list[str]:
+    """The limits the spec states in words for the bot's menu and descriptions."""
+    if method not in _PROFILE_METHODS:
+        return []
+    problems: list[str] = []
+    code = f.get("language_code")
+    if code not in (None, "") and not _LANGUAGE_CODE.match(str(code)):
+        problems.append(
+            f"{method}: language_code must be a two-letter ISO 639-1 code, not {code!r}"
+        )
+    if method == "setMyDescription" and len(str(f.get("description", ""))) > 512:
+        problems.append("setMyDescription: description longer than 512 characters")
+    if method == "setMyShortDescription" and len(str(f.get("short_description", ""))) > 120:
+        problems.append("setMyShortDescription: short_description longer than 120 characters")
+    if method == "setMyCommands":
+        commands = f.get("commands") or []
+        if len(commands) > 100:
+            problems.append("setMyCommands: at most 100 commands")
+        for c in commands:
+            if not _BOT_COMMAND.match(str(c.get("command", ""))):
+                problems.append(f"setMyCommands: bad command {c.get('command')!r}")
+            if not 1 <= len(str(c.get("description", ""))) <= 256:
+                problems.append(f"setMyCommands: description of /{c.get('command')} not 1-256")
+    return problems

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from telegram.ext import BaseRateLimiter
 
 from adapters.telegram import TelegramAdapter
+from avatarbot.wiring import build_conversation
 from bot.config import Settings
-from bot.conversation import Conversation
 from bot.faces import DlibHogDetector
 from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
@@ -58,7 +58,7 @@ class TelegramHarness(Harness[TelegramAdapter]):
         self.catalog = catalog or StyleCatalog.load(settings.styles_file)
         self.intake = intake or SelfieIntake(DlibHogDetector())
         self.queue = JobQueue(redis, QueueConfig.from_settings(settings))
-        self.conversation = Conversation.create(
+        self.conversation = build_conversation(
             redis,
             self.queue,
             self.intake,

@@ -116,7 +116,7 @@ def test_bound_buttons_answer_their_recipient_only() -> None:
         assert callback_allows(data, ALICE)
         assert not callback_allows(data, BOB)
         assert not callback_allows(data, Owner("discord", "1001", "x"))  # same id elsewhere
-    assert bound_picker.variant_buttons[1].label == texts.VARIANT_CHOSEN.format(n=2)
+    assert bound_picker.variant_buttons[1].label == texts.variant_chosen(2)
     # Job buttons are bound by their job (the conversation checks its owner): unchanged.
     assert avatar.buttons[0].data == format_callback(Action.MORE, "job1")
     assert callback_allows(avatar.buttons[0].data, BOB)
@@ -144,7 +144,7 @@ def test_one_command_table() -> None:
     assert all(c.name.isalpha() and c.name.islower() for c in CHAT_COMMANDS)
     assert all(0 < len(c.summary) <= 100 for c in CHAT_COMMANDS)  # Discord's limit
     assert "start" not in {c.name for c in MENU}
-    assert command("avatar").summary == texts.COMMAND_AVATAR
+    assert command("avatar").summary == texts.command_avatar()
     with pytest.raises(KeyError):
         command("nope")
 
@@ -156,7 +156,7 @@ async def test_the_conversation_answers_every_command(
         for name in COMMAND_NAMES:
             replies = await stack.conversation.text(ALICE, f"/{name}")
             assert replies
-            assert all(getattr(r, "text", "") != texts.UNKNOWN_COMMAND for r in replies), name
+            assert all(getattr(r, "text", "") != texts.unknown_command() for r in replies), name
 
 
 def test_errors_become_one_friendly_line() -> None:
@@ -165,6 +165,6 @@ def test_errors_become_one_friendly_line() -> None:
 
     assert error_reply(Busy("queue full")) == Failure("Busy, try later.")
     assert error_reply(RedisConnectionError("refused")) == Failure(
-        RedisUnavailableError.user_message
+        RedisUnavailableError().user_message
     )
-    assert error_reply(KeyError("bug")) == Failure(AvatarbotError.user_message)
+    assert error_reply(KeyError("bug")) == Failure(AvatarbotError().user_message)

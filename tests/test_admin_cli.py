@@ -41,15 +41,17 @@ def submit(cli: Run) -> subprocess.CompletedProcess[str]:
 
 def test_ban_allow_deny_and_the_log(cli: Run) -> None:
     assert ok(cli("admin", "stats")).startswith("Queue: 0 waiting")  # a Redis never used
-    assert ok(cli("admin", "ban", "telegram:42")) == texts.BANNED.format(user="telegram:42", jobs=0)
-    assert ok(cli("admin", "deny")) == texts.DENY_LIST.format(count=1, scopes="telegram:42")
+    assert ok(cli("admin", "ban", "telegram:42")) == texts.banned().format(
+        user="telegram:42", jobs=0
+    )
+    assert ok(cli("admin", "deny")) == texts.deny_list().format(count=1, scopes="telegram:42")
     assert ok(cli("admin", "allow", "discord-guild:987")).startswith(
-        texts.ALLOW_ADDED.format(scope="discord-guild:987")
+        texts.allow_added().format(scope="discord-guild:987")
     )
     assert ok(cli("admin", "allow", "remove", "discord-guild:987")) == (
-        texts.ALLOW_REMOVED.format(scope="discord-guild:987")
+        texts.allow_removed().format(scope="discord-guild:987")
     )
-    assert ok(cli("admin", "unban", "telegram:42")) == texts.UNBANNED.format(user="telegram:42")
+    assert ok(cli("admin", "unban", "telegram:42")) == texts.unbanned().format(user="telegram:42")
     log = ok(cli("admin", "log", "10")).splitlines()
     assert [line.split("  ")[1:3] for line in log] == [
         [ME, "unban"], [ME, "unallow"], [ME, "allow"], [ME, "ban"],
@@ -75,21 +77,21 @@ def test_bad_input_exits_2_with_one_line(cli: Run, args: tuple[str, ...], needle
 
 def test_submit_passes_the_same_gate_as_a_chat_user(cli: Run) -> None:
     paused = ok(cli("admin", "pause", "Back", "at", "18:00"))
-    assert paused == texts.ADMIN_PAUSED.format(line=texts.paused("Back at 18:00"))
+    assert paused == texts.admin_paused().format(line=texts.paused("Back at 18:00"))
     assert one_error(submit(cli), 3) == texts.paused("Back at 18:00")
-    assert ok(cli("admin", "resume")) == texts.ADMIN_RESUMED
+    assert ok(cli("admin", "resume")) == texts.admin_resumed()
 
-    assert ok(cli("admin", "mode", "restricted")) == texts.MODE_RESTRICTED
-    assert one_error(submit(cli), 3) == texts.NOT_ALLOWED
+    assert ok(cli("admin", "mode", "restricted")) == texts.mode_restricted()
+    assert one_error(submit(cli), 3) == texts.not_allowed()
     ok(cli("admin", "allow", "cli:*"))
     assert "queued: position 1" in ok(submit(cli))
 
     stats = ok(cli("admin", "stats"))
     assert stats.startswith("Queue: 1 waiting, 0 running, 0 worker(s) live.")
-    assert texts.MODE_RESTRICTED in stats
+    assert texts.mode_restricted() in stats
 
     ok(cli("admin", "quota", ME, "0"))
-    assert one_error(submit(cli), 3) == texts.NO_QUOTA
-    assert ok(cli("admin", "quota", ME)) == texts.QUOTA_OWN.format(user=ME, limit=0)
+    assert one_error(submit(cli), 3) == texts.no_quota()
+    assert ok(cli("admin", "quota", ME)) == texts.quota_own().format(user=ME, limit=0)
     refusals = [line for line in ok(cli("admin", "log")).splitlines() if "refused" in line]
     assert [line.split("  ")[-1] for line in refusals] == ["no_quota", "not_allowed", "paused"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import pytest
@@ -104,7 +105,7 @@ async def test_full_flow_reaches_queued(stack: ChatStack, face_jpeg: bytes) -> N
 
     ask = only(await conv.text(ALICE, "/avatar@SomeBot"), Text)
     assert isinstance(ask, Text)
-    assert ask.text == texts.ASK_SELFIE
+    assert ask.text == texts.ask_selfie()
     assert (await conv.sessions.get(ALICE)).stage is Stage.AWAITING_SELFIE
 
     picker = only(await conv.image(ALICE, face_jpeg), StylePicker)
@@ -142,7 +143,7 @@ async def test_typed_style_name_while_choosing(stack: ChatStack, face_jpeg: byte
     job = await stack.queue.get_job(reply.job_id)
     assert job is not None
     assert job.style_id == "watercolor"
-    assert only(await conv.text(ALICE, "hello"), Text) == Text(texts.UNKNOWN_COMMAND)
+    assert only(await conv.text(ALICE, "hello"), Text) == Text(texts.unknown_command())
 
 
 @pytest.mark.parametrize(
@@ -167,7 +168,7 @@ async def test_each_rejection_is_one_friendly_line(
 
 async def test_choose_without_selfie_and_unknown_style(stack: ChatStack, face_jpeg: bytes) -> None:
     conv = stack.conversation
-    assert only(await conv.choose(ALICE, "sketch"), Failure) == Failure(texts.SELFIE_EXPIRED)
+    assert only(await conv.choose(ALICE, "sketch"), Failure) == Failure(texts.selfie_expired())
     await conv.selfie(ALICE, face_jpeg)
     unknown = only(await conv.choose(ALICE, "nope"), Failure)
     assert isinstance(unknown, Failure)
@@ -200,7 +201,7 @@ async def test_strangers_cannot_press_owners_buttons(stack: ChatStack, face_jpeg
     for action in (Action.MORE, Action.STYLE, Action.ORIGINAL, Action.FORGET, Action.CANCEL):
         data = format_callback(action, queued.job_id)
         reply = only(await stack.conversation.button(in_same_group, data), Text)
-        assert reply == Text(texts.NOT_YOUR_BUTTON, ephemeral=True)
+        assert reply == Text(texts.not_your_button(), ephemeral=True)
     assert await stack.queue.active_job(BOB) is None
     job = await stack.queue.get_job(queued.job_id)
     assert job is not None
@@ -240,21 +241,21 @@ async def test_result_buttons_more_style_original_forget(
 
         picker = only(await conv.button(ALICE, format_callback(Action.STYLE, old.id)), StylePicker)
         assert isinstance(picker, StylePicker)
-        assert picker.text == texts.PICK_ANOTHER_STYLE
+        assert picker.text == texts.pick_another_style()
 
         forgot = only(await conv.button(ALICE, format_callback(Action.FORGET, old.id)), Text)
-        assert forgot == Text(texts.SELFIE_FORGOTTEN)
+        assert forgot == Text(texts.selfie_forgotten())
         assert await conv.selfies.get(ALICE) is None
         assert not await redis_client.exists(conv.selfies.key(ALICE))
         again = only(await conv.button(ALICE, format_callback(Action.MORE, old.id)), Failure)
-        assert again == Failure(texts.SELFIE_EXPIRED)
+        assert again == Failure(texts.selfie_expired())
         assert (await conv.sessions.get(ALICE)).stage is Stage.AWAITING_SELFIE
 
 
 async def test_expired_job_button_and_bad_data(stack: ChatStack) -> None:
     conv = stack.conversation
     expired = only(await conv.button(ALICE, format_callback(Action.MORE, "00" * 8)), Failure)
-    assert expired == Failure(texts.BUTTON_EXPIRED, ephemeral=True)
+    assert expired == Failure(texts.button_expired(), ephemeral=True)
     bad = only(await conv.button(ALICE, "garbage"), Failure)
     assert isinstance(bad, Failure)
     assert bad.ephemeral
@@ -262,11 +263,11 @@ async def test_expired_job_button_and_bad_data(stack: ChatStack) -> None:
 
 async def test_cancel_and_forget_me(stack: ChatStack, face_jpeg: bytes) -> None:
     conv = stack.conversation
-    assert only(await conv.cancel(ALICE), Text) == Text(texts.NOTHING_TO_CANCEL)
+    assert only(await conv.cancel(ALICE), Text) == Text(texts.nothing_to_cancel())
     queued = await queued_job(stack, face_jpeg)
     cancelled = only(await conv.cancel(ALICE), Text)
     assert isinstance(cancelled, Text)
-    assert cancelled.text == texts.CANCELLED
+    assert cancelled.text == texts.cancelled()
     job = await stack.queue.get_job(queued.job_id)
     assert job is not None
     assert job.status is JobStatus.CANCELLED
@@ -288,9 +289,8 @@ async def test_cancel_and_forget_me(stack: ChatStack, face_jpeg: bytes) -> None:
 class _Verdict:
     ours: bool
     intact: bool
-
-    def origin(self) -> str | None:
-        return None
+    made_at: datetime | None = None
+    made_in_style: str | None = None
 
 
 async def test_verify_hook(
@@ -298,10 +298,10 @@ async def test_verify_hook(
 ) -> None:
     async with chat_stack(settings, redis_client) as stack:
         assert only(await stack.conversation.text(ALICE, "/verify"), Text) == Text(
-            texts.VERIFY_UNAVAILABLE
+            texts.verify_unavailable()
         )
     async with chat_stack(settings, redis_client, verifier=lambda d: _Verdict(True, False)) as s:
-        assert only(await s.conversation.text(ALICE, "/verify"), Text) == Text(texts.VERIFY_ASK)
+        assert only(await s.conversation.text(ALICE, "/verify"), Text) == Text(texts.verify_ask())
         verdict = only(await s.conversation.image(ALICE, face_jpeg), Text)
         assert verdict == Text(texts.verdict(ours=True, intact=False))
         # The next image is a selfie again.
@@ -390,7 +390,7 @@ async def test_status_tracker_pushes_changes_throttled_per_chat(
     assert await tracker.poll_once() == 2
     by_job = {r.job_id: r for r in pushed}
     assert by_job[first.job_id].status is JobStatus.CANCELLED
-    assert by_job[first.job_id].text == texts.STATUS_CANCELLED
+    assert by_job[first.job_id].text == texts.status_cancelled()
     assert by_job[first.job_id].buttons == ()
     assert by_job[second.job_id].position == 1
     assert by_job[second.job_id].text == texts.queued(

@@ -109,7 +109,7 @@ async def test_admin_is_for_server_administrators_in_servers_only(
     moderator = fake.user("moderator")
     fake.permit_command("admin", moderator)
     assert await said(fake, await admin(fake, moderator, "stats", permissions=0)) == (
-        texts.UNKNOWN_COMMAND  # Discord let them; the bot does not know them as an admin
+        texts.unknown_command()  # Discord let them; the bot does not know them as an admin
     )
     boss = fake.user("boss", BOSS)
     fake.permit_command("admin", boss, allowed=False)
@@ -126,20 +126,20 @@ async def test_admin_answers_the_bots_admins_and_is_unknown_to_other_server_admi
         ("mode", {"mode": "restricted"}), ("allow", {"scope": "discord:*"}), ("log", {"count": 5}),
     ]:  # fmt: skip
         answer = await said(fake, await admin(fake, owner, subcommand, options))
-        assert answer == texts.UNKNOWN_COMMAND, subcommand
+        assert answer == texts.unknown_command(), subcommand
     policy = harness.conversation.gate.policy
     assert (await policy.denied(), await policy.paused(), await policy.mode()) == ([], None, "open")
 
     stats = await said(fake, await admin(fake, boss, "stats"))
     assert stats.startswith("Queue: 0 waiting, 0 running")
     banned = await said(fake, await admin(fake, boss, "ban", {"user": "<@42>"}))
-    assert banned == texts.BANNED.format(user="discord:42", jobs=0)
+    assert banned == texts.banned().format(user="discord:42", jobs=0)
     quota = await said(fake, await admin(fake, boss, "quota", {"user": "43", "limit": "2"}))
-    assert quota == texts.QUOTA_SET.format(user="discord:43", limit=2)
+    assert quota == texts.quota_set().format(user="discord:43", limit=2)
     default = await said(fake, await admin(fake, boss, "quota", {"user": "default"}))
-    assert default == texts.QUOTA_DEFAULT.format(limit=harness.settings.daily_quota)
+    assert default == texts.quota_default().format(limit=harness.settings.daily_quota)
     removed = await said(fake, await admin(fake, boss, "deny", {"scope": "<@42>", "remove": True}))
-    assert removed == texts.UNBANNED.format(user="discord:42")
+    assert removed == texts.unbanned().format(user="discord:42")
     bad = await said(fake, await admin(fake, boss, "quota", {"user": "43", "limit": "lots"}))
     assert bad.startswith("Usage: /quota")
     log = AuditLog(harness.redis, harness.settings.key_prefix)
@@ -204,13 +204,13 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(
     his = await queued(fake, bob, face_jpeg)
 
     banned = await said(fake, await admin(fake, boss, "ban", {"user": f"<@{alice['id']}>"}))
-    assert banned == texts.BANNED.format(user=f"discord:{alice['id']}", jobs=1)
+    assert banned == texts.banned().format(user=f"discord:{alice['id']}", jobs=1)
     await fake.wait_for(  # her queue message says so (the status tracker edits it)
-        lambda: original(hers).content == texts.STATUS_CANCELLED, what="cancelled status"
+        lambda: original(hers).content == texts.status_cancelled(), what="cancelled status"
     )
     fetched = len(fake.cdn_fetches)
-    assert await said(fake, await ask_avatar(fake, alice, face_jpeg)) == texts.DENIED
-    assert await said(fake, await fake.command("styles", user=alice)) == texts.DENIED
+    assert await said(fake, await ask_avatar(fake, alice, face_jpeg)) == texts.denied()
+    assert await said(fake, await fake.command("styles", user=alice)) == texts.denied()
     assert len(fake.cdn_fetches) == fetched  # her selfie was never downloaded
 
     await harness.start_worker()  # the queue goes on for everyone else
@@ -229,8 +229,8 @@ async def test_pause_with_jobs_queued_they_still_finish(
     first, second = await queued(fake, alice, face_jpeg), await queued(fake, bob, face_jpeg)
 
     paused = await said(fake, await admin(fake, boss, "pause", {"message": "Back at six"}))
-    assert paused == texts.ADMIN_PAUSED.format(line=texts.paused("Back at six"))
-    back_soon = texts.PAUSED_WITH_MESSAGE.format(message="Back at six")
+    assert paused == texts.admin_paused().format(line=texts.paused("Back at six"))
+    back_soon = texts.paused_with_message().format(message="Back at six")
     fetched = len(fake.cdn_fetches)
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == back_soon
     assert len(fake.cdn_fetches) == fetched
@@ -238,9 +238,9 @@ async def test_pause_with_jobs_queued_they_still_finish(
     await harness.start_worker()
     for inter in (first, second):
         assert (await result_of(fake, inter)).files
-    assert await said(fake, await admin(fake, boss, "resume")) == texts.ADMIN_RESUMED
+    assert await said(fake, await admin(fake, boss, "resume")) == texts.admin_resumed()
     assert (await answered(fake, await ask_avatar(fake, carol, face_jpeg))).startswith(
-        ("⏳", "🎨", texts.RESULT_READY)
+        ("⏳", "🎨", texts.result_ready())
     )
 
 
@@ -252,21 +252,21 @@ async def test_restricted_mode_refuses_an_unlisted_user_until_their_server_is_al
 ) -> None:
     carol, boss = fake.user("carol"), fake.user("boss", BOSS)
     restricted = await said(fake, await admin(fake, boss, "mode", {"mode": "restricted"}))
-    assert restricted == texts.MODE_RESTRICTED
-    assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == texts.NOT_ALLOWED
+    assert restricted == texts.mode_restricted()
+    assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == texts.not_allowed()
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg, dm=True)) == (
-        texts.NOT_ALLOWED
+        texts.not_allowed()
     )
     assert fake.cdn_fetches == []
 
     scope = f"discord-guild:{fake.guild_id}"
     allowed = await said(fake, await admin(fake, boss, "allow", {"scope": scope}))
-    assert allowed == texts.ALLOW_ADDED.format(scope=scope)
+    assert allowed == texts.allow_added().format(scope=scope)
     assert (await said(fake, await ask_avatar(fake, carol, face_jpeg))).startswith("⏳")
     # Not in her DMs, nor in another server.
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg, dm=True)) == (
-        texts.NOT_ALLOWED
+        texts.not_allowed()
     )
     other = fake.add_guild(name="elsewhere")
     inter = await fake.command("styles", user=carol, guild=other)
-    assert await said(fake, inter) == texts.NOT_ALLOWED
+    assert await said(fake, inter) == texts.not_allowed()

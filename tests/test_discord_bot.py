@@ -10,6 +10,7 @@ import io
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,13 +29,17 @@ from bot.queue import Delivery
 from bot.replies import BadCallbackError, Reply, Text, owner_tag
 from bot.selfie import FileTooLarge, SelfieIntake
 from bot.styles import UnknownStyleError
-from bot.texts import CHECKING_PHOTO as CHECKING
-from bot.texts import ON_IT
-from bot.texts import RESULT_READY as READY
 from tests.chat_stack import production_encoder, production_verifier
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
 from tests.hostile import BAD_FILES
+
+CHECKING = texts.checking_photo()
+ON_IT = texts.on_it()
+READY = texts.result_ready()
+
+
+MADE_AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,13 @@ class Verdict:
     ours: bool
     intact: bool
 
-    def origin(self) -> str | None:
-        return "made by this test bot" if self.ours else None
+    @property
+    def made_at(self) -> datetime | None:
+        return MADE_AT if self.ours else None
+
+    @property
+    def made_in_style(self) -> str | None:
+        return "sketch" if self.ours else None
 
 
 MADE_BY_US = b"\x89PNG pretend this is one of ours"
@@ -153,8 +163,8 @@ async def test_commands_are_synced_globally_with_choices_and_contexts(
     harness: DiscordHarness, fake: FakeDiscord
 ) -> None:
     commands = fake.commands[None]
-    assert set(commands) == {"avatar", "styles", "forgetme", "verify", "admin"}
-    for name in ("avatar", "styles", "forgetme", "verify"):  # as the core's table says
+    assert set(commands) == {"avatar", "styles", "forgetme", "verify", "language", "admin"}
+    for name in set(commands) - {"admin"}:  # described as the core's command table says
         assert commands[name]["description"] == command(name).summary
     options = {o["name"]: o for o in commands["avatar"]["options"]}
     assert options["selfie"]["type"] == 11
@@ -242,7 +252,7 @@ async def test_unknown_style_is_refused_before_downloading(
     harness: DiscordHarness, fake: FakeDiscord, face_jpeg: bytes
 ) -> None:
     inter = await ask_avatar(fake, fake.user(), face_jpeg, style="vaporwave")
-    assert await answered(fake, inter) == UnknownStyleError.user_message
+    assert await answered(fake, inter) == UnknownStyleError().user_message
     assert fake.cdn_fetches == []
 
 
@@ -260,10 +270,10 @@ async def test_only_the_requester_may_press_the_buttons_even_after_a_restart(
     await harness.restart_bot()  # a new discord.py client: the buttons must still work
 
     refused = await fake.press(first, f"v1:more:{job_id}", user=mallory)
-    assert await answered(fake, refused) == texts.NOT_YOUR_BUTTON
+    assert await answered(fake, refused) == texts.not_your_button()
     assert original(refused).ephemeral
     forget = await fake.press(first, f"v1:forget:{job_id}", user=mallory)
-    assert await answered(fake, forget) == texts.NOT_YOUR_BUTTON
+    assert await answered(fake, forget) == texts.not_your_button()
     assert await harness.conversation.selfies.get(harness_owner(alice, fake)) is not None
 
     again = await fake.press(first, f"v1:more:{job_id}", user=alice)
@@ -310,7 +320,7 @@ async def test_a_button_from_an_older_release_is_answered(
     )
     fake.messages.append(old)
     press = await fake.press(old, "v0:again:x1", user=fake.user())
-    assert await answered(fake, press) == BadCallbackError.user_message
+    assert await answered(fake, press) == BadCallbackError().user_message
     assert original(press).ephemeral
 
 
@@ -327,7 +337,7 @@ async def test_another_style_then_pick_from_the_picker(
     alice = fake.user("alice")
     first = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
     picker_press = await fake.press(first, button(first, "style"), user=alice)
-    assert await answered(fake, picker_press) == texts.PICK_ANOTHER_STYLE
+    assert await answered(fake, picker_press) == texts.pick_another_style()
     picker = original(picker_press)
     assert picker.ephemeral
     assert bound(alice, "v1:pick:cartoon") in picker.custom_ids()
@@ -358,7 +368,7 @@ async def test_cancel_updates_the_status_and_the_next_in_line(
     assert "number 2" in await answered(fake, second)
 
     cancel = await fake.press(original(first), button(original(first), "cancel"), user=alice)
-    await fake.wait_for(lambda: original(first).content == texts.CANCELLED, what="cancelled")
+    await fake.wait_for(lambda: original(first).content == texts.cancelled(), what="cancelled")
     assert cancel.callback_types == [6]
     # The status tracker moves bob up, by editing his ephemeral queue message.
     await fake.wait_for(lambda: "You're next" in original(second).content, what="bob moved up")
@@ -373,12 +383,12 @@ async def test_a_stranger_cannot_press_someone_elses_picker(
     alice, bob = fake.user("alice"), fake.user("bob")
     first = await result_of(fake, await ask_avatar(fake, alice, face_jpeg))
     picker_press = await fake.press(first, button(first, "style"), user=alice)
-    assert await answered(fake, picker_press) == texts.PICK_ANOTHER_STYLE
+    assert await answered(fake, picker_press) == texts.pick_another_style()
     picker = original(picker_press)
     shown, edits = (picker.content, picker.buttons()), picker.edits
     for data in (bound(alice, "v1:n:2"), bound(alice, "v1:pick:cartoon")):
         refused = await fake.press(picker, data, user=bob)
-        assert await answered(fake, refused) == texts.NOT_YOUR_BUTTON
+        assert await answered(fake, refused) == texts.not_your_button()
         assert original(refused).ephemeral
         assert refused.followups == []
     assert (picker.content, picker.buttons(), picker.edits) == (*shown, edits)
@@ -534,7 +544,8 @@ async def test_styles_forgetme_and_verify(
 
     ours = fake.attachment(MADE_BY_US, "avatar.png", "image/png")
     verify = await fake.command("verify", {"image": ours}, user=alice, dm=True)
-    assert await answered(fake, verify) == texts.verdict(True, True, "made by this test bot")
+    made = texts.verdict(True, True, MADE_AT.date(), harness.catalog.get("sketch").label)
+    assert await answered(fake, verify) == made
     other = fake.attachment(b"something else", "x.png", "image/png")
     verify = await fake.command("verify", {"image": other}, user=alice)
     assert await answered(fake, verify) == texts.verdict(False, True)
@@ -574,7 +585,14 @@ async def test_guild_mode_syncs_to_the_guild_only(
     try:
         assert None not in fake.commands
         guild_commands = fake.commands[fake.guild_id]
-        assert set(guild_commands) == {"avatar", "styles", "forgetme", "verify", "admin"}
+        assert set(guild_commands) == {
+            "avatar",
+            "styles",
+            "forgetme",
+            "verify",
+            "language",
+            "admin",
+        }
         assert guild_commands["avatar"]["contexts"] is None  # contexts are for global ones
         await h.start_worker()
         inter = await ask_avatar(fake, fake.user(), face_jpeg)
@@ -648,7 +666,7 @@ async def test_verify_with_the_production_verifier(
         ours = fake.attachment(made.data, "avatar.png", "image/png")
         text = await answered(fake, await fake.command("verify", {"image": ours}, user=alice))
         assert text.startswith("✅ I made this image"), text
-        assert "in style oil" in text
+        assert "in the style 🖼️ Oil painting" in text
         foreign = fake.attachment(face_jpeg, "me.jpg", "image/jpeg")
         text = await answered(fake, await fake.command("verify", {"image": foreign}, user=alice))
         assert text.startswith("❌ I didn't make this image"), text

@@ -67,7 +67,7 @@ async def queued(fake: FakeDiscord, inter: FakeInteraction, within: float) -> st
 
     def settled() -> str | None:
         resp = inter.response
-        if resp is None or resp.loading or resp.content in ("", texts.CHECKING_PHOTO):
+        if resp is None or resp.loading or resp.content in ("", texts.checking_photo()):
             return None
         return resp.content
 

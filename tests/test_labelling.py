@@ -101,7 +101,7 @@ async def test_verify_through_the_conversation_tells_origin(
         (reply,) = await stack.conversation.image(alice, made.data)
         text = getattr(reply, "text", "")
         assert text.startswith("✅ I made this image")
-        assert "Made by this avatarbot instance on 2026-11-23 in style oil." in text
+        assert "It was made here on 2026-11-23, in the style 🖼️ Oil painting." in text
 
         await stack.conversation.text(alice, "/verify")
         with Image.open(DATA / "astronaut.jpg") as im:

@@ -29,7 +29,7 @@ BOSS = owner("boss")
 ALICE = owner("alice")
 BOB = owner("bob")
 CAROL = owner("carol")
-UNKNOWN = [Text(texts.UNKNOWN_COMMAND)]
+UNKNOWN = [Text(texts.unknown_command())]
 
 
 @pytest.fixture
@@ -92,15 +92,15 @@ async def test_non_admin_gets_exactly_the_unknown_command_reply(stack: ChatStack
 
 
 async def test_admin_commands_answer_and_bad_words_get_the_usage(stack: ChatStack) -> None:
-    assert (await say(stack, BOSS, "/mode")) == texts.MODE_OPEN
+    assert (await say(stack, BOSS, "/mode")) == texts.mode_open()
     assert (await say(stack, BOSS, "/ban")) == "Usage: /ban PLATFORM:USER_ID"
     assert (await say(stack, BOSS, "/quota test:alice lots")).startswith("Usage: /quota")
     assert "is not a user" in await say(stack, BOSS, "/ban alice")
     assert "is not a scope" in await say(stack, BOSS, "/allow telegram-group:5")
-    assert (await say(stack, BOSS, "/ban test:boss")) == texts.BAN_ADMIN.format(user="test:boss")
-    assert (await say(stack, BOSS, "/deny")) == texts.DENY_EMPTY
-    assert (await say(stack, BOSS, "/resume")) == texts.ADMIN_NOT_PAUSED
-    assert (await say(stack, BOSS, "/log")) == texts.LOG_EMPTY  # looking changes nothing
+    assert (await say(stack, BOSS, "/ban test:boss")) == texts.ban_admin().format(user="test:boss")
+    assert (await say(stack, BOSS, "/deny")) == texts.deny_empty()
+    assert (await say(stack, BOSS, "/resume")) == texts.admin_not_paused()
+    assert (await say(stack, BOSS, "/log")) == texts.log_empty()  # looking changes nothing
 
 
 # --------------------------------------------------------------------------- bans
@@ -123,17 +123,17 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     tracker.register("test", update)
 
     banned = await say(stack, BOSS, "/ban test:alice")
-    assert banned == texts.BANNED.format(user="test:alice", jobs=1)
+    assert banned == texts.banned().format(user="test:alice", jobs=1)
     job = await stack.queue.get_job(alice_job.job_id)
     assert job is not None
     assert job.status is JobStatus.CANCELLED
     assert await conv.selfies.get(ALICE) is None
     await tracker.poll_once()  # what the queue can tell her: her queue message says so
-    assert [r.text for r in pushed if r.job_id == alice_job.job_id] == [texts.STATUS_CANCELLED]
+    assert [r.text for r in pushed if r.job_id == alice_job.job_id] == [texts.status_cancelled()]
 
     # Everything she tries now is one line, and nothing of hers is stored.
     before = await snapshot(stack, "alice")
-    denied = [Failure(texts.DENIED)]
+    denied = [Failure(texts.denied())]
     assert await conv.text(ALICE, "/avatar") == denied
     assert await conv.text(ALICE, "/stats") == denied  # as for any other command
     assert await conv.text(ALICE, "hello") == denied
@@ -144,7 +144,7 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     assert await conv.button(ALICE, format_callback(Action.MORE, alice_job.job_id)) == denied
     # Deleting is always allowed (her selfie went with the ban).
     assert await conv.button(ALICE, format_callback(Action.FORGET, alice_job.job_id)) == [
-        Text(texts.NO_SELFIE_TO_FORGET)
+        Text(texts.no_selfie_to_forget())
     ]
     assert await snapshot(stack, "alice") == before
 
@@ -156,8 +156,10 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     assert bob.status is JobStatus.DONE
     assert await stack.queue.get_result(alice_job.job_id) is None
 
-    assert (await say(stack, BOSS, "/unban test:alice")) == texts.UNBANNED.format(user="test:alice")
-    assert await conv.text(ALICE, "/avatar") == [Text(texts.ASK_SELFIE)]
+    assert (await say(stack, BOSS, "/unban test:alice")) == texts.unbanned().format(
+        user="test:alice"
+    )
+    assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]
     actions = [(a[0], a[1], a[2]) for a in await audit(stack)]
     assert ("test:boss", "ban", "test:alice") in actions
     assert ("test:boss", "unban", "test:alice") in actions
@@ -169,7 +171,7 @@ async def test_forget_me_keeps_bans_and_drops_the_rest(stack: ChatStack) -> None
     await say(stack, BOSS, "/quota test:alice 7")
     await say(stack, BOSS, "/allow test:alice")
     await say(stack, BOSS, "/ban test:alice")
-    assert await conv.text(ALICE, "/help") == [Failure(texts.DENIED)]
+    assert await conv.text(ALICE, "/help") == [Failure(texts.denied())]
     before = await audit(stack)
     assert {a[1] for a in before if "test:alice" in (a[0], a[2])} == {
         "quota", "allow", "ban", "refused",
@@ -196,9 +198,9 @@ async def test_pause_with_jobs_queued_they_still_finish(stack: ChatStack, face_j
     first = await queued_job(stack, face_jpeg, who=ALICE)
     second = await queued_job(stack, face_jpeg, who=BOB, style="oil")
     answer = await say(stack, BOSS, "/pause Back at 18:00 UTC")
-    assert answer == texts.ADMIN_PAUSED.format(line=texts.paused("Back at 18:00 UTC"))
+    assert answer == texts.admin_paused().format(line=texts.paused("Back at 18:00 UTC"))
 
-    back_soon = [Text(texts.PAUSED_WITH_MESSAGE.format(message="Back at 18:00 UTC"))]
+    back_soon = [Text(texts.paused_with_message().format(message="Back at 18:00 UTC"))]
     assert await conv.text(CAROL, "/avatar") == back_soon
     assert await conv.selfie(CAROL, face_jpeg) == back_soon
     assert await conv.selfies.get(CAROL) is None
@@ -215,8 +217,8 @@ async def test_pause_with_jobs_queued_they_still_finish(stack: ChatStack, face_j
     # Alice's "more like this" is a new request: it waits too.
     assert await conv.choose(ALICE, "sketch") == back_soon
 
-    assert (await say(stack, BOSS, "/resume")) == texts.ADMIN_RESUMED
-    assert await conv.text(CAROL, "/avatar") == [Text(texts.ASK_SELFIE)]
+    assert (await say(stack, BOSS, "/resume")) == texts.admin_resumed()
+    assert await conv.text(CAROL, "/avatar") == [Text(texts.ask_selfie())]
     assert isinstance((await conv.choose(ALICE, "sketch"))[0], Queued)
 
 
@@ -227,17 +229,17 @@ async def test_restricted_mode_lets_in_only_listed_users_chats_and_guilds(
     stack: ChatStack, face_jpeg: bytes
 ) -> None:
     conv = stack.conversation
-    assert (await say(stack, BOSS, "/mode restricted")) == texts.MODE_RESTRICTED
-    private = [Failure(texts.NOT_ALLOWED)]
+    assert (await say(stack, BOSS, "/mode restricted")) == texts.mode_restricted()
+    private = [Failure(texts.not_allowed())]
     assert await conv.text(ALICE, "/start") == private
     assert await conv.selfie(ALICE, face_jpeg) == private
     assert await conv.text(ALICE, "/forgetme") != private  # deleting is always allowed
     assert await user_keys(stack, "alice") == []
-    assert await conv.text(BOSS, "/avatar") == [Text(texts.ASK_SELFIE)]  # admins need no list
+    assert await conv.text(BOSS, "/avatar") == [Text(texts.ask_selfie())]  # admins need no list
 
     added = await say(stack, BOSS, "/allow test:alice")
-    assert added == texts.ALLOW_ADDED.format(scope="test:alice")
-    assert await conv.text(ALICE, "/avatar") == [Text(texts.ASK_SELFIE)]
+    assert added == texts.allow_added().format(scope="test:alice")
+    assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]
 
     in_group = Owner("test", "dave", "group-9")
     in_guild = Owner("test", "erin", "channel-3", space="guild-7")
@@ -245,20 +247,20 @@ async def test_restricted_mode_lets_in_only_listed_users_chats_and_guilds(
     assert await conv.text(in_guild, "/avatar") == private
     await say(stack, BOSS, "/allow test-chat:group-9")
     await say(stack, BOSS, "/allow test-guild:guild-7")
-    assert await conv.text(in_group, "/avatar") == [Text(texts.ASK_SELFIE)]
-    assert await conv.text(in_guild, "/avatar") == [Text(texts.ASK_SELFIE)]
+    assert await conv.text(in_group, "/avatar") == [Text(texts.ask_selfie())]
+    assert await conv.text(in_guild, "/avatar") == [Text(texts.ask_selfie())]
     assert await conv.text(Owner("test", "dave", "dm-dave"), "/avatar") == private  # not there
 
     # The deny list always wins over the allow list.
     await say(stack, BOSS, "/deny test-chat:group-9")
-    assert await conv.text(in_group, "/avatar") == [Failure(texts.DENIED)]
-    assert (await say(stack, BOSS, "/allow")) == texts.ALLOW_LIST.format(
+    assert await conv.text(in_group, "/avatar") == [Failure(texts.denied())]
+    assert (await say(stack, BOSS, "/allow")) == texts.allow_list().format(
         count=3, scopes="test-chat:group-9, test-guild:guild-7, test:alice"
     )
     await say(stack, BOSS, "/allow test:*")  # a whole platform
-    assert await conv.text(CAROL, "/avatar") == [Text(texts.ASK_SELFIE)]
+    assert await conv.text(CAROL, "/avatar") == [Text(texts.ask_selfie())]
     await say(stack, BOSS, "/mode open")
-    assert await conv.text(in_group, "/avatar") == [Failure(texts.DENIED)]
+    assert await conv.text(in_group, "/avatar") == [Failure(texts.denied())]
 
 
 async def test_restricted_from_the_settings_until_changed_live(
@@ -266,11 +268,13 @@ async def test_restricted_from_the_settings_until_changed_live(
 ) -> None:
     settings = settings_factory(AVATARBOT_ADMINS="test:boss", AVATARBOT_ACCESS_MODE="restricted")
     async with chat_stack(settings, redis_client) as stack:
-        assert await stack.conversation.text(ALICE, "/help") == [Failure(texts.NOT_ALLOWED)]
+        assert await stack.conversation.text(ALICE, "/help") == [Failure(texts.not_allowed())]
         await say(stack, BOSS, "/mode open")
         # Another bot process (a new conversation on the same Redis) sees it at once.
         async with chat_stack(settings, redis_client) as other:
-            assert (await other.conversation.text(ALICE, "/help"))[0] != Failure(texts.NOT_ALLOWED)
+            assert (await other.conversation.text(ALICE, "/help"))[0] != Failure(
+                texts.not_allowed()
+            )
 
 
 # --------------------------------------------------------------------------- quotas, stats
@@ -278,7 +282,7 @@ async def test_restricted_from_the_settings_until_changed_live(
 
 async def test_quota_per_user_and_default(stack: ChatStack, face_jpeg: bytes) -> None:
     conv = stack.conversation
-    assert (await say(stack, BOSS, "/quota test:alice")) == texts.QUOTA_DEFAULT_FOR.format(
+    assert (await say(stack, BOSS, "/quota test:alice")) == texts.quota_default_for().format(
         user="test:alice", limit=20
     )
     await say(stack, BOSS, "/quota test:alice 1")
@@ -287,12 +291,12 @@ async def test_quota_per_user_and_default(stack: ChatStack, face_jpeg: bytes) ->
     await wait_final(stack, first.job_id)
     over = await conv.choose(ALICE, "oil")
     assert isinstance(over[0], Failure)
-    assert "You've made 1 avatars today" in over[0].text
+    assert "You've made 1 avatar today" in over[0].text  # plural forms: one avatar
     await say(stack, BOSS, "/quota test:alice 0")
-    assert await conv.choose(ALICE, "oil") == [Failure(texts.NO_QUOTA)]
+    assert await conv.choose(ALICE, "oil") == [Failure(texts.no_quota())]
     reset = await say(stack, BOSS, "/quota test:alice reset")
-    assert reset == texts.QUOTA_RESET.format(user="test:alice", limit=20)
-    assert (await say(stack, BOSS, "/quota default 1")) == texts.QUOTA_DEFAULT_SET.format(limit=1)
+    assert reset == texts.quota_reset().format(user="test:alice", limit=20)
+    assert (await say(stack, BOSS, "/quota default 1")) == texts.quota_default_set().format(limit=1)
     last = (await conv.choose(ALICE, "oil"))[0]
     assert isinstance(last, Failure)
     assert "You've made 1 avatars today" in last.text
@@ -366,28 +370,28 @@ async def test_group_admins_turn_the_bot_off_and_limit_variants(
     member = Owner("test", "alice", "group-1")
 
     assert await conv.text(member, "/group off") == UNKNOWN
-    assert await conv.text(gadmin, "/group") == [Text(texts.GROUP_ON.format(limit=4))]
-    assert await conv.text(gadmin, "/group off") == [Text(texts.GROUP_TURNED_OFF)]
+    assert await conv.text(gadmin, "/group") == [Text(texts.group_on().format(limit=4))]
+    assert await conv.text(gadmin, "/group off") == [Text(texts.group_turned_off())]
     assert calls == ["group-1"]  # cached: one question to the platform
-    assert await conv.text(member, "/avatar") == [Failure(texts.CHAT_OFF)]
-    assert await conv.text(ALICE, "/avatar") == [Text(texts.ASK_SELFIE)]  # her own chat
-    assert await conv.text(gadmin, "/group on") == [Text(texts.GROUP_TURNED_ON)]
+    assert await conv.text(member, "/avatar") == [Failure(texts.chat_off())]
+    assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]  # her own chat
+    assert await conv.text(gadmin, "/group on") == [Text(texts.group_turned_on())]
 
     assert await conv.text(gadmin, "/group variants 2") == [
-        Text(texts.GROUP_VARIANTS.format(limit=2))
+        Text(texts.group_variants().format(limit=2))
     ]
     assert (await conv.text(gadmin, "/group variants 9"))[0] == Text(
         "Usage: /group [on|off|variants 1-4|variants any]"
     )
     await conv.selfie(member, face_jpeg)
     replies: list[Reply] = await conv.choose(member, "sketch", variants=4)
-    assert replies[0] == Text(texts.VARIANTS_CAPPED.format(limit=2))
+    assert replies[0] == Text(texts.variants_capped().format(limit=2))
     assert isinstance(replies[1], Queued)
     job = await stack.queue.get_job(replies[1].job_id)
     assert job is not None
     assert job.variants == 2
     private_chat = Owner("test", "boss", "boss")
-    assert await conv.text(private_chat, "/group") == [Text(texts.GROUP_ONLY)]
+    assert await conv.text(private_chat, "/group") == [Text(texts.group_only())]
     assert await conv.text(Owner("test", "x", "group-404"), "/group off") == UNKNOWN
     assert ("test:gadmin", "group", "test-chat:group-1", "off") in await audit(stack)
 

@@ -293,7 +293,7 @@ async def test_non_image_document_is_refused(harness: TelegramHarness, fake: Fak
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (hostile.no_face_gradient, NoFaceFound.user_message),
+        (hostile.no_face_gradient, NoFaceFound().user_message),
         (hostile.two_faces, MultipleFaces(2).user_message),
     ],
     ids=["no_face", "two_faces"],
@@ -460,7 +460,7 @@ async def test_a_stranger_cannot_spoil_a_picker_that_replies_to_nobody(
     for data in (on_message(picker, Action.PICK, STYLE), on_message(picker, Action.VARIANTS, "3")):
         refusal = await answer_to(fake, bob, picker, data)
         assert refusal.fields["show_alert"] is True
-        assert refusal.fields["text"] == texts.NOT_YOUR_BUTTON
+        assert refusal.fields["text"] == texts.not_your_button()
     assert len(fake.calls_to("editMessageText")) == edits  # Alice's picker is untouched
     assert (
         fake.messages[(group["id"], picker.result["message_id"])]["text"] == picker.fields["text"]
@@ -482,11 +482,11 @@ async def test_every_keyboard_in_a_group_answers_its_requester_only(
     assert make == bound(alice, Action.AVATAR, "-")
     sent = len(fake.calls_to("sendMessage", group["id"]))
     refusal = await answer_to(fake, bob, welcome, make)
-    assert refusal.fields["text"] == texts.NOT_YOUR_BUTTON
+    assert refusal.fields["text"] == texts.not_your_button()
     assert len(fake.calls_to("sendMessage", group["id"])) == sent
     assert await answer_to(fake, alice, welcome, make) is not None
     ask = (await fake.wait_for("sendMessage", lambda c: c.chat_id == group["id"], count=2))[1]
-    assert ask.fields["text"] == texts.ASK_SELFIE
+    assert ask.fields["text"] == texts.ask_selfie()
 
 
 # --------------------------------------------------------------------------- restarts
@@ -772,8 +772,8 @@ async def test_verify_tells_ours_altered_and_foreign_images_apart(
         text = str(replies[n - 1].fields["text"])
         assert text.startswith(expected), text
         if n < 3:
-            assert "Made by this avatarbot instance on " in text
-            assert f"in style {STYLE}" in text
+            assert "It was made here on " in text
+            assert f"in the style {harness.catalog.get(STYLE).label}" in text
 
 
 async def test_redis_gone_mid_run_gets_a_try_again_answer_then_recovers(

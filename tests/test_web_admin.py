@@ -63,7 +63,7 @@ class Browser:
 
     async def queue(self) -> Message:
         """/avatar, the selfie, a style: the queue message."""
-        assert await self.line("/avatar") == texts.ASK_SELFIE
+        assert await self.line("/avatar") == texts.ask_selfie()
         assert [kind for kind, _ in await self.selfie()] == ["picker"]
         [queued] = await self.choose()
         assert queued["kind"] == "queued", queued
@@ -135,15 +135,15 @@ async def wait_status(browser: Browser, job_id: str, text: str) -> None:
 async def test_the_admin_runs_commands_everyone_else_gets_unknown_command(site: Site) -> None:
     visitor = await site.visitor()
     for line in ADMIN_LINES:
-        unknown = [("text", texts.UNKNOWN_COMMAND)]
+        unknown = [("text", texts.unknown_command())]
         assert await visitor.say(line.replace("test:", "web:")) == unknown, line
     policy = site.chat.stack.conversation.gate.policy
     assert (await policy.denied(), await policy.paused(), await policy.mode()) == ([], None, "open")
 
     assert (await site.admin.line("/stats")).startswith("Queue: 0 waiting, 0 running")
     banned = await site.admin.line(f"/ban web:{visitor.uid}")
-    assert banned == texts.BANNED.format(user=f"web:{visitor.uid}", jobs=0)
-    assert await visitor.say("/help") == [("failure", texts.DENIED)]
+    assert banned == texts.banned().format(user=f"web:{visitor.uid}", jobs=0)
+    assert await visitor.say("/help") == [("failure", texts.denied())]
     # The admin's commands and their answers are in the admin's own chat only.
     said = [m["text"] for m in await site.admin.history() if m["from"] == "user"]
     assert said == ["/stats", f"/ban web:{visitor.uid}"]
@@ -155,15 +155,15 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(site: Site) 
     hers, his = await alice.queue(), await bob.queue()
 
     banned = await site.admin.line(f"/ban web:{alice.uid}")
-    assert banned == texts.BANNED.format(user=f"web:{alice.uid}", jobs=1)
-    await wait_status(alice, hers["job_id"], texts.STATUS_CANCELLED)  # her queue message
-    assert await alice.say("/avatar") == [("failure", texts.DENIED)]
-    assert await alice.selfie() == [("failure", texts.DENIED)]
-    assert shown(await alice.choose()) == [("failure", texts.DENIED)]
+    assert banned == texts.banned().format(user=f"web:{alice.uid}", jobs=1)
+    await wait_status(alice, hers["job_id"], texts.status_cancelled())  # her queue message
+    assert await alice.say("/avatar") == [("failure", texts.denied())]
+    assert await alice.selfie() == [("failure", texts.denied())]
+    assert shown(await alice.choose()) == [("failure", texts.denied())]
 
     site.chat.stack.start_worker()  # the queue goes on for everyone else
     queue = site.chat.stack.queue
-    await wait_status(bob, his["job_id"], texts.FINISHED_DONE)
+    await wait_status(bob, his["job_id"], texts.finished_done())
     cancelled = await queue.get_job(hers["job_id"])
     assert cancelled is not None
     assert cancelled.status is JobStatus.CANCELLED
@@ -174,34 +174,34 @@ async def test_pause_with_jobs_queued_they_still_finish(site: Site) -> None:
     alice, bob, carol = await site.visitor(), await site.visitor(), await site.visitor()
     queued = [await alice.queue(), await bob.queue()]
     paused = await site.admin.line("/pause Back at six")
-    assert paused == texts.ADMIN_PAUSED.format(line=texts.paused("Back at six"))
+    assert paused == texts.admin_paused().format(line=texts.paused("Back at six"))
 
-    back_soon = ("text", texts.PAUSED_WITH_MESSAGE.format(message="Back at six"))
+    back_soon = ("text", texts.paused_with_message().format(message="Back at six"))
     assert await carol.say("/avatar") == [back_soon]
     assert await carol.selfie() == [back_soon]
     assert await carol.line("/help") != back_soon[1]  # only new avatars wait
 
     site.chat.stack.start_worker()
     for browser, message in zip((alice, bob), queued, strict=True):
-        await wait_status(browser, message["job_id"], texts.FINISHED_DONE)
+        await wait_status(browser, message["job_id"], texts.finished_done())
         assert [m["kind"] for m in await browser.history()].count("avatar") == 1
-    assert await site.admin.line("/resume") == texts.ADMIN_RESUMED
-    assert await carol.line("/avatar") == texts.ASK_SELFIE
+    assert await site.admin.line("/resume") == texts.admin_resumed()
+    assert await carol.line("/avatar") == texts.ask_selfie()
 
 
 async def test_restricted_mode_refuses_an_unlisted_user(site: Site) -> None:
     dave, erin = await site.visitor(), await site.visitor()
-    assert await site.admin.line("/mode restricted") == texts.MODE_RESTRICTED
-    assert await dave.say("/start") == [("failure", texts.NOT_ALLOWED)]
-    assert await dave.selfie() == [("failure", texts.NOT_ALLOWED)]
+    assert await site.admin.line("/mode restricted") == texts.mode_restricted()
+    assert await dave.say("/start") == [("failure", texts.not_allowed())]
+    assert await dave.selfie() == [("failure", texts.not_allowed())]
     prefix = site.chat.stack.settings.key_prefix
     keys = [k async for k in site.chat.stack.redis.scan_iter(match=f"{prefix}:*")]
     kept = [k for k in keys if dave.uid.encode() in k and b":web:history:" not in k]
     assert kept == []  # nothing of his but the chat he sees
-    assert await site.admin.line("/avatar") == texts.ASK_SELFIE  # admins need no list
+    assert await site.admin.line("/avatar") == texts.ask_selfie()  # admins need no list
 
-    assert await site.admin.line(f"/allow web:{dave.uid}") == texts.ALLOW_ADDED.format(
+    assert await site.admin.line(f"/allow web:{dave.uid}") == texts.allow_added().format(
         scope=f"web:{dave.uid}"
     )
     await dave.queue()
-    assert await erin.say("/avatar") == [("failure", texts.NOT_ALLOWED)]
+    assert await erin.say("/avatar") == [("failure", texts.not_allowed())]

@@ -200,7 +200,7 @@ async def test_avatar_flow_in_the_browser(browser: Browser, chat: RunningWebChat
         verdict_text = page.locator("[data-testid=msg-bot-text]", has_text="I made this image")
         await verdict_text.last.wait_for()
         shown = await verdict_text.last.inner_text()
-        assert "in style popart" in shown
+        assert "in the style 🟨 Pop art" in shown
     finally:
         await context.close()
 
@@ -284,11 +284,11 @@ async def test_a_button_answers_only_the_identity_it_was_sent_to(chat: RunningWe
 
         for data in (make, pick):
             [refusal] = await post_json(b, chat.url + "/api/button", {"data": data})
-            assert refusal["text"] == texts.NOT_YOUR_BUTTON
+            assert refusal["text"] == texts.not_your_button()
             assert refusal["ephemeral"] is True
         assert await (await a.get(chat.url + "/api/history")).json() == history_a
         [ask] = await post_json(a, chat.url + "/api/button", {"data": make})
-        assert ask["text"] == texts.ASK_SELFIE
+        assert ask["text"] == texts.ask_selfie()
 
 
 async def announce_upload(url: str, length: int) -> tuple[int, bytes]:

@@ -7,6 +7,9 @@ once commands are synced and the gateway is connected; `stop()` closes the clien
 Nothing here decides what to say (`bot.conversation.Conversation` does); this package
 translates:
 
+- Each interaction is answered in the user's language (their /language choice, else
+  `interaction.locale`); command descriptions, option names and style choices are
+  localised for every Discord locale we have a catalog for (`translator`).
 - Slash commands (`commands`, from the core's command table; `/admin` for the bot's
   admins, behind Discord's own command permissions: `admin_commands`). Every command is
   answered with `defer(thinking=True, ephemeral=True)` at once; the answer then edits
@@ -82,7 +85,7 @@ if TYPE_CHECKING:
 
     from bot.config import Settings
     from bot.conversation import Conversation
-    from bot.jobs import Job
+    from bot.jobs import Job, Owner
     from bot.queue import Delivery
 
 log = logging.getLogger(__name__)
@@ -203,12 +206,12 @@ class DiscordAdapter:
         variants: int,
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        owner = owner_of(interaction)
+        owner = await self.speak_their_language(interaction)
         if refused := await self.conversation.gate.check(owner, new_request=True):
             await self._answer(interaction, refused.replies())  # nothing downloaded
             return
         if style not in self.conversation.catalog:
-            await self._answer(interaction, [Failure(UnknownStyleError.user_message)])
+            await self._answer(interaction, [Failure(UnknownStyleError().user_message)])
             return
         if selfie.size > self.download_limit:
             log.info("discord: an upload of %d bytes was refused unread", selfie.size)
@@ -216,10 +219,10 @@ class DiscordAdapter:
             await self._answer(interaction, [Failure(too_big)])
             return
         # Settle the deferred message before the job exists (see the module docstring).
-        await interaction.edit_original_response(content=texts.CHECKING_PHOTO)
+        await interaction.edit_original_response(content=texts.checking_photo())
         data = await self._download(selfie)
         if data is None:
-            await self._answer(interaction, [Failure(texts.DOWNLOAD_FAILED)])
+            await self._answer(interaction, [Failure(texts.download_failed())])
             return
         replies = await self.conversation.selfie(owner, data)
         if any(isinstance(r, Failure) for r in replies):
@@ -231,7 +234,7 @@ class DiscordAdapter:
 
     async def on_styles(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        replies = await self.conversation.styles(owner_of(interaction))
+        replies = await self.conversation.styles(await self.speak_their_language(interaction))
         if not any(isinstance(r, StylePicker) for r in replies):  # refused: one line
             await self._answer(interaction, replies)
             return
@@ -241,13 +244,7 @@ class DiscordAdapter:
         for picker in (r for r in replies if isinstance(r, StylePicker)):
             lines.append(picker.text)
             for option in picker.options:
-                lines.append(
-                    texts.STYLE_LINE.format(
-                        label=option.label,
-                        style_id=option.style_id,
-                        description=option.description,
-                    )
-                )
+                lines.append(texts.style_line(option.label, option.style_id, option.description))
                 if option.preview is None or len(previews) >= MAX_FILES:
                     continue
                 data = await asyncio.to_thread(option.preview.read_bytes)
@@ -262,12 +259,18 @@ class DiscordAdapter:
 
     async def on_forget_me(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        replies = await self.conversation.forget_me(owner_of(interaction))
+        replies = await self.conversation.forget_me(await self.speak_their_language(interaction))
+        await self._answer(interaction, replies)
+
+    async def on_language(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        replies = await self.conversation.language(await self.speak_their_language(interaction))
         await self._answer(interaction, replies)
 
     async def on_verify(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        if refused := await self.conversation.gate.check(owner_of(interaction)):
+        sender = await self.speak_their_language(interaction)
+        if refused := await self.conversation.gate.check(sender):
             await self._answer(interaction, refused.replies())  # nothing downloaded
             return
         if image.size > self.download_limit:
@@ -276,16 +279,17 @@ class DiscordAdapter:
             return
         data = await self._download(image)
         if data is None:
-            await self._answer(interaction, [Failure(texts.DOWNLOAD_FAILED)])
+            await self._answer(interaction, [Failure(texts.download_failed())])
             return
-        replies = await self.conversation.verify(owner_of(interaction), data)
+        replies = await self.conversation.verify(sender, data)
         await self._answer(interaction, replies)
 
     async def on_admin(self, interaction: discord.Interaction, line: str) -> None:
         """An /admin subcommand, as the chat command line it stands for (`admin_commands`):
         answered privately; to anyone not an admin of the bot, as an unknown command."""
         await interaction.response.defer(thinking=True, ephemeral=True)
-        replies = await self.conversation.text(owner_of(interaction), line)
+        sender = await self.speak_their_language(interaction)
+        replies = await self.conversation.text(sender, line)
         await self._answer(interaction, clipped(replies, MAX_CONTENT))
 
     # ------------------------------------------------------------------ buttons and errors
@@ -299,9 +303,10 @@ class DiscordAdapter:
             action = None
         presser = owner_of(interaction)
         try:
+            await self.speak_their_language(interaction)
             if not callback_allows(custom_id, presser):
                 log.info("discord: button refused: bound to someone else")
-                await interaction.response.send_message(texts.NOT_YOUR_BUTTON, ephemeral=True)
+                await interaction.response.send_message(texts.not_your_button(), ephemeral=True)
                 return
             if action in (Action.VARIANTS, Action.CANCEL):
                 await interaction.response.defer()  # these update their own message
@@ -309,12 +314,19 @@ class DiscordAdapter:
                 await interaction.response.defer(thinking=True, ephemeral=True)
             if action in (Action.MORE, Action.PICK):
                 # These enqueue a job: settle the deferred message first (module docstring).
-                await interaction.edit_original_response(content=texts.ON_IT)
+                await interaction.edit_original_response(content=texts.on_it())
             route = route_of(interaction)
             replies = await self.conversation.button(presser, custom_id, route_data=route.to_data())
             await self._answer(interaction, replies)
         except Exception as exc:  # a button must never fail silently for the user
             await self._handler_failed(interaction, exc)
+
+    async def speak_their_language(self, interaction: discord.Interaction) -> Owner:
+        """The rest of this interaction (its own task) speaks the user's language: their
+        /language choice, else their Discord client's locale. Returns who they are."""
+        sender = owner_of(interaction)
+        await self.conversation.use_language(sender, interaction.locale.value)
+        return sender
 
     async def _on_tree_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -350,7 +362,7 @@ class DiscordAdapter:
         Every button goes to the user who interacted, bound to them."""
         messages = to_outgoing(bind(replies, owner_of(interaction)))
         if not messages:
-            await interaction.edit_original_response(content=texts.ANSWERED, view=None)
+            await interaction.edit_original_response(content=texts.answered(), view=None)
             return
         limit = interaction.filesize_limit
         first = prepare(messages[0], limit)

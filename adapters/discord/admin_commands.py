@@ -38,19 +38,26 @@ _MENTION = re.compile(r"^<@!?(\d{1,20})>$")
 
 
 def admin_group(run: Run, *, global_scope: bool) -> app_commands.Group:
-    """`/admin` and its subcommands; each runs its command line through `run`."""
+    """`/admin` and its subcommands; each runs its command line through `run`. Build it
+    in the source language: discord.py's translator localises the descriptions."""
+    described = texts.admin_descriptions()
     group = app_commands.Group(
         name="admin",
-        description=texts.ADMIN_COMMAND,
+        description=described["admin"],
         default_permissions=ADMINISTRATOR,
         guild_only=True,
         # Contexts only exist for global commands (a guild's own are in that guild).
         allowed_contexts=app_commands.AppCommandContext(guild=True) if global_scope else None,
     )
-    for name, description, callback in [*_looking(run), *_users(run), *_switches(run)]:
+    options = texts.admin_options()
+    for name, callback in [
+        *_looking(run, options),
+        *_users(run, options),
+        *_switches(run, options),
+    ]:
         group.add_command(
             app_commands.Command(
-                name=name, description=description, callback=callback, parent=group
+                name=name, description=described[name], callback=callback, parent=group
             )
         )
     return group
@@ -74,67 +81,64 @@ def line(command: str, *words: str | None) -> str:
     return " ".join([f"/{command}", *(w for w in words if w)])
 
 
-_Entry = tuple[str, str, Any]
+_Entry = tuple[str, Any]
+_Options = dict[str, str]
 
 
-def _looking(run: Run) -> list[_Entry]:
+def _looking(run: Run, options: _Options) -> list[_Entry]:
     async def stats(interaction: discord.Interaction) -> None:
         await run(interaction, line("stats"))
 
-    @app_commands.describe(count=texts.OPTION_COUNT)
+    @app_commands.describe(count=options["count"])
     async def log(
         interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_LOG] | None = None
     ) -> None:
         await run(interaction, line("log", None if count is None else str(count)))
 
-    return [("stats", texts.ADMIN_STATS, stats), ("log", texts.ADMIN_LOG, log)]
+    return [("stats", stats), ("log", log)]
 
 
-def _users(run: Run) -> list[_Entry]:
-    @app_commands.describe(user=texts.OPTION_USER)
+def _users(run: Run, options: _Options) -> list[_Entry]:
+    @app_commands.describe(user=options["user"])
     async def ban(interaction: discord.Interaction, user: str) -> None:
         await run(interaction, line("ban", user_of(user)))
 
-    @app_commands.describe(user=texts.OPTION_USER)
+    @app_commands.describe(user=options["user"])
     async def unban(interaction: discord.Interaction, user: str) -> None:
         await run(interaction, line("unban", user_of(user)))
 
-    @app_commands.describe(user=texts.OPTION_QUOTA_USER, limit=texts.OPTION_LIMIT)
+    @app_commands.describe(user=options["quota_user"], limit=options["limit"])
     async def quota(interaction: discord.Interaction, user: str, limit: str | None = None) -> None:
         await run(interaction, line("quota", _quota_user(user), limit))
 
-    return [
-        ("ban", texts.ADMIN_BAN, ban),
-        ("unban", texts.ADMIN_UNBAN, unban),
-        ("quota", texts.ADMIN_QUOTA, quota),
-    ]
+    return [("ban", ban), ("unban", unban), ("quota", quota)]
 
 
-def _switches(run: Run) -> list[_Entry]:
-    @app_commands.describe(message=texts.OPTION_PAUSE_MESSAGE)
+def _switches(run: Run, options: _Options) -> list[_Entry]:
+    @app_commands.describe(message=options["message"])
     async def pause(interaction: discord.Interaction, message: str | None = None) -> None:
         await run(interaction, line("pause", message))
 
     async def resume(interaction: discord.Interaction) -> None:
         await run(interaction, line("resume"))
 
-    @app_commands.describe(mode=texts.OPTION_MODE)
+    @app_commands.describe(mode=options["mode"])
     async def mode(
         interaction: discord.Interaction, mode: Literal["open", "restricted"] | None = None
     ) -> None:
         await run(interaction, line("mode", mode))
 
     return [
-        ("pause", texts.ADMIN_PAUSE, pause),
-        ("resume", texts.ADMIN_RESUME, resume),
-        ("mode", texts.ADMIN_MODE, mode),
-        ("allow", texts.ADMIN_ALLOW, _list_callback(run, "allow")),
-        ("deny", texts.ADMIN_DENY, _list_callback(run, "deny")),
+        ("pause", pause),
+        ("resume", resume),
+        ("mode", mode),
+        ("allow", _list_callback(run, "allow", options)),
+        ("deny", _list_callback(run, "deny", options)),
     ]
 
 
-def _list_callback(run: Run, command: str) -> Any:
-    @app_commands.describe(scope=texts.OPTION_SCOPE, remove=texts.OPTION_REMOVE)
+def _list_callback(run: Run, command: str, options: _Options) -> Any:
+    @app_commands.describe(scope=options["scope"], remove=options["remove"])
     async def edit_list(
         interaction: discord.Interaction, scope: str | None = None, remove: bool = False
     ) -> None:

@@ -1,9 +1,10 @@
 """The slash commands, built from the core's command table (`bot.chat_commands`).
 
 `/avatar selfie:<attachment> style:<choice> [variants:1-4]` (styles as choices, or
-autocomplete past 25), `/styles`, `/forgetme`, `/verify image:<attachment>`; each
-described by its table summary. Synced on start: globally (usable in servers and DMs),
-or to one guild for development (instant). And `/admin`, for the bot's admins
+autocomplete past 25), `/styles`, `/forgetme`, `/verify image:<attachment>`,
+`/language`; each described by its table summary, built in English and localised for
+every language we speak by `translator`. Synced on start: globally (usable in servers
+and DMs), or to one guild for development (instant). And `/admin`, for the bot's admins
 (`admin_commands`).
 """
 
@@ -17,7 +18,8 @@ from discord import app_commands
 
 from adapters.discord.admin_commands import admin_group
 from adapters.discord.http_errors import describe
-from bot import texts
+from adapters.discord.translator import CatalogTranslator
+from bot import i18n, texts
 from bot.chat_commands import command
 
 if TYPE_CHECKING:
@@ -36,9 +38,13 @@ async def sync(client: AvatarClient, adapter: DiscordAdapter, guild_id: int | No
     """Register the slash commands and sync them (the client's setup hook)."""
     tree = client.tree
     guild = discord.Object(id=guild_id) if guild_id else None
-    for slash in slash_commands(adapter, global_scope=guild is None):
+    await tree.set_translator(CatalogTranslator(adapter.conversation.catalog))
+    with i18n.use(i18n.SOURCE_LOCALE):  # the source texts; the translator does the rest
+        slashes = slash_commands(adapter, global_scope=guild is None)
+        admin = admin_group(adapter.on_admin, global_scope=guild is None)
+    for slash in slashes:
         tree.add_command(slash, guild=guild)
-    tree.add_command(admin_group(adapter.on_admin, global_scope=guild is None), guild=guild)
+    tree.add_command(admin, guild=guild)
     if not adapter.shards.syncs_commands:  # the process running shard 0 syncs
         return
     try:
@@ -58,11 +64,15 @@ def slash_commands(adapter: DiscordAdapter, *, global_scope: bool) -> list[Slash
     async def forgetme(interaction: discord.Interaction) -> None:
         await adapter.on_forget_me(interaction)
 
+    async def language(interaction: discord.Interaction) -> None:
+        await adapter.on_language(interaction)
+
     commands = [
         _slash("avatar", _avatar_callback(adapter)),
         _slash("styles", styles),
         _slash("forgetme", forgetme),
         _slash("verify", _verify_callback(adapter)),
+        _slash("language", language),
     ]
     if global_scope:  # contexts only exist for global commands
         for slash in commands:
@@ -78,7 +88,7 @@ def _slash(name: str, callback: Any) -> SlashCommand:
 
 def _avatar_callback(adapter: DiscordAdapter) -> Any:
     @app_commands.describe(
-        selfie=texts.OPTION_SELFIE, style=texts.OPTION_STYLE, variants=texts.OPTION_VARIANTS
+        selfie=texts.option_selfie(), style=texts.option_style(), variants=texts.option_variants()
     )
     async def avatar(
         interaction: discord.Interaction,
@@ -96,18 +106,19 @@ def _avatar_callback(adapter: DiscordAdapter) -> Any:
     async def complete(
         interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
+        await adapter.speak_their_language(interaction)
         wanted = current.strip().lower()
         return [
             app_commands.Choice(name=s.label[:100], value=s.id)
             for s in catalog
-            if not wanted or wanted in s.id or wanted in s.title.lower()
+            if not wanted or any(wanted in name for name in s.names())
         ][:MAX_CHOICES]
 
     return app_commands.autocomplete(style=complete)(avatar)
 
 
 def _verify_callback(adapter: DiscordAdapter) -> Any:
-    @app_commands.describe(image=texts.OPTION_IMAGE)
+    @app_commands.describe(image=texts.option_image())
     async def verify(interaction: discord.Interaction, image: discord.Attachment) -> None:
         await adapter.on_verify(interaction, image)
 

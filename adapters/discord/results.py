@@ -103,7 +103,7 @@ class Results:
             else:
                 with_avatar = any(isinstance(r, Avatar) for r in replies)
                 await _retire_status(
-                    webhook, job, texts.RESULT_READY if with_avatar else texts.SEE_BELOW
+                    webhook, job, texts.result_ready() if with_avatar else texts.see_below()
                 )
                 return
         await self._fallback(client, job, route, messages)

@@ -9,6 +9,9 @@ to say; `bot.conversation.Conversation` does. This package only translates:
   admin commands and /group, in private chats and groups -> `admins`; a photo (largest size) or
   an image document -> `Conversation.image` (a caption of /avatar or /verify says
   which); inline buttons -> `Conversation.button`.
+- Each update is answered in the user's language: a first handler (group -1) sets it
+  from their /language choice, else their app's `language_code`. The command menu and
+  the bot's descriptions are set in every language at start (`profile`).
 - Sizes are checked before anything is downloaded (`downloads`).
 - In groups only commands trigger: a photo counts when its caption is the command or
   when it replies to the bot's "send me a selfie" message. Every keyboard is bound to
@@ -39,7 +42,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from telegram import BotCommand, CallbackQuery, MaybeInaccessibleMessage, Message, Update
+from telegram import CallbackQuery, MaybeInaccessibleMessage, Message, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -51,6 +54,7 @@ from telegram.ext import (
     CommandHandler,
     ExtBot,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -58,6 +62,7 @@ from adapters.telegram.admins import TelegramAdmins
 from adapters.telegram.chat_actions import ChatActions
 from adapters.telegram.downloads import TELEGRAM_DOWNLOAD_LIMIT, SelfieDownloads
 from adapters.telegram.polling_conflict import PollingConflict
+from adapters.telegram.profile import set_profile
 from adapters.telegram.queue_messages import QueueMessages
 from adapters.telegram.renderer import Renderer
 from adapters.telegram.state import TelegramState
@@ -73,7 +78,7 @@ from adapters.telegram.target import (
 from adapters.telegram.updates import PerUserUpdateProcessor
 from adapters.telegram.webhook import TelegramWebhook
 from bot import texts
-from bot.chat_commands import COMMAND_NAMES, MENU
+from bot.chat_commands import COMMAND_NAMES
 from bot.config import ConfigError, Settings
 from bot.errors import AvatarbotError
 from bot.jobs import Owner
@@ -219,7 +224,7 @@ class TelegramAdapter:
             await self.application.initialize()
         except InvalidToken:
             raise ConfigError("Telegram rejected TELEGRAM_BOT_TOKEN (getMe failed)") from None
-        await self._set_command_menu()
+        await set_profile(self.bot)
         await self.application.start()
         if self.webhook_url:
             await self.bot.set_webhook(
@@ -250,12 +255,6 @@ class TelegramAdapter:
             await self.application.stop()
         await self.application.shutdown()
 
-    async def _set_command_menu(self) -> None:
-        try:
-            await self.bot.set_my_commands([BotCommand(c.name, c.summary) for c in MENU])
-        except TelegramError as exc:  # a missing menu is cosmetic
-            log.warning("telegram: could not set the command menu (%s)", type(exc).__name__)
-
     def _on_poll_error(self, exc: TelegramError) -> None:
         """Once per kind of trouble (and again after a quiet while), not every retry."""
         if self.poll_conflict.report(exc):  # another poller, or a webhook: said once
@@ -284,6 +283,7 @@ class TelegramAdapter:
 
     def _register_handlers(self) -> None:
         app = self.application
+        app.add_handler(TypeHandler(Update, self._speak_their_language), group=-1)
         new_messages = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler(list(COMMAND_NAMES), self._on_command, filters=new_messages))
         app.add_handlers(self.admins.handlers())  # before plain text, which would take them
@@ -296,6 +296,14 @@ class TelegramAdapter:
         app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_error_handler(self._on_error)
 
+    async def _speak_their_language(self, update: Update, context: _Context) -> None:
+        """Before any handler (group -1): the rest of this update, which runs in its own
+        task, speaks the user's language (their /language choice, else their app's)."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is not None:
+            sender = owner(user.id, chat.id if chat is not None else user.id)
+            await self.conversation.use_language(sender, user.language_code)
+
     async def _on_command(self, update: Update, context: _Context) -> None:
         message = update.effective_message
         if message is None or message.text is None or update.effective_user is None:
@@ -304,7 +312,7 @@ class TelegramAdapter:
         target = target_of_message(message)
         sender = owner(update.effective_user.id, target.chat_id)
         waiting = await self.conversation.queue.active_job(sender) if name == "cancel" else None
-        replies = await self.conversation.text(sender, message.text)
+        replies = await self.conversation.text(sender, message.text)  # "/language es" too
         target.ask_reply = target.is_group and name in _ASKS_FOR_A_PHOTO
         await self.renderer.render(target, bind(replies, sender))
         if waiting is not None:
@@ -364,7 +372,7 @@ class TelegramAdapter:
         presser = owner(query.from_user.id, message.chat.id)
         if not self._may_press(query, message, action, presser):
             log.info("telegram: button %s refused: not the requester", action.value)
-            await _answer(query, texts.NOT_YOUR_BUTTON)
+            await _answer(query, texts.not_your_button())
             return
         target = self._button_target(message, action)
         replies = await self.conversation.button(

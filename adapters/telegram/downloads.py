@@ -69,7 +69,8 @@ class SelfieDownloads:
 
 
 def non_image_kind(mime: str | None) -> str | None:
-    """A friendly kind for a document that is clearly not an image, else None."""
+    """What a document clearly not an image is (a message id `NotAnImage` translates),
+    else None."""
     if not mime or mime.startswith("image/") or mime == "application/octet-stream":
         return None
-    return texts.NON_IMAGE_KINDS.get(mime, texts.NOT_A_PHOTO)
+    return texts.non_image_kind(mime)

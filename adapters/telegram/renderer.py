@@ -115,7 +115,7 @@ class Renderer:
             return
         markup: InlineKeyboardMarkup | ForceReply | None = inline
         if markup is None and target.ask_reply:
-            markup = ForceReply(selective=True, input_field_placeholder=texts.SELFIE_PLACEHOLDER)
+            markup = ForceReply(selective=True, input_field_placeholder=texts.selfie_placeholder())
         await self.bot.send_message(target.chat_id, text, reply_markup=markup, **_common(target))
 
     async def _edit_in_place(
@@ -191,7 +191,7 @@ class Renderer:
         media = [
             InputMediaPhoto(
                 cached.get(d) or InputFile(b, filename=f"{o.style_id}.jpg", attach=True),
-                caption=texts.PREVIEW_CAPTION.format(label=o.label, description=o.description),
+                caption=texts.preview_caption(o.label, o.description),
             )
             for o, b, d in zip(options, blobs, digests, strict=True)
         ]

@@ -31,6 +31,7 @@ from adapters.web.guard import UID_KEY, WEBSOCKET_PATH, Guard
 from adapters.web.history import ChatHistory
 from adapters.web.http import json_body, json_response
 from adapters.web.identity import Identities
+from adapters.web.language import Handler, speaking
 from adapters.web.sockets import Sockets
 from bot import metrics as prom
 from bot import texts
@@ -71,7 +72,7 @@ class WebChat:
         self.max_upload_bytes = settings.max_upload_bytes
         self.sockets = Sockets()
         self._guard = Guard(identities)
-        self._files = Files(queue, conversation.catalog)
+        self._files = Files(queue, conversation.catalog, settings.max_upload_bytes)
 
     @classmethod
     async def create(
@@ -97,17 +98,22 @@ class WebChat:
     def add_routes(self, app: web.Application) -> None:
         """The page, its files and the chat API, each behind the guard."""
         app.on_shutdown.append(self.sockets.close_all)
-        guard, r, files = self._guard, app.router, self._files
+        r, files = app.router, self._files
+        speak = speaking(self.conversation, PLATFORM, UID_KEY)
+
+        def guard(handler: Handler) -> Handler:  # the guard sets the user; then their language
+            return self._guard(speak(handler))
+
         r.add_get("/", guard(files.index))
-        r.add_get("/static/{name}", guard(files.static))
-        r.add_get("/previews/{style_id}.jpg", guard(files.preview))
-        r.add_get("/media/{job_id}/{index}", guard(files.media))
+        r.add_get("/static/{name}", self._guard(files.static))
+        r.add_get("/previews/{style_id}.jpg", self._guard(files.preview))
+        r.add_get("/media/{job_id}/{index}", self._guard(files.media))
         r.add_get("/api/history", guard(self.api_history))
         r.add_post("/api/message", guard(self.api_message))
         r.add_post("/api/selfie", guard(self.api_selfie))
         r.add_post("/api/button", guard(self.api_button))
         r.add_post("/api/choose", guard(self.api_choose))
-        r.add_get(WEBSOCKET_PATH, guard(self.sockets.handle))
+        r.add_get(WEBSOCKET_PATH, self._guard(self.sockets.handle))
 
     def metrics(self) -> list[str]:
         return prom.family(
@@ -224,7 +230,7 @@ class WebChat:
             return
         uid = job.owner.user_id
         done = any(isinstance(r, Avatar) for r in replies)
-        status = texts.FINISHED_DONE if done else texts.FINISHED_NOT_DONE
+        status = texts.finished_done() if done else texts.finished_not_done()
         finished = wm.finished_status(job.id, status)
         parts = [Part("status", functools.partial(self._replace, uid, finished))]
         for i, reply in enumerate(bind(replies, job.owner)):

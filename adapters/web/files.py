@@ -11,6 +11,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from adapters.web import page
 from adapters.web.guard import UID_KEY
 from bot.queue import JobProducer
 from bot.styles import StyleCatalog, preview_path
@@ -24,13 +25,14 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 class Files:
     """Handlers for everything the web chat serves that is not its JSON API."""
 
-    def __init__(self, queue: JobProducer, catalog: StyleCatalog) -> None:
+    def __init__(self, queue: JobProducer, catalog: StyleCatalog, max_upload_bytes: int) -> None:
         self.queue = queue
         self.catalog = catalog
+        self.max_upload_bytes = max_upload_bytes
         self._static = resources.files("adapters.web").joinpath("static")
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        body = self._static.joinpath("index.html").read_bytes()
+        body = page.render(self._static, self.max_upload_bytes)  # in the user's language
         return web.Response(body=body, content_type="text/html", charset="utf-8", headers=_NO_CACHE)
 
     async def static(self, request: web.Request) -> web.StreamResponse:

@@ -58,7 +58,7 @@ def user_text(text: str) -> Message:
 
 
 def user_image(name: str, size: int) -> Message:
-    message = _base("image", texts.YOUR_PHOTO, sender="user")
+    message = _base("image", texts.your_photo(), sender="user")
     message["name"] = name[:100]
     message["size"] = size
     return message

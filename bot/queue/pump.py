@@ -24,6 +24,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from bot import i18n
 from bot.jobs import Job
 from bot.metrics import BotMetrics
 from bot.queue.delivery import Delivery, DeliveryClaim, DeliveryQueue
@@ -142,8 +143,9 @@ class DeliveryPump:
         try:
             if handler is None:
                 raise LookupError(f"no adapter for platform {job.owner.platform!r} here")
-            replies = await self.renderer.outcome_replies(delivery)
-            await self._under_lease(delivery, handler(delivery, replies))
+            with i18n.use(job.locale):  # the adapter's own words too, in the job's language
+                replies = await self.renderer.outcome_replies(delivery)
+                await self._under_lease(delivery, handler(delivery, replies))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter failure must not stop the pump

@@ -8,6 +8,8 @@
   const fileInput = document.getElementById("file");
   const drop = document.getElementById("drop");
   const presence = document.getElementById("presence");
+  // The page's words in the user's language, from the server (a JSON data block).
+  const ui = JSON.parse(document.getElementById("ui-text").textContent);
 
   const rendered = new Map(); // message id -> element
   const localPreviews = new Map(); // user image message id -> object URL
@@ -24,6 +26,11 @@
       headers: isJson ? { "Content-Type": "application/json", ...headers } : headers,
       body: isJson ? JSON.stringify(body) : body,
     });
+    const lang = response.headers.get("Content-Language");
+    if (lang && lang !== document.documentElement.lang) {
+      location.reload(); // /language changed it: the page's own words and direction too
+      return null;
+    }
     let data = null;
     try {
       data = await response.json();
@@ -33,7 +40,7 @@
     if (data && Array.isArray(data.messages)) {
       data.messages.forEach(upsert);
     } else if (!response.ok) {
-      localNotice("Sorry, that didn't work. Please try again.");
+      localNotice(ui.failed);
     }
     return data;
   }
@@ -47,8 +54,7 @@
   function sendFile(file) {
     if (!file) return;
     if (file.size > maxUpload) {
-      const mb = Math.round((maxUpload / (1024 * 1024)) * 10) / 10;
-      localNotice(`That file is too big (the limit is ${mb} MB). Please send a smaller photo.`);
+      localNotice(ui.too_big);
       return;
     }
     const preview = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
@@ -65,7 +71,7 @@
       }
     }).catch(() => {
       pending.remove();
-      localNotice("The upload failed. Please try again.");
+      localNotice(ui.upload_failed);
     });
   }
 
@@ -88,7 +94,7 @@
 
   function time(t) {
     const d = new Date(t * 1000);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return d.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" });
   }
 
   function buttonsRow(buttons) {
@@ -108,7 +114,7 @@
     const box = el("div", "picker");
     variants = m.variants || 1;
     const seg = el("div", "variants");
-    seg.appendChild(el("span", "variants-label", "Variants:"));
+    seg.appendChild(el("span", "variants-label", ui.variants));
     for (const n of m.variant_choices || [1]) {
       const b = el("button", "seg" + (n === variants ? " on" : ""), String(n));
       b.type = "button";
@@ -169,7 +175,7 @@
       a.rel = "noopener";
       const img = el("img", "avatar-img");
       img.src = image.url;
-      img.alt = "AI-made avatar";
+      img.alt = ui.avatar_alt;
       img.width = image.width;
       img.height = image.height;
       img.setAttribute("data-testid", "avatar-image");
@@ -210,7 +216,7 @@
       if (url) {
         const img = el("img", "sent-photo");
         img.src = url;
-        img.alt = "Your photo";
+        img.alt = ui.your_photo;
         bubble.appendChild(img);
       } else {
         bubble.appendChild(el("div", "text", m.text));
@@ -272,10 +278,10 @@
     if (preview) {
       const img = el("img", "sent-photo");
       img.src = preview;
-      img.alt = "Your photo";
+      img.alt = ui.your_photo;
       bubble.appendChild(img);
     }
-    bubble.appendChild(el("div", "time", "sending…"));
+    bubble.appendChild(el("div", "time", ui.sending));
     row.appendChild(bubble);
     log.appendChild(row);
     scrollDown();
@@ -290,7 +296,7 @@
     const ws = new WebSocket(`${scheme}://${location.host}/api/ws`);
     ws.addEventListener("open", () => {
       retry = 500;
-      presence.textContent = "online";
+      presence.textContent = ui.online;
       presence.classList.add("online");
     });
     ws.addEventListener("message", (event) => {
@@ -302,7 +308,7 @@
       }
     });
     ws.addEventListener("close", () => {
-      presence.textContent = "reconnecting…";
+      presence.textContent = ui.reconnecting;
       presence.classList.remove("online");
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10000);

@@ -12,7 +12,8 @@ to say; `bot.conversation.Conversation` does. This package only translates:
 - Each update is answered in the user's language: a first handler (group -1) sets it
   from their /language choice, else their app's `language_code`. The command menu and
   the bot's descriptions are set in every language at start (`profile`).
-- Sizes are checked before anything is downloaded (`downloads`).
+- Sizes are checked before anything is downloaded (`downloads`), and so is the access
+  policy: a refused user's photo is never fetched.
 - In groups only commands trigger: a photo counts when its caption is the command or
   when it replies to the bot's "send me a selfie" message. Every keyboard is bound to
   the user it was sent to (`bot.replies.bind`); anyone else's press gets a private

@@ -829,7 +829,6 @@ def group_only() -> str:
     return _("/group works in group chats.")
 
 
-
 def admin_descriptions() -> dict[str, str]:
     """Discord's /admin command and its subcommands, described (at most 100 characters)."""
     return {

@@ -21,6 +21,7 @@ for any unknown command). `/group` is the group admins' own command, for their c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot import texts
@@ -136,6 +137,20 @@ class AdminCommands:
                 await self.audit.record(sender.key, "group", where, f"variants {limit}")
                 return texts.group_variants().format(limit=chat.max_variants or MAX_VARIANTS)
         raise AdminUsageError("group", "/")
+
+
+def clipped(replies: Sequence[Reply], limit: int) -> list[Reply]:
+    """`replies` with each text cut to at most `limit` characters at a line's end (the
+    audit log runs long; a platform caps a message: Telegram 4096, Discord 2000). The
+    first lines stay: the log lists the newest entries first."""
+    return [_clip(reply, limit) if isinstance(reply, Text) else reply for reply in replies]
+
+
+def _clip(reply: Text, limit: int) -> Text:
+    if len(reply.text) <= limit:
+        return reply
+    cut = reply.text.rfind("\n", 0, limit + 1)
+    return replace(reply, text=reply.text[: cut if cut > 0 else limit])
 
 
 class _BadWords(Exception):

@@ -865,3 +865,34 @@ def too_many_new_visitors() -> str:
         "Too many new visitors from your network today. Please try again tomorrow, "
         "or keep using the browser you started in."
     )
+
+
+def admin_descriptions() -> dict[str, str]:
+    """Discord's /admin command and its subcommands, described (at most 100 characters)."""
+    return {
+        "admin": _("Run this bot (its admins only)"),
+        "stats": _("The queue now and today's work"),
+        "ban": _("Ban a user: they can't use the bot, their waiting jobs are cancelled"),
+        "unban": _("Lift a ban"),
+        "quota": _("Show or set a user's daily quota, or the default"),
+        "pause": _("Pause new requests (jobs already queued still finish)"),
+        "resume": _("Take new requests again"),
+        "allow": _("Show the allow list, or add or remove a scope"),
+        "deny": _("Show the deny list, or add or remove a scope"),
+        "mode": _("Show or set who may use the bot"),
+        "log": _("The newest entries of the audit trail"),
+    }
+
+
+def admin_options() -> dict[str, str]:
+    """The options of Discord's /admin subcommands, described (at most 100 characters)."""
+    return {
+        "user": _("platform:user_id (e.g. discord:123), a mention or a Discord user id"),
+        "quota_user": _("platform:user_id, a mention, or default (everyone's quota)"),
+        "limit": _("Avatars a day, or reset (back to the default); empty: show"),
+        "message": _("Told to everyone who asks meanwhile"),
+        "scope": _("A user, a chat (discord-chat:ID), a server (discord-guild:ID) or discord:*"),
+        "remove": _("Remove it from the list instead of adding it"),
+        "mode": _("open: everyone not denied; restricted: admins and the allow list"),
+        "count": _("How many entries (1-200)"),
+    }

@@ -299,7 +299,7 @@ async def test_quota_per_user_and_default(stack: ChatStack, face_jpeg: bytes) ->
     assert (await say(stack, BOSS, "/quota default 1")) == texts.quota_default_set().format(limit=1)
     last = (await conv.choose(ALICE, "oil"))[0]
     assert isinstance(last, Failure)
-    assert "You've made 1 avatars today" in last.text
+    assert "You've made 1 avatar today" in last.text
 
 
 async def test_stats_count_todays_avatars_failures_and_time(

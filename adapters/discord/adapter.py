@@ -10,7 +10,8 @@ translates:
 - Each interaction is answered in the user's language (their /language choice, else
   `interaction.locale`); command descriptions, option names and style choices are
   localised for every Discord locale we have a catalog for (`translator`).
-- Slash commands (`commands`, from the core's command table). Every command is
+- Slash commands (`commands`, from the core's command table; `/admin` for the bot's
+  admins, behind Discord's own command permissions: `admin_commands`). Every command is
   answered with `defer(thinking=True, ephemeral=True)` at once; the answer then edits
   that ephemeral message: an intake problem in one line, or the queue position and ETA,
   kept current by `update_status` (the StatusTracker throttles it).
@@ -61,6 +62,7 @@ from adapters.discord.results import Health, Results
 from adapters.discord.sharding import ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES
 from bot import texts
+from bot.admin_commands import clipped
 from bot.chat_adapter import PlatformUnreachable
 from bot.config import ConfigError
 from bot.errors import AvatarbotError
@@ -220,6 +222,9 @@ class DiscordAdapter:
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         owner = await self.speak_their_language(interaction)
+        if refused := await self.conversation.gate.check(owner, new_request=True):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if style not in self.conversation.catalog:
             await self._answer(interaction, [Failure(UnknownStyleError().user_message)])
             return
@@ -245,6 +250,9 @@ class DiscordAdapter:
     async def on_styles(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         replies = await self.conversation.styles(await self.speak_their_language(interaction))
+        if not any(isinstance(r, StylePicker) for r in replies):  # refused: one line
+            await self._answer(interaction, replies)
+            return
         lines: list[str] = []
         previews: list[discord.File] = []
         budget = interaction.filesize_limit - FRAMING_BYTES
@@ -277,6 +285,9 @@ class DiscordAdapter:
     async def on_verify(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         sender = await self.speak_their_language(interaction)
+        if refused := await self.conversation.gate.check(sender):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if image.size > self.download_limit:
             too_big = FileTooLarge(image.size, self.download_limit).user_message
             await self._answer(interaction, [Failure(too_big)])
@@ -287,6 +298,14 @@ class DiscordAdapter:
             return
         replies = await self.conversation.verify(sender, data)
         await self._answer(interaction, replies)
+
+    async def on_admin(self, interaction: discord.Interaction, line: str) -> None:
+        """An /admin subcommand, as the chat command line it stands for (`admin_commands`):
+        answered privately; to anyone not an admin of the bot, as an unknown command."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        sender = await self.speak_their_language(interaction)
+        replies = await self.conversation.text(sender, line)
+        await self._answer(interaction, clipped(replies, MAX_CONTENT))
 
     # ------------------------------------------------------------------ buttons and errors
 

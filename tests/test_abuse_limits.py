@@ -19,12 +19,13 @@ from avatarbot.commands import redis_url_for
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot import texts
 from bot.config import Settings, load_settings
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.rate_limits import RateLimit, RateLimited, RateLimiter
 from bot.styles import StyleCatalog
 from tests.bot_side import InProcessWorker
 from tests.conftest import DATA, RedisServer
 from tests.exposure_harness import Served, serving
+from tests.queue_helpers import JobQueue
 
 
 @pytest.fixture

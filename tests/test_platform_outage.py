@@ -19,15 +19,16 @@ import redis.asyncio as aioredis
 
 from adapters.telegram import TelegramAdapter
 from avatarbot.platforms import DOWN, UP, Backoff, Platforms
+from avatarbot.wiring import build_conversation
 from bot.chat_adapter import PlatformUnreachable
 from bot.config import ConfigError, Settings
-from bot.conversation import Conversation
-from bot.queue import JobQueue, QueueConfig
+from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
 from tests.bot_process import BotProcess, process_env, start_bot, stop, stopped_at_exit
 from tests.conftest import free_port
 from tests.fake_telegram import FakeTelegram
+from tests.queue_helpers import JobQueue
 from tests.telegram_harness import telegram_env
 
 
@@ -178,7 +179,7 @@ async def test_the_telegram_check_sees_the_bot_api_go_and_come_back(
     fake = await FakeTelegram().start()
     settings = settings_factory(**telegram_env(fake))
     queue = JobQueue(redis_client, QueueConfig.from_settings(settings))
-    conversation = Conversation.create(
+    conversation = build_conversation(
         redis_client,
         queue,
         SelfieIntake(None),

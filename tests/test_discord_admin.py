@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.discord.admin_commands import user_of
-from bot import texts
+from bot import operator_texts, texts
 from bot.audit import AuditLog
 from bot.config import Settings
 from bot.faces import DlibHogDetector
@@ -133,13 +133,13 @@ async def test_admin_answers_the_bots_admins_and_is_unknown_to_other_server_admi
     stats = await said(fake, await admin(fake, boss, "stats"))
     assert stats.startswith("Queue: 0 waiting, 0 running")
     banned = await said(fake, await admin(fake, boss, "ban", {"user": "<@42>"}))
-    assert banned == texts.banned().format(user="discord:42", jobs=0)
+    assert banned == operator_texts.banned(user="discord:42", jobs=0)
     quota = await said(fake, await admin(fake, boss, "quota", {"user": "43", "limit": "2"}))
-    assert quota == texts.quota_set().format(user="discord:43", limit=2)
+    assert quota == operator_texts.quota_set(user="discord:43", limit=2)
     default = await said(fake, await admin(fake, boss, "quota", {"user": "default"}))
-    assert default == texts.quota_default().format(limit=harness.settings.daily_quota)
+    assert default == operator_texts.quota_default(limit=harness.settings.daily_quota)
     removed = await said(fake, await admin(fake, boss, "deny", {"scope": "<@42>", "remove": True}))
-    assert removed == texts.unbanned().format(user="discord:42")
+    assert removed == operator_texts.unbanned(user="discord:42")
     bad = await said(fake, await admin(fake, boss, "quota", {"user": "43", "limit": "lots"}))
     assert bad.startswith("Usage: /quota")
     log = AuditLog(harness.redis, harness.settings.key_prefix)
@@ -204,13 +204,13 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(
     his = await queued(fake, bob, face_jpeg)
 
     banned = await said(fake, await admin(fake, boss, "ban", {"user": f"<@{alice['id']}>"}))
-    assert banned == texts.banned().format(user=f"discord:{alice['id']}", jobs=1)
+    assert banned == operator_texts.banned(user=f"discord:{alice['id']}", jobs=1)
     await fake.wait_for(  # her queue message says so (the status tracker edits it)
         lambda: original(hers).content == texts.status_cancelled(), what="cancelled status"
     )
     fetched = len(fake.cdn_fetches)
-    assert await said(fake, await ask_avatar(fake, alice, face_jpeg)) == texts.denied()
-    assert await said(fake, await fake.command("styles", user=alice)) == texts.denied()
+    assert await said(fake, await ask_avatar(fake, alice, face_jpeg)) == operator_texts.denied()
+    assert await said(fake, await fake.command("styles", user=alice)) == operator_texts.denied()
     assert len(fake.cdn_fetches) == fetched  # her selfie was never downloaded
 
     await harness.start_worker()  # the queue goes on for everyone else
@@ -229,8 +229,8 @@ async def test_pause_with_jobs_queued_they_still_finish(
     first, second = await queued(fake, alice, face_jpeg), await queued(fake, bob, face_jpeg)
 
     paused = await said(fake, await admin(fake, boss, "pause", {"message": "Back at six"}))
-    assert paused == texts.admin_paused().format(line=texts.paused("Back at six"))
-    back_soon = texts.paused_with_message().format(message="Back at six")
+    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
+    back_soon = operator_texts.paused("Back at six")
     fetched = len(fake.cdn_fetches)
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == back_soon
     assert len(fake.cdn_fetches) == fetched
@@ -238,7 +238,7 @@ async def test_pause_with_jobs_queued_they_still_finish(
     await harness.start_worker()
     for inter in (first, second):
         assert (await result_of(fake, inter)).files
-    assert await said(fake, await admin(fake, boss, "resume")) == texts.admin_resumed()
+    assert await said(fake, await admin(fake, boss, "resume")) == operator_texts.admin_resumed()
     assert (await answered(fake, await ask_avatar(fake, carol, face_jpeg))).startswith(
         ("⏳", "🎨", texts.result_ready())
     )
@@ -252,21 +252,23 @@ async def test_restricted_mode_refuses_an_unlisted_user_until_their_server_is_al
 ) -> None:
     carol, boss = fake.user("carol"), fake.user("boss", BOSS)
     restricted = await said(fake, await admin(fake, boss, "mode", {"mode": "restricted"}))
-    assert restricted == texts.mode_restricted()
-    assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == texts.not_allowed()
+    assert restricted == operator_texts.access_mode(restricted=True)
+    assert (
+        await said(fake, await ask_avatar(fake, carol, face_jpeg)) == operator_texts.not_allowed()
+    )
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg, dm=True)) == (
-        texts.not_allowed()
+        operator_texts.not_allowed()
     )
     assert fake.cdn_fetches == []
 
     scope = f"discord-guild:{fake.guild_id}"
     allowed = await said(fake, await admin(fake, boss, "allow", {"scope": scope}))
-    assert allowed == texts.allow_added().format(scope=scope)
+    assert allowed == operator_texts.allow_added(scope=scope)
     assert (await said(fake, await ask_avatar(fake, carol, face_jpeg))).startswith("⏳")
     # Not in her DMs, nor in another server.
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg, dm=True)) == (
-        texts.not_allowed()
+        operator_texts.not_allowed()
     )
     other = fake.add_guild(name="elsewhere")
     inter = await fake.command("styles", user=carol, guild=other)
-    assert await said(fake, inter) == texts.not_allowed()
+    assert await said(fake, inter) == operator_texts.not_allowed()

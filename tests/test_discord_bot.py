@@ -19,7 +19,7 @@ from PIL import Image
 
 from adapters.discord import DiscordAdapter
 from adapters.discord.http_errors import DiscordStartError
-from bot import texts
+from bot import job_texts, texts
 from bot.chat_commands import command
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
@@ -190,7 +190,7 @@ async def test_avatar_is_deferred_fetched_queued_and_delivered(
     assert edits[0] == CHECKING
     assert any(e.startswith(("⏳", "🎨")) and "Watercolor" in e for e in edits)
     assert not result.ephemeral
-    assert result.content == texts.avatar_caption("🖌️ Watercolor", 2) or "2 avatars" in (
+    assert result.content == job_texts.avatar_caption("🖌️ Watercolor", 2) or "2 avatars" in (
         result.content
     )
     pictures = images(result)
@@ -427,7 +427,7 @@ async def test_a_retried_delivery_sends_each_part_exactly_once(
         refused = [r for r in fake.requests if r.operation == "execute_webhook" and r.status == 429]
         assert len(refused) == 1
         assert [(bool(m.files), m.content) for m in inter.followups] == [
-            (True, texts.avatar_caption("✏️ Pencil sketch", 1)),
+            (True, job_texts.avatar_caption("✏️ Pencil sketch", 1)),
             (False, NOTE),
         ]
     finally:

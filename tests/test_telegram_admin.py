@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from telegram.error import BadRequest
 
-from bot import texts
+from bot import operator_texts, texts
 from bot.audit import AuditLog
 from bot.config import Settings
 from bot.faces import DlibHogDetector
@@ -136,7 +136,7 @@ async def test_admin_commands_answer_the_admin_and_are_unknown_to_everyone_else(
 
     # The whole text reaches the core: the user to ban, the pause message.
     banned = await answer(fake, boss_chat, boss, "/ban telegram:42")
-    assert banned == texts.banned().format(user="telegram:42", jobs=0)
+    assert banned == operator_texts.banned(user="telegram:42", jobs=0)
     assert await answer(fake, boss_chat, boss, "/ban") == "Usage: /ban PLATFORM:USER_ID"
     in_group = await say(fake, group, boss, "/stats@avatar_test_bot")
     assert str(in_group.fields["text"]).startswith("Queue: 0 waiting, 0 running")
@@ -178,7 +178,7 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(
     bob_job = job_id_of(await queue_avatar(fake, bob, bob_chat, face_jpeg))
 
     banned = await answer(fake, fake.private_chat(boss), boss, "/ban telegram:1201")
-    assert banned == texts.banned().format(user="telegram:1201", jobs=1)
+    assert banned == operator_texts.banned(user="telegram:1201", jobs=1)
     # Her queue message says so (the status tracker edits it in place).
     await fake.wait_for(
         "editMessageText",
@@ -186,10 +186,10 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(
         chat_id=alice_chat["id"],
     )
     downloads = len(fake.downloads)
-    assert await answer(fake, alice_chat, alice, "/avatar") == texts.denied()
-    assert await answer(fake, alice_chat, alice, "hello") == texts.denied()
+    assert await answer(fake, alice_chat, alice, "/avatar") == operator_texts.denied()
+    assert await answer(fake, alice_chat, alice, "hello") == operator_texts.denied()
     fake.send_photo(alice_chat, alice, face_jpeg, caption="/avatar")
-    assert await answer(fake, alice_chat, alice, "/stats") == texts.denied()
+    assert await answer(fake, alice_chat, alice, "/stats") == operator_texts.denied()
     assert len(fake.downloads) == downloads  # her photo was never even fetched
 
     await harness.start_worker()  # the queue goes on for everyone else
@@ -213,8 +213,8 @@ async def test_pause_with_jobs_queued_they_still_finish(
     await queue_avatar(fake, bob, bob_chat, face_jpeg)
 
     paused = await answer(fake, boss_chat, boss, "/pause Back at six")
-    assert paused == texts.admin_paused().format(line=texts.paused("Back at six"))
-    back_soon = texts.paused_with_message().format(message="Back at six")
+    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
+    back_soon = operator_texts.paused("Back at six")
     assert await answer(fake, carol_chat, carol, "/avatar") == back_soon
     fake.send_photo(carol_chat, carol, face_jpeg, caption="/avatar")
     assert (await say(fake, carol_chat, carol, "/help")).fields["text"] == back_soon
@@ -223,7 +223,7 @@ async def test_pause_with_jobs_queued_they_still_finish(
     await harness.start_worker()
     for chat in (alice_chat, bob_chat):
         await fake.wait_for("sendPhoto", chat_id=chat["id"])
-    assert await answer(fake, boss_chat, boss, "/resume") == texts.admin_resumed()
+    assert await answer(fake, boss_chat, boss, "/resume") == operator_texts.admin_resumed()
     assert await answer(fake, carol_chat, carol, "/avatar") == texts.ask_selfie()
 
 
@@ -233,20 +233,24 @@ async def test_restricted_mode_refuses_an_unlisted_user_until_their_group_is_all
     boss, dave = fake.user(BOSS, "Boss"), fake.user(1401, "Dave")
     boss_chat, dave_chat = fake.private_chat(boss), fake.private_chat(dave)
     group = fake.group_chat(-5401)
-    assert await answer(fake, boss_chat, boss, "/mode restricted") == texts.mode_restricted()
+    assert await answer(fake, boss_chat, boss, "/mode restricted") == operator_texts.access_mode(
+        restricted=True
+    )
 
-    assert await answer(fake, dave_chat, dave, "/start") == texts.not_allowed()
-    assert await answer(fake, group, dave, "/avatar") == texts.not_allowed()
+    assert await answer(fake, dave_chat, dave, "/start") == operator_texts.not_allowed()
+    assert await answer(fake, group, dave, "/avatar") == operator_texts.not_allowed()
     fake.send_photo(dave_chat, dave, face_jpeg)
-    assert await answer(fake, dave_chat, dave, "/avatar") == texts.not_allowed()
+    assert await answer(fake, dave_chat, dave, "/avatar") == operator_texts.not_allowed()
     assert fake.downloads == []
     keys = [k async for k in harness.redis.scan_iter(match=f"{harness.settings.key_prefix}:*")]
     assert not [k for k in keys if b"1401" in k]  # nothing of his is stored
 
     added = await answer(fake, boss_chat, boss, "/allow telegram-chat:-5401")
-    assert added == texts.allow_added().format(scope="telegram-chat:-5401")
+    assert added == operator_texts.allow_added(scope="telegram-chat:-5401")
     assert await answer(fake, group, dave, "/avatar") == texts.ask_selfie()
-    assert await answer(fake, dave_chat, dave, "/avatar") == texts.not_allowed()  # not there
+    assert (
+        await answer(fake, dave_chat, dave, "/avatar") == operator_texts.not_allowed()
+    )  # not there
 
 
 # --------------------------------------------------------------------------- group admins
@@ -261,18 +265,20 @@ async def test_a_group_admin_turns_the_bot_off_and_limits_variants(
     asked = fake.calls_to  # getChatAdministrators, as Telegram is asked
 
     await unanswered(fake, group, max_, "/group off")  # not an admin of the group
-    assert await answer(fake, group, gina, "/group") == texts.group_on().format(limit=4)
-    assert await answer(fake, group, gina, "/group off") == texts.group_turned_off()
+    assert await answer(fake, group, gina, "/group") == operator_texts.group_state(
+        enabled=True, limit=4
+    )
+    assert await answer(fake, group, gina, "/group off") == operator_texts.group_turned(on=False)
     assert len(asked("getChatAdministrators")) == 1  # cached
     assert asked("getChatAdministrators")[0].fields["chat_id"] == -5501
-    assert await answer(fake, group, max_, "/avatar") == texts.chat_off()
+    assert await answer(fake, group, max_, "/avatar") == operator_texts.chat_off()
     assert await answer(fake, fake.private_chat(max_), max_, "/avatar") == texts.ask_selfie()
 
-    assert await answer(fake, group, gina, "/group on") == texts.group_turned_on()
+    assert await answer(fake, group, gina, "/group on") == operator_texts.group_turned(on=True)
     limited = await answer(fake, group, gina, "/group variants 2")
-    assert limited == texts.group_variants().format(limit=2)
+    assert limited == operator_texts.group_variants(limit=2)
     queued = await queue_avatar(fake, max_, group, face_jpeg, variants=4)
-    capped = texts.variants_capped().format(limit=2)
+    capped = operator_texts.variants_capped(limit=2)
     assert capped in [c.fields.get("text") for c in fake.sent_to(group["id"])]
     job = await harness.queue.get_job(job_id_of(queued))
     assert job is not None
@@ -281,7 +287,9 @@ async def test_a_group_admin_turns_the_bot_off_and_limits_variants(
     # Promoted: Telegram tells the bot (chat_member), which asks again.
     fake.change_admin(group, max_, admin=True)
     await eventually(lambda: _no_cached_admins(harness, "-5501"))
-    assert await answer(fake, group, max_, "/group") == texts.group_on().format(limit=2)
+    assert await answer(fake, group, max_, "/group") == operator_texts.group_state(
+        enabled=True, limit=2
+    )
     assert len(asked("getChatAdministrators")) == 2
     assert fake.withheld == []  # the adapter asked for chat_member updates
 

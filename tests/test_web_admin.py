@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from yarl import URL
 
 from adapters.web.identity import COOKIE_NAME, Identities
-from bot import texts
+from bot import operator_texts, texts
 from bot.config import Settings
 from bot.jobs import JobStatus
 from tests.conftest import DATA
@@ -142,8 +142,8 @@ async def test_the_admin_runs_commands_everyone_else_gets_unknown_command(site: 
 
     assert (await site.admin.line("/stats")).startswith("Queue: 0 waiting, 0 running")
     banned = await site.admin.line(f"/ban web:{visitor.uid}")
-    assert banned == texts.banned().format(user=f"web:{visitor.uid}", jobs=0)
-    assert await visitor.say("/help") == [("failure", texts.denied())]
+    assert banned == operator_texts.banned(user=f"web:{visitor.uid}", jobs=0)
+    assert await visitor.say("/help") == [("failure", operator_texts.denied())]
     # The admin's commands and their answers are in the admin's own chat only.
     said = [m["text"] for m in await site.admin.history() if m["from"] == "user"]
     assert said == ["/stats", f"/ban web:{visitor.uid}"]
@@ -155,11 +155,11 @@ async def test_a_ban_mid_queue_cancels_the_job_and_refuses_the_user(site: Site) 
     hers, his = await alice.queue(), await bob.queue()
 
     banned = await site.admin.line(f"/ban web:{alice.uid}")
-    assert banned == texts.banned().format(user=f"web:{alice.uid}", jobs=1)
+    assert banned == operator_texts.banned(user=f"web:{alice.uid}", jobs=1)
     await wait_status(alice, hers["job_id"], texts.status_cancelled())  # her queue message
-    assert await alice.say("/avatar") == [("failure", texts.denied())]
-    assert await alice.selfie() == [("failure", texts.denied())]
-    assert shown(await alice.choose()) == [("failure", texts.denied())]
+    assert await alice.say("/avatar") == [("failure", operator_texts.denied())]
+    assert await alice.selfie() == [("failure", operator_texts.denied())]
+    assert shown(await alice.choose()) == [("failure", operator_texts.denied())]
 
     site.chat.stack.start_worker()  # the queue goes on for everyone else
     queue = site.chat.stack.queue
@@ -174,9 +174,9 @@ async def test_pause_with_jobs_queued_they_still_finish(site: Site) -> None:
     alice, bob, carol = await site.visitor(), await site.visitor(), await site.visitor()
     queued = [await alice.queue(), await bob.queue()]
     paused = await site.admin.line("/pause Back at six")
-    assert paused == texts.admin_paused().format(line=texts.paused("Back at six"))
+    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
 
-    back_soon = ("text", texts.paused_with_message().format(message="Back at six"))
+    back_soon = ("text", operator_texts.paused("Back at six"))
     assert await carol.say("/avatar") == [back_soon]
     assert await carol.selfie() == [back_soon]
     assert await carol.line("/help") != back_soon[1]  # only new avatars wait
@@ -185,15 +185,15 @@ async def test_pause_with_jobs_queued_they_still_finish(site: Site) -> None:
     for browser, message in zip((alice, bob), queued, strict=True):
         await wait_status(browser, message["job_id"], texts.finished_done())
         assert [m["kind"] for m in await browser.history()].count("avatar") == 1
-    assert await site.admin.line("/resume") == texts.admin_resumed()
+    assert await site.admin.line("/resume") == operator_texts.admin_resumed()
     assert await carol.line("/avatar") == texts.ask_selfie()
 
 
 async def test_restricted_mode_refuses_an_unlisted_user(site: Site) -> None:
     dave, erin = await site.visitor(), await site.visitor()
-    assert await site.admin.line("/mode restricted") == texts.mode_restricted()
-    assert await dave.say("/start") == [("failure", texts.not_allowed())]
-    assert await dave.selfie() == [("failure", texts.not_allowed())]
+    assert await site.admin.line("/mode restricted") == operator_texts.access_mode(restricted=True)
+    assert await dave.say("/start") == [("failure", operator_texts.not_allowed())]
+    assert await dave.selfie() == [("failure", operator_texts.not_allowed())]
     prefix = site.chat.stack.settings.key_prefix
     keys = [k async for k in site.chat.stack.redis.scan_iter(match=f"{prefix}:*")]
     # Nothing of his but the chat he sees, and the upload rate counter every visitor has
@@ -206,8 +206,8 @@ async def test_restricted_mode_refuses_an_unlisted_user(site: Site) -> None:
     assert kept == []
     assert await site.admin.line("/avatar") == texts.ask_selfie()  # admins need no list
 
-    assert await site.admin.line(f"/allow web:{dave.uid}") == texts.allow_added().format(
+    assert await site.admin.line(f"/allow web:{dave.uid}") == operator_texts.allow_added(
         scope=f"web:{dave.uid}"
     )
     await dave.queue()
-    assert await erin.say("/avatar") == [("failure", texts.not_allowed())]
+    assert await erin.say("/avatar") == [("failure", operator_texts.not_allowed())]

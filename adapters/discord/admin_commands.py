@@ -26,7 +26,7 @@ from typing import Any, Literal
 import discord
 from discord import app_commands
 
-from bot import texts
+from bot import platform_texts
 from bot.admin_commands import MAX_LOG
 
 Run = Callable[[discord.Interaction, str], Awaitable[None]]
@@ -40,7 +40,7 @@ _MENTION = re.compile(r"^<@!?(\d{1,20})>$")
 def admin_group(run: Run, *, global_scope: bool) -> app_commands.Group:
     """`/admin` and its subcommands; each runs its command line through `run`. Build it
     in the source language: discord.py's translator localises the descriptions."""
-    described = texts.admin_descriptions()
+    described = platform_texts.admin_descriptions()
     group = app_commands.Group(
         name="admin",
         description=described["admin"],
@@ -49,7 +49,7 @@ def admin_group(run: Run, *, global_scope: bool) -> app_commands.Group:
         # Contexts only exist for global commands (a guild's own are in that guild).
         allowed_contexts=app_commands.AppCommandContext(guild=True) if global_scope else None,
     )
-    options = texts.admin_options()
+    options = platform_texts.admin_options()
     for name, callback in [
         *_looking(run, options),
         *_users(run, options),

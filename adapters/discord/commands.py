@@ -19,7 +19,7 @@ from discord import app_commands
 from adapters.discord.admin_commands import admin_group
 from adapters.discord.http_errors import describe
 from adapters.discord.translator import CatalogTranslator
-from bot import i18n, texts
+from bot import i18n, platform_texts
 from bot.chat_commands import command
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ def _slash(name: str, callback: Any) -> SlashCommand:
 
 def _avatar_callback(adapter: DiscordAdapter) -> Any:
     @app_commands.describe(
-        selfie=texts.option_selfie(), style=texts.option_style(), variants=texts.option_variants()
+        selfie=platform_texts.option_selfie(),
+        style=platform_texts.option_style(),
+        variants=platform_texts.option_variants(),
     )
     async def avatar(
         interaction: discord.Interaction,
@@ -118,7 +120,7 @@ def _avatar_callback(adapter: DiscordAdapter) -> Any:
 
 
 def _verify_callback(adapter: DiscordAdapter) -> Any:
-    @app_commands.describe(image=texts.option_image())
+    @app_commands.describe(image=platform_texts.option_image())
     async def verify(interaction: discord.Interaction, image: discord.Attachment) -> None:
         await adapter.on_verify(interaction, image)
 

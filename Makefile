@@ -51,6 +51,7 @@ bench: install
 	$(PY) -m bench.labelling_bench
 	$(PY) -m bench.i18n_bench
 	$(PY) -m bench.telegram_load
+	$(PY) -m bench.pixel_bomb_bench
 	$(PY) -m bench.diffusers_bench  # full size needs CUDA; says so and exits 0 without
 
 previews: install

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from avatarbot.bot_stack import BotStack, build_bot_stack
-from avatarbot.http_server import HttpServer
+from avatarbot.http_policy import HttpPolicy
+from avatarbot.http_server import MAIN, HttpServer
+from avatarbot.platforms import Backoff, Platforms
 from avatarbot.signals import stop_on_signals
 from avatarbot.wiring import Core, build_core, load_verifier, redis_client
 from bot.chat_adapter import ChatAdapter
@@ -45,17 +47,19 @@ async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> i
             core = await build_core(settings, redis, verifier=await load_verifier(settings, redis))
             stack = build_bot_stack(core)
             server = http_server(core, stack)
-            adapters = await _adapters(core, stack, server)
+            adapters = await build_adapters(core, stack, server)
             await serve_bot(stack, server, adapters, stopping)
     return 0
 
 
 def http_server(core: Core, stack: BotStack) -> HttpServer:
-    """The bot process's server on AVATARBOT_WEB_HOST:AVATARBOT_WEB_PORT: healthy while a
-    worker is alive; the stack's delivery metrics; request bodies capped at the upload
-    limit."""
+    """The bot process's server on AVATARBOT_WEB_HOST:AVATARBOT_WEB_PORT (and /metrics on
+    AVATARBOT_METRICS_PORT when that is set): healthy while a worker is alive; the stack's
+    delivery metrics; request bodies capped at the upload limit; the exposure settings
+    (allowed hosts, trusted proxies, timeouts) applied to every request."""
     settings = core.settings
     stats = QueueAdmin.sharing(core.queue).stats
+    metrics_at = (settings.metrics_host, settings.metrics_port) if settings.metrics_port else None
     server = HttpServer(
         settings.web_host,
         settings.web_port,
@@ -63,6 +67,8 @@ def http_server(core: Core, stack: BotStack) -> HttpServer:
         stats=stats,
         probe=queue_probe(stats),
         client_max_size=settings.max_upload_bytes,
+        policy=HttpPolicy.from_settings(settings),
+        metrics_at=metrics_at,
     )
     server.add_metrics(stack.metrics.render)
     return server
@@ -86,37 +92,51 @@ async def serve_bot(
     stop: asyncio.Event,
     *,
     ready: Callable[[str], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> None:
     """Serve until `stop` is set: the HTTP server, the pump and tracker, the adapters
-    (started in order). Then deliver what is ready while the adapters can still send,
-    close them, close the server. `ready(url)` is called once the server listens."""
+    (`avatarbot.platforms`: each started on its own and retried while its platform cannot
+    be reached). Then deliver what is ready while the adapters can still send, close them,
+    close the server. `ready(url)` is called once the server listens."""
     settings = stack.core.settings
+    platforms = Platforms(adapters, backoff=backoff)
+    if adapters:
+        server.add_health("platforms", platforms.health)
+        server.add_metrics(platforms.metrics)
     url = await server.start()
     try:
         what = "web chat" if settings.web_enabled else "health and metrics"
         log.info("%s at %s", what, url)
         print(f"avatarbot {what}: {url}", flush=True)  # the one line a user needs
+        for name, listener in server.listeners.items():
+            if name != MAIN:
+                log.info("%s alone at %s", name, listener.url)
         if ready is not None:
             ready(url)
         stack.start()
-        started: list[ChatAdapter] = []
+        running = asyncio.create_task(platforms.run(stop), name="platforms")
+        announce = asyncio.create_task(_announce(platforms, settings), name="announce")
         try:
-            for adapter in adapters:
-                await _until_stopped(adapter.start(), stop)
-                started.append(adapter)
-            log.info("bot %s running: %s", settings.bot_name, _describe(settings))
-            await _until_stopped_or_failed(stop, stack.tasks)
+            await _until_stopped_or_failed(stop, [*stack.tasks, running])
         finally:
+            announce.cancel()
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
             log.info("stopping: delivering what is ready, then closing the adapters")
             await stack.stop()  # adapters still hold their HTTP sessions here
-            for adapter in reversed(started):
-                with contextlib.suppress(Exception):
-                    await adapter.stop()
+            await platforms.stop()
     finally:
         await server.stop()
 
 
-async def _adapters(core: Core, stack: BotStack, server: HttpServer) -> list[ChatAdapter]:
+async def _announce(platforms: Platforms, settings: Settings) -> None:
+    """Say once that the bot runs, when every platform has started."""
+    await platforms.all_up()
+    log.info("bot %s running: %s", settings.bot_name, _describe(settings))
+
+
+async def build_adapters(core: Core, stack: BotStack, server: HttpServer) -> list[ChatAdapter]:
     """The enabled chat surfaces, registered for delivery and status; their routes added
     to the server. Each adapter package is imported only when it is used."""
     settings = core.settings
@@ -129,7 +149,7 @@ async def _adapters(core: Core, stack: BotStack, server: HttpServer) -> list[Cha
         tg = TelegramAdapter(settings, core.conversation, core.redis)
         stack.register(tg)
         if settings.telegram_webhook_url:
-            server.add_routes(tg.add_routes)
+            server.add_routes(tg.add_routes, to=_webhook_listener(settings, server))
         adapters.append(tg)
     if settings.discord_bot_token is not None:
         from adapters.discord import DiscordAdapter  # noqa: PLC0415  # only when used
@@ -140,18 +160,12 @@ async def _adapters(core: Core, stack: BotStack, server: HttpServer) -> list[Cha
     return adapters
 
 
-async def _until_stopped(call: Awaitable[None], stop: asyncio.Event) -> None:
-    """Await an adapter's start, unless a stop signal comes first."""
-    task = asyncio.ensure_future(call)
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, waiter}, return_when="FIRST_COMPLETED")
-    waiter.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return
-    task.result()
+def _webhook_listener(settings: Settings, server: HttpServer) -> str:
+    """Where the Telegram webhook is served: AVATARBOT_WEBHOOK_PORT alone when set."""
+    if not settings.webhook_port:
+        return MAIN
+    host = settings.webhook_host or settings.web_host
+    return server.listen_apart("webhook", host, settings.webhook_port).name
 
 
 async def _until_stopped_or_failed(

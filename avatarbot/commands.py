@@ -123,7 +123,7 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
     if settings.redis_url:
         yield settings.redis_url
         return
-    with EmbeddedRedis(settings.data_dir) as server:
+    with EmbeddedRedis(settings.data_dir, maxmemory_mb=settings.redis_maxmemory_mb) as server:
         yield server.url
 
 

@@ -59,7 +59,11 @@ def _default_executable() -> str:
 class EmbeddedRedis:
     """Start (or attach to) a private redis-server rooted in `data_dir`."""
 
-    def __init__(self, data_dir: Path, executable: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, executable: str | None = None, *, maxmemory_mb: int = 1024
+    ) -> None:
+        self.maxmemory_mb = maxmemory_mb
+        """Full at this size: writes are refused (noeviction) and users told "busy"."""
         self.directory = (data_dir / "redis").resolve()
         self.executable = executable
         self.socket_path = self.directory / "redis.sock"
@@ -117,6 +121,8 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--maxmemory", f"{self.maxmemory_mb}mb",
+            "--maxmemory-policy", "noeviction",  # evicting would drop jobs silently
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         self._proc = subprocess.Popen(  # noqa: S603  # fixed argv, our own executable

@@ -20,11 +20,13 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
+from avatarbot.malloc import return_large_frees
 from bot.admin_commands import AdminCommands
 from bot.config import Settings
 from bot.consumers import consumer_name
 from bot.conversation import Conversation
 from bot.conversation_limits import ConversationLimits
+from bot.decode_budget import BudgetedIntake, DecodeBudget, pixel_budget
 from bot.faces import DlibHogDetector
 from bot.gate import Gatekeeper
 from bot.i18n import LanguagePreferences
@@ -64,10 +66,17 @@ def build_queue(settings: Settings, redis: aioredis.Redis, view: type[View]) -> 
 
 
 def build_intake(settings: Settings, *, preload: bool = True) -> SelfieIntake:
-    """Intake as the bot runs it. A one-shot command passes `preload=False`: the face
-    detector is then made only for a photo that decodes (bad input fails fast)."""
-    detector = DlibHogDetector(preload=preload)
-    return SelfieIntake(detector, IntakeLimits(max_bytes=settings.max_upload_bytes))
+    """Intake whose decodes share the process's memory budget (`bot.decode_budget`), with
+    the pixel limit lowered to fit it, and decode memory handed back to the system once
+    freed (`avatarbot.malloc`), which the budget counts on. A one-shot command passes
+    `preload=False`: the face detector is then made only for a photo that decodes."""
+    return_large_frees()
+    memory = settings.intake_memory_mb * 1024 * 1024
+    limits = IntakeLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=pixel_budget(memory, IntakeLimits.max_pixels),
+    )
+    return BudgetedIntake(DlibHogDetector(preload=preload), limits, DecodeBudget(memory))
 
 
 @dataclass(frozen=True)

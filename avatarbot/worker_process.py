@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 
+from avatarbot.http_policy import HttpPolicy
 from avatarbot.http_server import HttpServer
 from avatarbot.signals import stop_on_signals
 from avatarbot.wiring import build_queue, load_encoder, load_likeness, redis_client
@@ -91,6 +92,7 @@ async def _health_server(settings: Settings, worker: Worker) -> HttpServer | Non
         redis=worker.queue.redis,
         stats=QueueAdmin.sharing(worker.queue).stats,
         probe=health.probe,
+        policy=HttpPolicy.from_settings(settings),
     )
     server.add_metrics(health.families)
     try:

@@ -7,10 +7,10 @@ out). `--write` replaces the "Languages" section of docs/benchmarks.md.
 - Catalog load: reading and parsing every compiled catalog (`bot.i18n.Catalogs.load`).
   A process does it once, on first use.
 - Per message: everything one delivered avatar says (its caption, its four buttons) plus
-  a queue message, rendered by `bot.texts` in English (the source: no catalog lookup),
-  Spanish, Russian and Arabic. The baseline, in the same run, formats the same English
-  sentences from constants with `str.format` and no gettext at all (what the bot did
-  before it spoke other languages). Ratio = p50 / baseline p50.
+  a queue message, rendered by `bot.texts` and `bot.job_texts` in English (the source:
+  no catalog lookup), Spanish, Russian and Arabic. The baseline, in the same run, formats
+  the same English sentences from constants with `str.format` and no gettext at all (what
+  the bot did before it spoke other languages). Ratio = p50 / baseline p50.
 - Per event: the user's /language choice, read once per incoming event
   (`LanguagePreferences.get`, a GETEX); the baseline is a Redis PING from the same client.
 """
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from bench.report import write_section
-from bot import i18n, texts
+from bot import i18n, job_texts, texts
 from bot.i18n import Catalogs, LanguagePreferences
 from bot.jobs import Owner
 
@@ -51,7 +51,7 @@ def baseline_message() -> int:
 
 
 def one_message() -> int:
-    said = [texts.avatar_caption(STYLE, 1), texts.queued(STYLE, 3, 120)]
+    said = [job_texts.avatar_caption(STYLE, 1), job_texts.queued(STYLE, 3, 120)]
     said += [
         texts.button_more(),
         texts.button_another_style(),

@@ -73,6 +73,7 @@ async def measure(redis_url: str, runs: int) -> list[str]:
             "AVATARBOT_KEY_PREFIX": f"bench-web-{uuid.uuid4().hex[:8]}",
             "AVATARBOT_WEB_PORT": "0",
             "AVATARBOT_DAILY_QUOTA": "100000",
+            "AVATARBOT_WEB_UPLOADS_PER_MINUTE": "100000",
             "AVATARBOT_DATA_DIR": tempfile.mkdtemp(prefix="avatarbot-bench-"),
         }
     )

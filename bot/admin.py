@@ -2,7 +2,7 @@
 
 Every change is appended to the audit trail (`bot.audit`) with its actor: the admin's
 `platform:user_id`, or `cli:<unix user>` on the command line. Each action answers with one
-reply text (`bot.texts`), the same on both.
+reply text (`bot.operator_texts`), the same on both.
 
 A ban puts the user on the deny list, cancels their queued and running jobs (a queued job
 is never generated; a running one finishes into the void; the status message the bot keeps
@@ -12,10 +12,9 @@ cannot be banned.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
-from bot import texts
+from bot import operator_texts
 from bot.access import AccessMode, AccessPolicy
 from bot.audit import AuditLog
 from bot.operator_stats import collect
@@ -63,43 +62,34 @@ class AdminActions:
 
     async def stats(self) -> str:
         report = await collect(QueueAdmin.sharing(self.queue))
-        day = report.today
         pause = await self.policy.paused()
-        mode = await self.policy.mode()
-        return texts.stats().format(
-            queued=report.queued,
-            running=report.running,
-            workers=report.workers,
-            avatars=day.avatars,
-            failures=day.failures,
-            p50=_seconds(day.p50_time_to_avatar_s),
-            likeness=_percent(day.likeness_median),
-            access=texts.mode_open() if mode is AccessMode.OPEN else texts.mode_restricted(),
-            paused=texts.stats_paused().format(since=_clock(pause.since)) if pause else "",
+        restricted = await self.policy.mode() is AccessMode.RESTRICTED
+        return operator_texts.stats(
+            report, restricted=restricted, paused_since=pause.since if pause else None
         )
 
     async def log(self, limit: int) -> str:
         entries = await self.audit.recent(limit)
-        return "\n".join(e.render() for e in entries) if entries else texts.log_empty()
+        return "\n".join(e.render() for e in entries) if entries else operator_texts.log_empty()
 
     # --- bans ------------------------------------------------------------------------
 
     async def ban(self, actor: str, user: str) -> str:
         user = parse_user(user)
         if user in self.policy.admins:
-            return texts.ban_admin().format(user=user)
+            return operator_texts.ban_admin(user)
         added = await self.policy.deny(user)
         jobs = await self._cancel_jobs(user)
         await self.selfies.delete(owner_of_user(user))
         await self.audit.record(actor, "ban", user, f"{jobs} job(s) cancelled")
-        return (texts.banned() if added else texts.ban_already()).format(user=user, jobs=jobs)
+        return (operator_texts.banned if added else operator_texts.ban_already)(user, jobs)
 
     async def unban(self, actor: str, user: str) -> str:
         user = parse_user(user)
         if not await self.policy.undeny(user):
-            return texts.unban_not_banned().format(user=user)
+            return operator_texts.unban_not_banned(user)
         await self.audit.record(actor, "unban", user)
-        return texts.unbanned().format(user=user)
+        return operator_texts.unbanned(user)
 
     async def _cancel_jobs(self, user: str) -> int:
         owner = owner_of_user(user)
@@ -115,25 +105,22 @@ class AdminActions:
     async def allow(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if not await self.policy.allow(scope):
-            return texts.allow_had().format(scope=scope)
+            return operator_texts.allow_had(scope)
         await self.audit.record(actor, "allow", scope)
-        reply = texts.allow_added().format(scope=scope)
+        reply = operator_texts.allow_added(scope)
         if await self.policy.mode() is AccessMode.OPEN:
-            reply += " " + texts.allow_open_hint()
+            reply += " " + operator_texts.allow_open_hint()
         return reply
 
     async def unallow(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if not await self.policy.unallow(scope):
-            return texts.allow_lacked().format(scope=scope)
+            return operator_texts.allow_lacked(scope)
         await self.audit.record(actor, "unallow", scope)
-        return texts.allow_removed().format(scope=scope)
+        return operator_texts.allow_removed(scope)
 
     async def allow_list(self) -> str:
-        scopes = await self.policy.allowed()
-        if not scopes:
-            return texts.allow_empty()
-        return texts.allow_list().format(count=len(scopes), scopes=", ".join(scopes))
+        return operator_texts.allow_list(await self.policy.allowed())
 
     async def deny(self, actor: str, scope: str) -> str:
         """Deny a scope. Denying one user is banning them (jobs cancelled, selfie deleted)."""
@@ -141,30 +128,26 @@ class AdminActions:
         if is_user_scope(scope):
             return await self.ban(actor, scope)
         if not await self.policy.deny(scope):
-            return texts.deny_had().format(scope=scope)
+            return operator_texts.deny_had(scope)
         await self.audit.record(actor, "deny", scope)
-        return texts.deny_added().format(scope=scope)
+        return operator_texts.deny_added(scope)
 
     async def undeny(self, actor: str, scope: str) -> str:
         scope = parse_scope(scope)
         if is_user_scope(scope):
             return await self.unban(actor, scope)
         if not await self.policy.undeny(scope):
-            return texts.deny_lacked().format(scope=scope)
+            return operator_texts.deny_lacked(scope)
         await self.audit.record(actor, "undeny", scope)
-        return texts.deny_removed().format(scope=scope)
+        return operator_texts.deny_removed(scope)
 
     async def deny_list(self) -> str:
-        scopes = await self.policy.denied()
-        if not scopes:
-            return texts.deny_empty()
-        return texts.deny_list().format(count=len(scopes), scopes=", ".join(scopes))
+        return operator_texts.deny_list(await self.policy.denied())
 
     # --- mode, pause -------------------------------------------------------------------
 
     async def mode(self) -> str:
-        mode = await self.policy.mode()
-        return texts.mode_open() if mode is AccessMode.OPEN else texts.mode_restricted()
+        return operator_texts.access_mode(await self.policy.mode() is AccessMode.RESTRICTED)
 
     async def set_mode(self, actor: str, mode: AccessMode) -> str:
         await self.policy.set_mode(mode)
@@ -175,21 +158,20 @@ class AdminActions:
         message = " ".join(message.split())[:MAX_PAUSE_MESSAGE]
         await self.policy.pause(message, actor)
         await self.audit.record(actor, "pause", "", message)
-        return texts.admin_paused().format(line=texts.paused(message))
+        return operator_texts.admin_paused(operator_texts.paused(message))
 
     async def resume(self, actor: str) -> str:
         if not await self.policy.resume():
-            return texts.admin_not_paused()
+            return operator_texts.admin_not_paused()
         await self.audit.record(actor, "resume")
-        return texts.admin_resumed()
+        return operator_texts.admin_resumed()
 
     # --- quotas ------------------------------------------------------------------------
 
     async def quota(self, user: str) -> str:
         user = parse_user(user)
         quota = await self.quotas.for_user(user)
-        template = texts.quota_own() if quota.own else texts.quota_default_for()
-        return template.format(user=user, limit=quota.limit)
+        return operator_texts.quota_of(user, quota.limit, own=quota.own)
 
     async def set_quota(self, actor: str, user: str, limit: int | None) -> str:
         """Give `user` a daily quota of their own; None puts them back on the default."""
@@ -197,27 +179,15 @@ class AdminActions:
         await self.quotas.set_user(user, limit)
         await self.audit.record(actor, "quota", user, "default" if limit is None else str(limit))
         if limit is None:
-            return texts.quota_reset().format(user=user, limit=await self.quotas.default())
-        return texts.quota_set().format(user=user, limit=limit)
+            return operator_texts.quota_reset(user, await self.quotas.default())
+        return operator_texts.quota_set(user, limit)
 
     async def default_quota(self) -> str:
-        return texts.quota_default().format(limit=await self.quotas.default())
+        return operator_texts.quota_default(await self.quotas.default())
 
     async def set_default_quota(self, actor: str, limit: int | None) -> str:
         """Change the default daily quota; None goes back to AVATARBOT_DAILY_QUOTA."""
         await self.quotas.set_default(limit)
         limit_now = await self.quotas.default()
         await self.audit.record(actor, "quota", "default", str(limit_now))
-        return texts.quota_default_set().format(limit=limit_now)
-
-
-def _seconds(value: float | None) -> str:
-    return texts.stats_none() if value is None else f"{value:.1f} s"
-
-
-def _percent(value: float | None) -> str:
-    return texts.stats_none() if value is None else f"{round(value * 100)}%"
-
-
-def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
+        return operator_texts.quota_default_set(limit_now)

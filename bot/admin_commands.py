@@ -21,9 +21,10 @@ for any unknown command). `/group` is the group admins' own command, for their c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bot import texts
+from bot import operator_texts
 from bot.access import AccessMode, AccessPolicy
 from bot.admin import AdminActions
 from bot.audit import AuditLog
@@ -63,10 +64,11 @@ class AdminUsageError(AvatarbotError):
     """An admin command with the wrong words; `user_message` shows its usage."""
 
     def __init__(self, command: str, lead: str) -> None:
-        usage = lead + USAGE[command]
-        super().__init__(
-            f"bad usage of {command}", user_message=texts.admin_usage().format(usage=usage)
-        )
+        super().__init__(f"bad usage of {command}")
+        self.usage = lead + USAGE[command]
+
+    def localized(self) -> str:
+        return operator_texts.admin_usage(self.usage)
 
 
 Plan = Callable[[AdminActions, str], Awaitable[str]]
@@ -119,23 +121,35 @@ class AdminCommands:
     async def group(self, sender: Owner, words: Sequence[str]) -> str:
         """/group in a group chat, by one of its admins (or an admin of the bot)."""
         if not sender.chat_id or sender.chat_id == sender.user_id:
-            return texts.group_only()
+            return operator_texts.group_only()
         where = f"{sender.platform}-chat:{sender.chat_id}"
         match [w.lower() for w in words]:
             case []:
                 chat = await self.chats.get(sender)
-                if not chat.enabled:
-                    return texts.group_off()
-                return texts.group_on().format(limit=chat.max_variants or MAX_VARIANTS)
+                return operator_texts.group_state(chat.enabled, chat.max_variants or MAX_VARIANTS)
             case ["on" | "off" as switch]:
                 await self.chats.set_enabled(sender, switch == "on")
                 await self.audit.record(sender.key, "group", where, switch)
-                return texts.group_turned_on() if switch == "on" else texts.group_turned_off()
+                return operator_texts.group_turned(on=switch == "on")
             case ["variants", limit] if limit == "any" or _variants(limit) is not None:
                 chat = await self.chats.set_max_variants(sender, _variants(limit))
                 await self.audit.record(sender.key, "group", where, f"variants {limit}")
-                return texts.group_variants().format(limit=chat.max_variants or MAX_VARIANTS)
+                return operator_texts.group_variants(chat.max_variants or MAX_VARIANTS)
         raise AdminUsageError("group", "/")
+
+
+def clipped(replies: Sequence[Reply], limit: int) -> list[Reply]:
+    """`replies` with each text cut to at most `limit` characters at a line's end (the
+    audit log runs long; a platform caps a message: Telegram 4096, Discord 2000). The
+    first lines stay: the log lists the newest entries first."""
+    return [_clip(reply, limit) if isinstance(reply, Text) else reply for reply in replies]
+
+
+def _clip(reply: Text, limit: int) -> Text:
+    if len(reply.text) <= limit:
+        return reply
+    cut = reply.text.rfind("\n", 0, limit + 1)
+    return replace(reply, text=reply.text[: cut if cut > 0 else limit])
 
 
 class _BadWords(Exception):

@@ -24,12 +24,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from bot.errors import AvatarbotError
 from bot.replies import Queued, Reply
 
 if TYPE_CHECKING:
     from bot.jobs import Job
     from bot.queue import Delivery, DeliveryPump
     from bot.status_tracker import StatusTracker
+
+
+class PlatformUnreachable(AvatarbotError):
+    """`start` could not reach the platform (the network, an outage on its side). The bot
+    process keeps its other surfaces serving and starts the adapter again later; any
+    other error from `start` is a setting to fix and stops the process."""
 
 
 class DeliveryTarget(Protocol):

@@ -3,7 +3,8 @@
 `Conversation.text` answers each of these names; Telegram registers them all as
 handlers and puts the `in_menu` ones in its command menu; Discord offers the ones it has
 as slash commands, with the same summaries; /help lists the `in_menu` ones. Summaries
-are user-facing text: they live in `bot.texts` and come in the current language.
+are user-facing text: they live in `bot.platform_texts` and come in the current
+language.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import texts
+from bot import platform_texts
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,8 @@ class ChatCommand:
     """Without the slash; lowercase letters only (fits every platform, and the same in every
     language: the bot's messages name its commands)."""
     describe: Callable[[], str]
-    """Its summary in the current language (`bot.texts`): one short line (Discord allows
-    100 characters, Telegram's menu 256)."""
+    """Its summary in the current language (`bot.platform_texts`): one short line (Discord
+    allows 100 characters, Telegram's menu 256)."""
     in_menu: bool = True
     """Listed in command menus and /help (/start is only where a chat begins)."""
 
@@ -32,14 +33,14 @@ class ChatCommand:
 
 
 CHAT_COMMANDS: tuple[ChatCommand, ...] = (
-    ChatCommand("avatar", texts.command_avatar),
-    ChatCommand("styles", texts.command_styles),
-    ChatCommand("cancel", texts.command_cancel),
-    ChatCommand("verify", texts.command_verify),
-    ChatCommand("forgetme", texts.command_forgetme),
-    ChatCommand("language", texts.command_language),
-    ChatCommand("help", texts.command_help),
-    ChatCommand("start", texts.command_start, in_menu=False),
+    ChatCommand("avatar", platform_texts.command_avatar),
+    ChatCommand("styles", platform_texts.command_styles),
+    ChatCommand("cancel", platform_texts.command_cancel),
+    ChatCommand("verify", platform_texts.command_verify),
+    ChatCommand("forgetme", platform_texts.command_forgetme),
+    ChatCommand("language", platform_texts.command_language),
+    ChatCommand("help", platform_texts.command_help),
+    ChatCommand("start", platform_texts.command_start, in_menu=False),
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in CHAT_COMMANDS)

@@ -9,6 +9,7 @@ variable's name; secrets are `SecretStr`, so they never show in a repr or a log 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
         description="Redis server; unset starts an embedded Redis in the data dir.",
     )
     key_prefix: str = Field(default="avatarbot", validation_alias=_env("AVATARBOT_KEY_PREFIX"))
+    redis_maxmemory_mb: int = Field(
+        default=1024,
+        ge=16,
+        validation_alias=_env("AVATARBOT_REDIS_MAXMEMORY_MB"),
+        description="The embedded Redis's `maxmemory` (policy noeviction: once full, new "
+        'work is refused with a "busy" answer); see docs/deployment.md for the sizing.',
+    )
 
     # --- Chat platforms ----------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(
@@ -89,9 +97,82 @@ class Settings(BaseSettings):
         description="The shards this bot process runs, e.g. `0,1` (needs "
         "AVATARBOT_DISCORD_SHARD_COUNT); unset: all of them.",
     )
-    web_enabled: bool = Field(default=True, validation_alias=_env("AVATARBOT_WEB_ENABLED"))
+    web_enabled: bool = Field(
+        default=None,
+        validate_default=True,
+        validation_alias=_env("AVATARBOT_WEB_ENABLED"),
+        description="Serve the web chat; unset: on, unless AVATARBOT_TELEGRAM_WEBHOOK_URL is set.",
+    )
     web_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_WEB_HOST"))
     web_port: int = Field(default=8080, ge=0, le=65535, validation_alias=_env("AVATARBOT_WEB_PORT"))
+
+    # --- Exposure (docs/deployment.md, "Exposing it to the internet") ---------
+    allowed_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        validation_alias=_env("AVATARBOT_ALLOWED_HOSTS"),
+        description="Host names the HTTP servers answer besides localhost, IP addresses, the "
+        "bind host and the webhook URL's host; comma-separated, `.example.org` for its "
+        "subdomains, `*` for any.",
+    )
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=_env("AVATARBOT_TRUSTED_PROXIES"),
+        description="Reverse proxies (IPs or CIDRs) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed.",
+    )
+    http_idle_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("AVATARBOT_HTTP_IDLE_TIMEOUT_S"),
+        description="A connection that sends no complete request headers this long is closed.",
+    )
+    http_body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("AVATARBOT_HTTP_BODY_TIMEOUT_S"),
+        description="A request body must arrive within this long (408 otherwise).",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        validation_alias=_env("AVATARBOT_METRICS_PORT"),
+        description="Serve /metrics on this port only (0: on AVATARBOT_WEB_PORT).",
+    )
+    metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("AVATARBOT_METRICS_HOST"))
+    webhook_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        validation_alias=_env("AVATARBOT_WEBHOOK_PORT"),
+        description="Serve the Telegram webhook on this port only (0: on AVATARBOT_WEB_PORT).",
+    )
+    webhook_host: str | None = Field(
+        default=None,
+        validation_alias=_env("AVATARBOT_WEBHOOK_HOST"),
+        description="Bind address of the webhook port; unset: AVATARBOT_WEB_HOST.",
+    )
+    intake_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        validation_alias=_env("AVATARBOT_INTAKE_MEMORY_MB"),
+        description="Memory the selfie decodes of one bot process may take at once; sets how "
+        "many run together and the most pixels an upload may have.",
+    )
+    web_uploads_per_minute: int = Field(
+        default=6, ge=1, validation_alias=_env("AVATARBOT_WEB_UPLOADS_PER_MINUTE")
+    )
+    web_uploads_per_ip_minute: int = Field(
+        default=30, ge=1, validation_alias=_env("AVATARBOT_WEB_UPLOADS_PER_IP_MINUTE")
+    )
+    web_identities_per_ip_day: int = Field(
+        default=20,
+        ge=1,
+        validation_alias=_env("AVATARBOT_WEB_IDENTITIES_PER_IP_DAY"),
+        description="New web chat identities (cookies) one address may get per day.",
+    )
     bot_name: str = Field(
         default="main",
         pattern=r"^[A-Za-z0-9_-]{1,40}$",
@@ -265,6 +346,32 @@ class Settings(BaseSettings):
         validation_alias=_env("AVATARBOT_WORKERS"),
         description="Worker processes `avatarbot run` starts beside the bot.",
     )
+
+    @field_validator("web_enabled", mode="before")
+    @classmethod
+    def _web_default(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:  # the web chat stays off where a webhook exposes the port
+            return not info.data.get("telegram_webhook_url")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(p.strip().lower().rstrip(".") for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return tuple(
+                    ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip()
+                )
+            except ValueError as exc:
+                raise ValueError(f"must be IP addresses or CIDRs, comma-separated: {exc}") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

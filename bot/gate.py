@@ -11,12 +11,13 @@ and reason, an entry in the audit trail (`bot.audit`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
-from bot import texts
+from bot import operator_texts
 from bot.access import READS, AccessMode, AccessPolicy, Decision, Refusal
 from bot.audit import AuditLog
 from bot.chat_settings import ChatConfig, ChatSettings
@@ -97,11 +98,11 @@ class Gatekeeper:
             return refused
         quota = await self.quotas.for_user(sender.key)
         if quota.limit == 0:
-            return await self._refuse(sender, Refusal.NO_QUOTA, texts.no_quota())
+            return await self._refuse(sender, Refusal.NO_QUOTA, operator_texts.no_quota())
         allowed = chat.cap(variants)
         notes: tuple[Reply, ...] = ()
         if allowed < variants:
-            notes = (Text(texts.variants_capped().format(limit=allowed)),)
+            notes = (Text(operator_texts.variants_capped(allowed)),)
         return Admission(variants=allowed, quota=quota.limit, notes=notes)
 
     async def forget(self, sender: Owner) -> None:
@@ -123,7 +124,9 @@ class Gatekeeper:
         reason = self._reason(decision, chat, new_request=new_request)
         if reason is None:
             return None, chat
-        text = _TEXTS.get(reason) or texts.paused(decision.pause.message if decision.pause else "")
+        say = _TEXTS.get(reason)  # called now, in the user's language (never at import)
+        pause = decision.pause.message if decision.pause else ""
+        text = say() if say else operator_texts.paused(pause)
         return await self._refuse(sender, reason, text), chat
 
     @staticmethod
@@ -143,9 +146,9 @@ class Gatekeeper:
         return Refused(reason, text)
 
 
-_TEXTS = {
-    Refusal.DENIED: texts.denied(),
-    Refusal.NOT_ALLOWED: texts.not_allowed(),
-    Refusal.CHAT_OFF: texts.chat_off(),
-    Refusal.NO_QUOTA: texts.no_quota(),
+_TEXTS: dict[Refusal, Callable[[], str]] = {
+    Refusal.DENIED: operator_texts.denied,
+    Refusal.NOT_ALLOWED: operator_texts.not_allowed,
+    Refusal.CHAT_OFF: operator_texts.chat_off,
+    Refusal.NO_QUOTA: operator_texts.no_quota,
 }

@@ -51,7 +51,8 @@ class Likeness:
 
     @property
     def percent(self) -> str:
-        """The score for people: "72%", or "no face"."""
+        """The score as a percentage, "72%", or "no face" (in English: logs and the command
+        line; a user reads `bot.job_texts.likeness_score`, in their language)."""
         score = self.score
         return "no face" if score is None else f"{round(score * 100)}%"
 

@@ -1,9 +1,13 @@
 """Logging setup: plain or JSON lines, with secrets scrubbed from every record.
 
 Libraries log URLs that contain bot tokens (httpx logs Telegram's `.../bot<token>/...`
-request lines at INFO). The redaction filter sits on the handler, so every record from
-every logger passes through it: known secret values and anything shaped like a Telegram
-bot token are replaced before formatting.
+request lines at INFO), and an HTTP library may quote a request's headers in an error. The
+redaction filter sits on the handler, so every record from every logger passes through
+it, message, traceback and `extra=` fields alike: known secret values, anything shaped
+like a Telegram bot token or a signed web chat cookie, and the values of credential
+headers (`Cookie`, `Set-Cookie`, `Authorization`, Telegram's webhook secret, also as the
+`secret_token` parameter) are replaced
+before formatting.
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 _TELEGRAM_TOKEN = re.compile(r"(?<![0-9])[0-9]{5,}:[A-Za-z0-9_-]{30,}")
+#: A web chat cookie value: `<uid>.<signature>`, 32 hex digits each.
+_SIGNED_COOKIE = re.compile(r"(?<![0-9a-fA-F])[0-9a-f]{32}\.[0-9a-f]{32}")
+#: A credential header and its value, as a header line or in a repr (`'Cookie': '...'`).
+_CREDENTIAL_HEADER = re.compile(
+    r"(?i)(\b(?:cookie|set-cookie|authorization|proxy-authorization|"
+    r"x-telegram-bot-api-secret-token|secret_token)['\"]?\s*[:=]\s*['\"]?)[^\r\n'\"]*"
+)
 _REDACTED = "[REDACTED]"
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -34,6 +45,8 @@ class RedactingFilter(logging.Filter):
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, _REDACTED)
+        text = _CREDENTIAL_HEADER.sub(rf"\1{_REDACTED}", text)
+        text = _SIGNED_COOKIE.sub(_REDACTED, text)
         return _TELEGRAM_TOKEN.sub(_REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -44,9 +57,16 @@ class RedactingFilter(logging.Filter):
             formatter = logging.Formatter()
             record.exc_text = self.scrub(formatter.formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         if scrubbed != message or record.args:
             record.msg = scrubbed
             record.args = None
+        for key, value in list(record.__dict__.items()):  # `extra=` fields
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                record.__dict__[key] = self.scrub(value)
         return True
 
 

@@ -35,6 +35,7 @@ from bot.errors import AvatarbotError
 from bot.i18n import N_
 from bot.jobs import MAX_VARIANTS, MIN_VARIANTS, JobStatus, Owner
 from bot.likeness import Likeness
+from bot.overload import Overloaded, redis_full
 from bot.redis_connection import RedisUnavailableError
 
 CALLBACK_VERSION = "v1"
@@ -312,6 +313,8 @@ def error_reply(exc: BaseException) -> Failure:
     The one path from an error to what the user reads."""
     if isinstance(exc, AvatarbotError):
         return Failure(exc.user_message)
+    if redis_full(exc):
+        return Failure(Overloaded().user_message)
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return Failure(RedisUnavailableError().user_message)
     return Failure(AvatarbotError().user_message)

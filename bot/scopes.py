@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from bot import texts
+from bot import operator_texts
 from bot.errors import AvatarbotError
 from bot.jobs import Owner
 
@@ -30,6 +30,16 @@ EXAMPLES = "telegram:42, telegram-chat:-100123, discord-guild:987, web:*"
 class ScopeError(AvatarbotError):
     """Not a scope (or not a user where one is needed); the message shows the forms."""
 
+    def __init__(self, text: str, *, user: bool = False) -> None:
+        super().__init__(f"not a {'user' if user else 'scope'}: {text!r}")
+        self.text = text
+        self.user = user
+
+    def localized(self) -> str:
+        if self.user:
+            return operator_texts.bad_user(repr(self.text))
+        return operator_texts.bad_scope(repr(self.text), EXAMPLES)
+
 
 def is_user_scope(text: str) -> bool:
     """True for one user, `platform:user_id` (no wildcard, no chat or guild)."""
@@ -40,10 +50,7 @@ def parse_scope(text: str) -> str:
     """`text` as a scope; raises ScopeError."""
     scope = text.strip()
     if not _SCOPE.match(scope):
-        raise ScopeError(
-            f"not a scope: {scope!r}",
-            user_message=texts.bad_scope().format(text=repr(scope), examples=EXAMPLES),
-        )
+        raise ScopeError(scope)
     return scope
 
 
@@ -51,9 +58,7 @@ def parse_user(text: str) -> str:
     """`text` as one user, `platform:user_id`; raises ScopeError."""
     user = text.strip()
     if not is_user_scope(user):
-        raise ScopeError(
-            f"not a user: {user!r}", user_message=texts.bad_user().format(text=repr(user))
-        )
+        raise ScopeError(user, user=True)
     return user
 
 

@@ -1,4 +1,9 @@
-"""Everything the bot says, in one place, in the language of the moment (`bot.i18n`).
+"""What the bot says in the conversation, in the language of the moment (`bot.i18n`).
+
+Its siblings hold the rest of the bot's words: `bot.job_texts` (a job's queue message,
+progress and result caption), `bot.platform_texts` (command menus, bot descriptions,
+Discord options, the web chat page) and `bot.operator_texts` (the gate's refusals and
+the admins' replies).
 
 Plain text with a few emoji; no Markdown or HTML, so every adapter can send it as is.
 Each function returns one message translated into the current locale: whole sentences
@@ -9,22 +14,22 @@ needs (Russian has three, Arabic six). Sentences that hold a duration come in on
 version per unit (seconds, minutes, hours), so each language can inflect the unit as the
 sentence requires.
 
-The English here is the source: `make i18n` extracts it into bot/locales/avatarbot.pot.
+The English here is the source: `make i18n` extracts it (with every other message in
+the code) into bot/locales/avatarbot.pot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import date
 
-from bot.i18n import N_, _, language_name, ngettext, pgettext
+from bot.i18n import N_, _, language_name, ngettext
 from bot.jobs import FailureReason
 
 _MINUTE_S = 60
-_HOUR_S = 3600
 
 
-def _unit(seconds: float) -> tuple[str, int]:
+def duration_unit(seconds: float) -> tuple[str, int]:
     """("s" | "m" | "h", count): 30 seconds, 2 minutes, 1 hour."""
     s = max(0, round(seconds))
     if s < _MINUTE_S:
@@ -35,57 +40,11 @@ def _unit(seconds: float) -> tuple[str, int]:
     return "h", round(m / _MINUTE_S)
 
 
-# --------------------------------------------------------------------------- commands
-
-
-def command_avatar() -> str:
-    return _("Make an avatar from a selfie")
-
-
-def command_styles() -> str:
-    return _("See the styles")
-
-
-def command_cancel() -> str:
-    return _("Cancel the avatar you're waiting for")
-
-
-def command_verify() -> str:
-    return _("Check whether I made an image")
-
-
-def command_forgetme() -> str:
-    return _("Delete your selfie and everything else I keep about you")
-
-
-def command_language() -> str:
-    return _("Choose the language I speak")
-
-
-def command_help() -> str:
-    return _("What I can do")
-
-
-def command_start() -> str:
-    return _("Start over")
-
-
-def bot_description() -> str:
-    """Telegram shows it in an empty chat with the bot (at most 512 characters)."""
-    return _(
-        "👋 I turn a selfie into an avatar in the art style you pick: pencil sketch, "
-        "watercolor, oil painting and more. Every avatar is made by AI and labelled as "
-        "AI-made. Press Start, then send /avatar."
-    )
-
-
-def bot_short_description() -> str:
-    """Telegram's profile and share text (at most 120 characters)."""
-    return _("Turns your selfie into an AI avatar in the style you pick, labelled as AI-made.")
+# --------------------------------------------------------------------------- welcome, help
 
 
 def _retention_welcome(selfie_ttl_s: int) -> str:
-    unit, n = _unit(selfie_ttl_s)
+    unit, n = duration_unit(selfie_ttl_s)
     if unit == "s":
         text = ngettext(
             "🔒 I keep your selfie for at most {n} second so you can try other styles, then "
@@ -125,7 +84,7 @@ def welcome(bot_name: str, selfie_ttl_s: int) -> str:
 
 
 def _retention_help(selfie_ttl_s: int) -> str:
-    unit, n = _unit(selfie_ttl_s)
+    unit, n = duration_unit(selfie_ttl_s)
     if unit == "s":
         text = ngettext(
             "Selfies are deleted after {n} second at the latest.",
@@ -337,79 +296,6 @@ def non_image_kind(mime: str) -> str:
 # --------------------------------------------------------------------------- a job's progress
 
 
-def queued(style_label: str, position: int, eta_s: float) -> str:
-    """The queue message: the place in the queue and about how long until it is ready."""
-    unit, n = _unit(eta_s)
-    if position <= 1:
-        if unit == "s":
-            text = ngettext(
-                "⏳ You're next for a {style} avatar — ready in about {n} second.",
-                "⏳ You're next for a {style} avatar — ready in about {n} seconds.",
-                n,
-            )
-        elif unit == "m":
-            text = ngettext(
-                "⏳ You're next for a {style} avatar — ready in about {n} minute.",
-                "⏳ You're next for a {style} avatar — ready in about {n} minutes.",
-                n,
-            )
-        else:
-            text = ngettext(
-                "⏳ You're next for a {style} avatar — ready in about {n} hour.",
-                "⏳ You're next for a {style} avatar — ready in about {n} hours.",
-                n,
-            )
-        return text.format(style=style_label, n=n)
-    if unit == "s":
-        text = ngettext(
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} second.",
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} seconds.",
-            n,
-        )
-    elif unit == "m":
-        text = ngettext(
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} minute.",
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} minutes.",
-            n,
-        )
-    else:
-        text = ngettext(
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} hour.",
-            "⏳ You're number {position} in the queue for a {style} avatar — "
-            "ready in about {n} hours.",
-            n,
-        )
-    return text.format(position=position, style=style_label, n=n)
-
-
-def running(style_label: str, progress: float) -> str:
-    if 0 < progress < 1:
-        return _("🎨 Making your {style} avatar now ({percent}%)…").format(
-            style=style_label, percent=round(progress * 100)
-        )
-    return _("🎨 Making your {style} avatar now…").format(style=style_label)
-
-
-def avatar_caption(style_label: str, count: int, likeness: Sequence[str] = ()) -> str:
-    """The caption under a result; `likeness`: each image's score ("72%") or "no face",
-    shown when the operator turned it on."""
-    caption = ngettext(
-        "✨ Here's your avatar in {style}. Made by AI and labelled as such.",
-        "✨ Here are your {n} avatars in {style}. Made by AI and labelled as such.",
-        count,
-    ).format(n=count, style=style_label)
-    if likeness:
-        caption += "\n" + _("🔍 Likeness to your selfie: {scores}").format(
-            scores=", ".join(likeness)
-        )
-    return caption
-
-
 def checking_photo() -> str:
     return _("📥 Got it, checking your photo…")
 
@@ -458,39 +344,6 @@ def left_out(count: int, *, original_button: bool) -> str:
             count,
         )
     return text.format(n=count)
-
-
-# --------------------------------------------------------------------------- Discord options
-
-
-def option_selfie() -> str:
-    return _("A photo of your face")
-
-
-def option_style() -> str:
-    return _("The art style")
-
-
-def option_variants() -> str:
-    return _("How many (1-4)")
-
-
-def option_image() -> str:
-    return _("The image to check (send it as a file)")
-
-
-def option_name(name: str) -> str | None:
-    """A Discord command option's name in the current language (lowercase, no spaces),
-    or None for an option this table does not know."""
-    names = {
-        # Translators: Discord shows these option names in its commands: lowercase
-        # letters, digits, - or _ only (no spaces), at most 32 characters.
-        "selfie": pgettext("a Discord option name: lowercase letters, no spaces", "selfie"),
-        "style": pgettext("a Discord option name: lowercase letters, no spaces", "style"),
-        "variants": pgettext("a Discord option name: lowercase letters, no spaces", "variants"),
-        "image": pgettext("a Discord option name: lowercase letters, no spaces", "image"),
-    }
-    return names.get(name)
 
 
 # --------------------------------------------------------------------------- failures
@@ -593,237 +446,39 @@ def language_automatic_set(locale: str) -> str:
     )
 
 
-# --------------------------------------------------------------------------- the web chat page
-
-
-def web_page() -> dict[str, str]:
-    """The web chat page's own words (index.html and app.js), by key."""
-    return {
-        "connecting": _("connecting…"),
-        "online": _("online"),
-        "reconnecting": _("reconnecting…"),
-        "ai_note": _("Avatars are made by AI and labelled as such."),
-        "send_photo": _("Send a photo"),
-        "placeholder": _("Type /avatar, or drop a selfie here"),
-        "message": _("Message"),
-        "send": _("Send"),
-        "drop": _("Drop your selfie to send it"),
-        "variants": _("Variants:"),
-        "failed": _("Sorry, that didn't work. Please try again."),
-        "upload_failed": _("The upload failed. Please try again."),
-        "sending": _("sending…"),
-        "your_photo": _("Your photo"),
-        "avatar_alt": _("AI-made avatar"),
-    }
-
-
-# --- operators: the access policy and admin commands -------------------------------------
-# Plain templates with {placeholders}, filled with str.format where used, so a translation
-# can move them around. Admin replies are shared by the chat commands and `avatarbot admin`.
-
-
-def denied() -> str:
-    return _("🚫 Sorry, this bot isn't available to you.")
-
-
-def not_allowed() -> str:
-    return _("🔒 This bot is private: only people and groups its operator invited can use it.")
-
-
-def paused_plain() -> str:
-    return _("⏸ I'm taking a short break. Back soon!")
-
-
-def paused_with_message() -> str:
-    return _("⏸ I'm taking a short break. Back soon! {message}")
-
-
-def chat_off() -> str:
-    return _("The admins of this group have turned me off here.")
-
-
-def no_quota() -> str:
-    return _("You can't make avatars on this bot today.")
-
-
-def variants_capped() -> str:
-    return _("This group allows up to {limit} variant(s) per avatar, so I'm making {limit}.")
-
-
-def paused(message: str) -> str:
-    """What a user asking for an avatar is told while the bot is paused."""
-    return paused_with_message().format(message=message) if message else paused_plain()
-
-
-def bad_scope() -> str:
-    return _("{text} is not a scope (for example {examples}).")
-
-
-def bad_user() -> str:
-    return _("{text} is not a user: write platform:user_id, for example telegram:42.")
-
-
-def admin_usage() -> str:
-    return _("Usage: {usage}")
-
-
-def banned() -> str:
-    return _("Banned {user}: they can't use the bot any more. Jobs cancelled: {jobs}.")
-
-
-def ban_already() -> str:
-    return _("{user} was already banned. Jobs cancelled: {jobs}.")
-
-
-def ban_admin() -> str:
-    return _("{user} is an admin (AVATARBOT_ADMINS): remove them there first.")
-
-
-def unbanned() -> str:
-    return _("Unbanned {user}.")
-
-
-def unban_not_banned() -> str:
-    return _("{user} wasn't banned.")
-
-
-def allow_added() -> str:
-    return _("Added {scope} to the allow list.")
-
-
-def allow_had() -> str:
-    return _("{scope} is already on the allow list.")
-
-
-def allow_removed() -> str:
-    return _("Removed {scope} from the allow list.")
-
-
-def allow_lacked() -> str:
-    return _("{scope} isn't on the allow list.")
-
-
-def allow_list() -> str:
-    return _("Allow list ({count}): {scopes}")
-
-
-def allow_empty() -> str:
-    return _("The allow list is empty.")
-
-
-def allow_open_hint() -> str:
-    return _("The bot is open to everyone: the allow list applies once /mode restricted.")
-
-
-def deny_added() -> str:
-    return _("Added {scope} to the deny list.")
-
-
-def deny_had() -> str:
-    return _("{scope} is already on the deny list.")
-
-
-def deny_removed() -> str:
-    return _("Removed {scope} from the deny list.")
-
-
-def deny_lacked() -> str:
-    return _("{scope} isn't on the deny list.")
-
-
-def deny_list() -> str:
-    return _("Deny list ({count}): {scopes}")
-
-
-def deny_empty() -> str:
-    return _("The deny list is empty.")
-
-
-def mode_open() -> str:
-    return _("Access: open to everyone not denied.")
-
-
-def mode_restricted() -> str:
-    return _("Access: restricted to admins and the allow list.")
-
-
-def quota_own() -> str:
-    return _("{user} may make {limit} avatar(s) a day (their own quota).")
-
-
-def quota_default_for() -> str:
-    return _("{user} may make {limit} avatar(s) a day (the default).")
-
-
-def quota_set() -> str:
-    return _("{user} may now make {limit} avatar(s) a day.")
-
-
-def quota_reset() -> str:
-    return _("{user} is back on the default quota: {limit} avatar(s) a day.")
-
-
-def quota_default() -> str:
-    return _("Everyone may make {limit} avatar(s) a day unless given a quota of their own.")
-
-
-def quota_default_set() -> str:
-    return _("The default daily quota is now {limit} avatar(s).")
-
-
-def admin_paused() -> str:
-    return _("Paused. New requests are told: {line} Jobs already queued still finish.")
-
-
-def admin_resumed() -> str:
-    return _("Resumed: new requests are welcome again.")
-
-
-def admin_not_paused() -> str:
-    return _("The bot wasn't paused.")
-
-
-def stats() -> str:
+# --------------------------------------------------------------------------- under load
+
+
+def busy_try_later() -> str:
+    """Refused because this deployment is full for the moment (memory, decodes in flight)."""
+    return _("I'm very busy right now. Please try again in a minute.")
+
+
+def too_many_uploads(retry_after_s: float) -> str:
+    unit, n = duration_unit(max(1.0, retry_after_s))
+    if unit == "s":
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} second.",
+            "That's a lot of photos in a short time. Please try again in {n} seconds.",
+            n,
+        )
+    elif unit == "m":
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} minute.",
+            "That's a lot of photos in a short time. Please try again in {n} minutes.",
+            n,
+        )
+    else:
+        text = ngettext(
+            "That's a lot of photos in a short time. Please try again in {n} hour.",
+            "That's a lot of photos in a short time. Please try again in {n} hours.",
+            n,
+        )
+    return text.format(n=n)
+
+
+def too_many_new_visitors() -> str:
     return _(
-        "Queue: {queued} waiting, {running} running, {workers} worker(s) live.\n"
-        "Today (UTC): {avatars} avatar(s), {failures} failure(s).\n"
-        "Time to avatar, median: {p50}.\n"
-        "Likeness, median: {likeness}.\n"
-        "{access}{paused}"
+        "Too many new visitors from your network today. Please try again tomorrow, "
+        "or keep using the browser you started in."
     )
-
-
-def stats_none() -> str:
-    return _("n/a")
-
-
-def stats_paused() -> str:
-    return _(" Paused since {since}Z.")
-
-
-def log_empty() -> str:
-    return _("The audit log is empty.")
-
-
-def group_on() -> str:
-    return _("I'm on in this group; up to {limit} variant(s) per avatar.")
-
-
-def group_off() -> str:
-    return _("I'm off in this group. A group admin can send /group on.")
-
-
-def group_turned_on() -> str:
-    return _("Done: I'm on in this group again.")
-
-
-def group_turned_off() -> str:
-    return _("Done: I'm off in this group. A group admin can send /group on.")
-
-
-def group_variants() -> str:
-    return _("Done: up to {limit} variant(s) per avatar in this group.")
-
-
-def group_only() -> str:
-    return _("/group works in group chats.")

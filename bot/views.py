@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import texts
+from bot import job_texts, texts
 from bot.jobs import FailureReason, Job, JobResult, JobStatus
 from bot.replies import (
     Action,
@@ -25,6 +25,7 @@ from bot.replies import (
 from bot.styles import StyleCatalog
 
 if TYPE_CHECKING:
+    from bot.likeness import Likeness
     from bot.queue import Delivery, Receipt
 
 
@@ -59,7 +60,7 @@ def outcome_replies(delivery: Delivery, label: str, *, show_likeness: bool = Fal
                 style_id=style_id,
                 style_label=label,
                 images=images,
-                caption=texts.avatar_caption(
+                caption=job_texts.avatar_caption(
                     label, len(images), likeness=_caption_likeness(images, show_likeness)
                 ),
                 buttons=_avatar_buttons(outcome.job_id),
@@ -95,7 +96,7 @@ def status_reply(receipt: Receipt, label: str) -> Queued:
             eta_s=receipt.eta_s,
             status=job.status,
             progress=job.progress,
-            text=texts.running(label, job.progress),
+            text=job_texts.running(label, job.progress),
         )
     return Queued(
         job_id=job.id,
@@ -104,7 +105,7 @@ def status_reply(receipt: Receipt, label: str) -> Queued:
         eta_s=receipt.eta_s,
         status=job.status,
         progress=job.progress,
-        text=texts.queued(label, receipt.position, receipt.eta_s),
+        text=job_texts.queued(label, receipt.position, receipt.eta_s),
         buttons=(Button(texts.button_cancel(), Action.CANCEL, job.id),),
     )
 
@@ -123,11 +124,9 @@ def avatar_images(result: JobResult) -> tuple[AvatarImage, ...]:
     )
 
 
-def _caption_likeness(images: Sequence[AvatarImage], show: bool) -> list[str]:
+def _caption_likeness(images: Sequence[AvatarImage], show: bool) -> list[Likeness | None]:
     """The images' likeness for the caption, when the operator shows it there."""
-    if not show:
-        return []
-    return [im.likeness.percent for im in images if im.likeness is not None]
+    return [im.likeness for im in images] if show else []
 
 
 def _avatar_buttons(job_id: str) -> tuple[Button, ...]:

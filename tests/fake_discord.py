@@ -17,6 +17,11 @@ Real discord.py 2.7 talks to it after `patched_discord(fake)` points `Route.BASE
   INTERACTION_CREATE events (slash commands with attachment options, button presses, in
   a guild channel or a DM) and can drop the websocket at any time; events dispatched
   while the bot is away are replayed when it resumes, as Discord does.
+- Command permissions, as Discord applies them before a bot hears of anything
+  (`tests.discord_permissions`): a command's `contexts`, its `default_member_permissions`
+  against the member's permissions (`command(..., permissions=)`), and a server's
+  override for one member (`permit_command`). A command the user could not run is never
+  dispatched: `command()` raises CommandUnavailable. Subcommands: `command(subcommand=)`.
 - Interaction responses behave as on Discord where it matters to a bot: a deferred
   response shows "thinking" until it is edited, and the first followup after a deferral
   *becomes* that message and keeps its ephemerality; a second callback is refused (40060).
@@ -51,6 +56,7 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 from discord.gateway import DiscordWebSocket
 
+from tests.discord_permissions import MEMBER_PERMISSIONS, CommandUnavailable, refusal
 from tests.discord_spec import DiscordSpec, Operation
 
 T = TypeVar("T")
@@ -239,6 +245,8 @@ class FakeDiscord:
         self._by_token: dict[str, FakeInteraction] = {}
         self.messages: list[SentMessage] = []
         self.commands: dict[int | None, dict[str, dict[str, Any]]] = {}
+        # (guild id, command name) -> {user id: allowed}: the servers' command overrides
+        self.command_overrides: dict[tuple[int, str], dict[int, bool]] = {}
         self.cdn: dict[str, FakeAttachment] = {}
         self.cdn_fetches: list[str] = []
         self.rate_limits: list[str] = []  # operation ids answered with a 429
@@ -375,11 +383,19 @@ class FakeDiscord:
         user: dict[str, Any],
         dm: bool = False,
         guild: int | None = None,
+        subcommand: str | None = None,
+        permissions: int = MEMBER_PERMISSIONS,
     ) -> FakeInteraction:
         """Dispatch a slash command as `user`, in a guild's channel (the first guild's
-        unless `guild` is given) or in their DM."""
+        unless `guild` is given) or in their DM; `options` are the `subcommand`'s if one
+        is named. In a guild the member has `permissions`. A command Discord would not
+        let them run (`tests.discord_permissions`) raises CommandUnavailable instead."""
         guild_id = None if dm else (guild or self.guild_id)
         registered = self._registered_command(name, guild_id)
+        override = self.command_overrides.get((guild_id or 0, name), {}).get(int(user["id"]))
+        problem = refusal(registered, dm=dm, permissions=permissions, override=override)
+        if problem is not None:
+            raise CommandUnavailable(problem)
         data: dict[str, Any] = {
             "id": registered["id"],
             "name": name,
@@ -387,7 +403,46 @@ class FakeDiscord:
         }
         if registered.get("guild_id"):
             data["guild_id"] = registered["guild_id"]
+        built, attachments = self._options(name, registered, options, subcommand)
+        if built:
+            data["options"] = built
+        if attachments:
+            data["resolved"] = {"attachments": attachments}
+        return await self._interaction(
+            2, data, user=user, dm=dm, guild=guild_id, permissions=permissions
+        )
+
+    def permit_command(
+        self, name: str, user: dict[str, Any], *, allowed: bool = True, guild: int | None = None
+    ) -> None:
+        """A server's command permission override for one member (Server Settings >
+        Integrations): `allowed` lets them run `name` whatever their permissions."""
+        key = (guild or self.guild_id, name)
+        self.command_overrides.setdefault(key, {})[int(user["id"])] = allowed
+
+    def _options(
+        self,
+        name: str,
+        registered: dict[str, Any],
+        options: dict[str, Any] | None,
+        subcommand: str | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The interaction's options (nested under the subcommand) and resolved files."""
         option_specs = {o["name"]: o for o in registered.get("options") or []}
+        if subcommand is not None:
+            sub = option_specs.get(subcommand)
+            if sub is None or sub.get("type") != 1:
+                raise AssertionError(f"/{name} has no subcommand {subcommand!r}")
+            inner, attachments = self._options(f"{name} {subcommand}", sub, options, None)
+            entry: dict[str, Any] = {"name": subcommand, "type": 1}
+            if inner:
+                entry["options"] = inner
+            return [entry], attachments
+        given = options or {}
+        missing = [o["name"] for o in option_specs.values() if o.get("required")]
+        missing = [n for n in missing if n not in given]
+        if missing:  # the Discord client does not send a command without them
+            raise AssertionError(f"/{name} needs its options {missing}")
         built = []
         attachments: dict[str, Any] = {}
         for opt_name, value in (options or {}).items():
@@ -399,11 +454,7 @@ class FakeDiscord:
                 built.append({"name": opt_name, "type": spec["type"], "value": str(value.id)})
             else:
                 built.append({"name": opt_name, "type": spec["type"], "value": value})
-        if built:
-            data["options"] = built
-        if attachments:
-            data["resolved"] = {"attachments": attachments}
-        return await self._interaction(2, data, user=user, dm=dm, guild=guild_id)
+        return built, attachments
 
     async def press(
         self, message: SentMessage, custom_id: str, *, user: dict[str, Any]
@@ -552,6 +603,7 @@ class FakeDiscord:
         dm: bool,
         message: SentMessage | None = None,
         guild: int | None = None,
+        permissions: int = MEMBER_PERMISSIONS,
     ) -> FakeInteraction:
         uid = int(user["id"])
         self.users.setdefault(uid, user)
@@ -592,7 +644,7 @@ class FakeDiscord:
                 "mute": False,
                 "flags": 0,
                 "pending": False,
-                "permissions": "2248473465835073",
+                "permissions": str(permissions),
             }
             payload["context"] = 0
             payload["authorizing_integration_owners"] = {"0": str(guild_id)}
@@ -1002,6 +1054,9 @@ class FakeDiscord:
             }
             if guild is not None:
                 full["guild_id"] = str(guild)
+            if full["default_member_permissions"] is not None:  # sent as a number (the
+                # spec checked it), answered as a string, as Discord does
+                full["default_member_permissions"] = str(full["default_member_permissions"])
             full.setdefault("description", "")
             stored[cmd["name"]] = full
             answer.append(full)
@@ -1082,6 +1137,8 @@ class FakeDiscord:
             )
         if target is None:
             return 404, {"message": "Unknown Message", "code": 10008}
+        if _empty_after_edit(target, body or {}, files):
+            return 400, {"message": "Cannot send an empty message", "code": 50006}
         interaction.original_edits.append(dict(body or {}))
         target.loading = False
         target.payload.update(body or {})
@@ -1360,6 +1417,14 @@ _UNAUTHENTICATED = frozenset(
         "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
     }
 )
+
+
+def _empty_after_edit(message: SentMessage, body: dict[str, Any], files: list[Upload]) -> bool:
+    """Whether an edit would leave a message with nothing to show (Discord refuses it)."""
+    merged = {**message.payload, **body}
+    kept_files = bool(files) or (bool(message.files) and "attachments" not in body)
+    shown = merged.get("content") or merged.get("embeds") or merged.get("components")
+    return not (shown or kept_files or merged.get("attachments"))
 
 
 def _template_names(template: str) -> list[str]:

@@ -17,6 +17,10 @@ Point python-telegram-bot at it with
   PhotoSizes, real downscaled JPEGs, the largest with a `file_size` that may be a lie),
   `send_document`, `press` (a callback query). Files live behind file ids
   (`add_file`); downloads are recorded in `downloads`.
+- Group admins: `set_admins(chat, owner, *admins)` is what getChatAdministrators answers
+  (a private chat has none: 400, as Telegram says); `change_admin(chat, user, admin=)`
+  promotes or demotes and sends the `chat_member` update, which (as on Telegram) reaches
+  the bot only if it named `chat_member` in its `allowed_updates` (else: `withheld`).
 - Errors on demand: `fail_next(method, status=429, retry_after=1)` or 403; `block(chat_id)`
   makes every send to that chat answer "Forbidden: bot was blocked by the user".
 - getUpdates long-polls: it answers at once when updates are pending or `timeout=0`,
@@ -47,6 +51,8 @@ from PIL import Image
 from tests.telegram_spec import InputFileRef, TelegramSpec, load_spec
 
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files
+#: Update kinds a bot gets only when it names them in `allowed_updates`.
+_NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
 DOCUMENT_UPLOAD_LIMIT = 50 * 1024 * 1024
 CHAT_ACTIONS = frozenset(
@@ -175,6 +181,7 @@ class FakeTelegram:
         self.files: dict[str, StoredFile] = {}
         self._files_by_path: dict[str, StoredFile] = {}
         self.chats: dict[int, dict[str, Any]] = {}
+        self.chat_admins: dict[int, dict[int, dict[str, Any]]] = {}  # chat -> user -> member
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.webhook: dict[str, Any] | None = None
@@ -184,6 +191,8 @@ class FakeTelegram:
         self.my_short_descriptions: dict[str, str] = {}
         self._failures: list[_Failure] = []
         self._updates: list[dict[str, Any]] = []
+        self.allowed_updates: list[str] = []  # as the bot last set it ([]: the default)
+        self.withheld: list[dict[str, Any]] = []  # updates of kinds the bot did not ask for
         self._update_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -209,7 +218,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)  # 0: any free port
         await site.start()
         server = site._server  # aiohttp exposes the bound port only here
         assert isinstance(server, asyncio.Server)
@@ -380,6 +389,40 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def set_admins(
+        self,
+        chat: Mapping[str, Any],
+        owner: Mapping[str, Any],
+        *admins: Mapping[str, Any],
+    ) -> None:
+        """Who administers a group (getChatAdministrators): its owner and admins."""
+        self.chat_admins[chat["id"]] = {
+            int(owner["id"]): _chat_member(owner, "creator"),
+            **{int(a["id"]): _chat_member(a, "administrator") for a in admins},
+        }
+
+    def change_admin(
+        self, chat: Mapping[str, Any], user: Mapping[str, Any], *, admin: bool
+    ) -> dict[str, Any]:
+        """The owner promotes `user` (admin=True) or demotes them: getChatAdministrators
+        answers accordingly, and a `chat_member` update tells the bot."""
+        members = self.chat_admins.setdefault(chat["id"], {})
+        old = members.get(int(user["id"])) or _chat_member(user, "member")
+        new = _chat_member(user, "administrator" if admin else "member")
+        if admin:
+            members[int(user["id"])] = new
+        else:
+            members.pop(int(user["id"]), None)
+        owner = next((m["user"] for m in members.values() if m["status"] == "creator"), user)
+        change = {
+            "chat": dict(chat),
+            "from": dict(owner),
+            "date": int(time.time()),
+            "old_chat_member": old,
+            "new_chat_member": new,
+        }
+        return self._push_update({"chat_member": change})
 
     def push_raw_update(self, update: Mapping[str, Any]) -> dict[str, Any]:
         """Queue an update (without update_id) as given; it is still checked by the spec."""
@@ -652,6 +695,8 @@ class FakeTelegram:
             self.violations.append("setWebhook: secret_token must be 1-256 of A-Z a-z 0-9 _ -")
             raise FakeTelegramError(400, "Bad Request: secret token contains unallowed characters")
         self.webhook = {"url": url, "secret_token": secret}
+        if "allowed_updates" in call.fields:
+            self.allowed_updates = list(call.fields["allowed_updates"])
         if call.fields.get("drop_pending_updates"):
             self._updates.clear()
         self._wake_push.set()
@@ -671,6 +716,8 @@ class FakeTelegram:
             )
         self._poll_generation += 1
         generation = self._poll_generation
+        if "allowed_updates" in call.fields:
+            self.allowed_updates = list(call.fields["allowed_updates"])
         offset = call.fields.get("offset")
         if isinstance(offset, int) and offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -815,6 +862,16 @@ class FakeTelegram:
             "file_path": stored.file_path,
         }
 
+    async def _m_getChatAdministrators(self, call: Call) -> Any:
+        chat = self._chat(call.fields["chat_id"])
+        if chat["type"] == "private":
+            raise FakeTelegramError(
+                400, "Bad Request: there are no administrators in the private chat"
+            )
+        members = self.chat_admins.get(chat["id"], {}).values()
+        wanted = [m for m in members if call.fields.get("return_bots") or not m["user"]["is_bot"]]
+        return [dict(m) for m in wanted]
+
     # --- helpers -----------------------------------------------------------------
     def _chat(self, chat_id: Any) -> dict[str, Any]:
         try:
@@ -930,12 +987,23 @@ class FakeTelegram:
         problems = self.spec.check_value(update, "Update", "Update")
         if problems:
             self.violations.extend(f"FAKE BUG (injected update): {p}" for p in problems)
+        if not self._wanted(update):  # Telegram keeps back what the bot did not ask for
+            self.withheld.append(update)
+            return update
         self._updates.append(update)
         self._wake_push.set()
         task = asyncio.get_running_loop().create_task(self._notify())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return update
+
+    def _wanted(self, update: Mapping[str, Any]) -> bool:
+        """Whether the bot's `allowed_updates` (its last getUpdates or setWebhook that
+        named any) takes this kind of update; by default all but a few (Bot API)."""
+        kind = next(k for k in update if k != "update_id")
+        if not self.allowed_updates:
+            return kind not in _NOT_BY_DEFAULT
+        return kind in self.allowed_updates
 
     async def _push_webhook_updates(self) -> None:
         """Like Telegram with a webhook set: POST each update, retrying until answered 2xx."""
@@ -994,6 +1062,22 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
         return []
     command = text.split(maxsplit=1)[0]
     return [{"type": "bot_command", "offset": 0, "length": len(command)}]
+
+
+def _chat_member(user: Mapping[str, Any], status: str) -> dict[str, Any]:
+    """A ChatMember of the kind `status` names, shaped as Telegram sends it."""
+    member: dict[str, Any] = {"status": status, "user": dict(user)}
+    if status == "creator":
+        member["is_anonymous"] = False
+    elif status == "administrator":
+        rights = (
+            "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+            "can_restrict_members", "can_change_info", "can_invite_users",
+            "can_post_stories", "can_edit_stories", "can_delete_stories",
+        )  # fmt: skip
+        member |= {"can_be_edited": False, "is_anonymous": False, "can_promote_members": False}
+        member |= dict.fromkeys(rights, True)
+    return member
 
 
 def _valid_secret(secret: str) -> bool:

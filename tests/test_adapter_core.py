@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot import texts
+from bot import platform_texts, texts
 from bot.chat_commands import CHAT_COMMANDS, COMMAND_NAMES, MENU, command
 from bot.config import Settings
 from bot.errors import AvatarbotError
@@ -144,7 +144,7 @@ def test_one_command_table() -> None:
     assert all(c.name.isalpha() and c.name.islower() for c in CHAT_COMMANDS)
     assert all(0 < len(c.summary) <= 100 for c in CHAT_COMMANDS)  # Discord's limit
     assert "start" not in {c.name for c in MENU}
-    assert command("avatar").summary == texts.command_avatar()
+    assert command("avatar").summary == platform_texts.command_avatar()
     with pytest.raises(KeyError):
         command("nope")
 

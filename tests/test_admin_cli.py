@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot import texts
+from bot import operator_texts
 from tests.conftest import DATA
 from tests.test_cli import run_cli  # noqa: F401  # the fixture `cli` builds on
 
@@ -41,17 +41,15 @@ def submit(cli: Run) -> subprocess.CompletedProcess[str]:
 
 def test_ban_allow_deny_and_the_log(cli: Run) -> None:
     assert ok(cli("admin", "stats")).startswith("Queue: 0 waiting")  # a Redis never used
-    assert ok(cli("admin", "ban", "telegram:42")) == texts.banned().format(
-        user="telegram:42", jobs=0
-    )
-    assert ok(cli("admin", "deny")) == texts.deny_list().format(count=1, scopes="telegram:42")
+    assert ok(cli("admin", "ban", "telegram:42")) == operator_texts.banned("telegram:42", 0)
+    assert ok(cli("admin", "deny")) == operator_texts.deny_list(["telegram:42"])
     assert ok(cli("admin", "allow", "discord-guild:987")).startswith(
-        texts.allow_added().format(scope="discord-guild:987")
+        operator_texts.allow_added("discord-guild:987")
     )
     assert ok(cli("admin", "allow", "remove", "discord-guild:987")) == (
-        texts.allow_removed().format(scope="discord-guild:987")
+        operator_texts.allow_removed("discord-guild:987")
     )
-    assert ok(cli("admin", "unban", "telegram:42")) == texts.unbanned().format(user="telegram:42")
+    assert ok(cli("admin", "unban", "telegram:42")) == operator_texts.unbanned("telegram:42")
     log = ok(cli("admin", "log", "10")).splitlines()
     assert [line.split("  ")[1:3] for line in log] == [
         [ME, "unban"], [ME, "unallow"], [ME, "allow"], [ME, "ban"],
@@ -77,21 +75,21 @@ def test_bad_input_exits_2_with_one_line(cli: Run, args: tuple[str, ...], needle
 
 def test_submit_passes_the_same_gate_as_a_chat_user(cli: Run) -> None:
     paused = ok(cli("admin", "pause", "Back", "at", "18:00"))
-    assert paused == texts.admin_paused().format(line=texts.paused("Back at 18:00"))
-    assert one_error(submit(cli), 3) == texts.paused("Back at 18:00")
-    assert ok(cli("admin", "resume")) == texts.admin_resumed()
+    assert paused == operator_texts.admin_paused(operator_texts.paused("Back at 18:00"))
+    assert one_error(submit(cli), 3) == operator_texts.paused("Back at 18:00")
+    assert ok(cli("admin", "resume")) == operator_texts.admin_resumed()
 
-    assert ok(cli("admin", "mode", "restricted")) == texts.mode_restricted()
-    assert one_error(submit(cli), 3) == texts.not_allowed()
+    assert ok(cli("admin", "mode", "restricted")) == operator_texts.access_mode(restricted=True)
+    assert one_error(submit(cli), 3) == operator_texts.not_allowed()
     ok(cli("admin", "allow", "cli:*"))
     assert "queued: position 1" in ok(submit(cli))
 
     stats = ok(cli("admin", "stats"))
-    assert stats.startswith("Queue: 1 waiting, 0 running, 0 worker(s) live.")
-    assert texts.mode_restricted() in stats
+    assert stats.startswith("Queue: 1 waiting, 0 running, 0 workers live.")
+    assert operator_texts.access_mode(restricted=True) in stats
 
     ok(cli("admin", "quota", ME, "0"))
-    assert one_error(submit(cli), 3) == texts.no_quota()
-    assert ok(cli("admin", "quota", ME)) == texts.quota_own().format(user=ME, limit=0)
+    assert one_error(submit(cli), 3) == operator_texts.no_quota()
+    assert ok(cli("admin", "quota", ME)) == operator_texts.quota_of(ME, 0, own=True)
     refusals = [line for line in ok(cli("admin", "log")).splitlines() if "refused" in line]
     assert [line.split("  ")[-1] for line in refusals] == ["no_quota", "not_allowed", "paused"]

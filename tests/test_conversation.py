@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 import redis.asyncio as aioredis
 
-from bot import texts
+from bot import job_texts, texts
 from bot.config import Settings
 from bot.jobs import Job, JobStatus, Owner
 from bot.queue import Delivery, DeliveryPump, DeliveryQueue
@@ -393,7 +393,7 @@ async def test_status_tracker_pushes_changes_throttled_per_chat(
     assert by_job[first.job_id].text == texts.status_cancelled()
     assert by_job[first.job_id].buttons == ()
     assert by_job[second.job_id].position == 1
-    assert by_job[second.job_id].text == texts.queued(
+    assert by_job[second.job_id].text == job_texts.queued(
         "✏️ Pencil sketch", 1, by_job[second.job_id].eta_s
     )
     assert first.job_id not in await stack.conversation.waiting.all()

@@ -19,7 +19,7 @@ from PIL import Image
 
 from adapters.discord import DiscordAdapter
 from adapters.discord.http_errors import DiscordStartError
-from bot import texts
+from bot import job_texts, texts
 from bot.chat_commands import command
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
@@ -163,9 +163,9 @@ async def test_commands_are_synced_globally_with_choices_and_contexts(
     harness: DiscordHarness, fake: FakeDiscord
 ) -> None:
     commands = fake.commands[None]
-    assert set(commands) == {"avatar", "styles", "forgetme", "verify", "language"}
-    for name, synced in commands.items():  # described as the core's command table says
-        assert synced["description"] == command(name).summary
+    assert set(commands) == {"avatar", "styles", "forgetme", "verify", "language", "admin"}
+    for name in set(commands) - {"admin"}:  # described as the core's command table says
+        assert commands[name]["description"] == command(name).summary
     options = {o["name"]: o for o in commands["avatar"]["options"]}
     assert options["selfie"]["type"] == 11
     assert [c["value"] for c in options["style"]["choices"]] == harness.catalog.ids
@@ -190,7 +190,7 @@ async def test_avatar_is_deferred_fetched_queued_and_delivered(
     assert edits[0] == CHECKING
     assert any(e.startswith(("⏳", "🎨")) and "Watercolor" in e for e in edits)
     assert not result.ephemeral
-    assert result.content == texts.avatar_caption("🖌️ Watercolor", 2) or "2 avatars" in (
+    assert result.content == job_texts.avatar_caption("🖌️ Watercolor", 2) or "2 avatars" in (
         result.content
     )
     pictures = images(result)
@@ -427,7 +427,7 @@ async def test_a_retried_delivery_sends_each_part_exactly_once(
         refused = [r for r in fake.requests if r.operation == "execute_webhook" and r.status == 429]
         assert len(refused) == 1
         assert [(bool(m.files), m.content) for m in inter.followups] == [
-            (True, texts.avatar_caption("✏️ Pencil sketch", 1)),
+            (True, job_texts.avatar_caption("✏️ Pencil sketch", 1)),
             (False, NOTE),
         ]
     finally:
@@ -585,7 +585,14 @@ async def test_guild_mode_syncs_to_the_guild_only(
     try:
         assert None not in fake.commands
         guild_commands = fake.commands[fake.guild_id]
-        assert set(guild_commands) == {"avatar", "styles", "forgetme", "verify", "language"}
+        assert set(guild_commands) == {
+            "avatar",
+            "styles",
+            "forgetme",
+            "verify",
+            "language",
+            "admin",
+        }
         assert guild_commands["avatar"]["contexts"] is None  # contexts are for global ones
         await h.start_worker()
         inter = await ask_avatar(fake, fake.user(), face_jpeg)

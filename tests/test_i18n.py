@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bot import i18n, texts
+from bot import i18n, job_texts, texts
 from bot.config import Settings
 from bot.i18n import LanguagePreferences
 from bot.jobs import Job, JobRequest, Owner, Route
@@ -118,7 +118,7 @@ def test_plural_forms_follow_each_language() -> None:
         "Ещё я отменил 25 ожидающих задач.",
     ]
     with i18n.use("ar"):
-        minutes = [texts.queued("S", 1, n * 60) for n in (1, 2, 3, 11)]
+        minutes = [job_texts.queued("S", 1, n * 60) for n in (1, 2, 3, 11)]
         hundred = texts.forgot_everything(100, True)
     assert "خلال دقيقة واحدة" in minutes[0]
     assert "خلال دقيقتين" in minutes[1]

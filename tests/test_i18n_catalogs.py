@@ -24,7 +24,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from bot import i18n, texts
+from bot import i18n, platform_texts, texts
 from bot.chat_commands import CHAT_COMMANDS
 from bot.i18n.catalogs import DOMAIN
 from bot.styles import StyleCatalog
@@ -189,7 +189,7 @@ def test_each_language_names_itself(locale: str) -> None:
 def test_discord_option_names_are_valid_in_every_language(locale: str) -> None:
     with i18n.use(locale):
         for option in ("selfie", "style", "variants", "image"):
-            name = texts.option_name(option)
+            name = platform_texts.option_name(option)
             assert name is not None
             assert 1 <= len(name) <= 32, (locale, name)
             assert name == name.lower(), (locale, name)
@@ -204,10 +204,14 @@ def test_platform_limits_hold_in_every_language(locale: str) -> None:
     with i18n.use(locale):
         for entry in CHAT_COMMANDS:
             assert 0 < len(entry.summary) <= 100, (locale, entry.name)
-        options = (texts.option_selfie, texts.option_style, texts.option_variants)
-        assert all(len(say()) <= 100 for say in (*options, texts.option_image))
-        assert len(texts.bot_description()) <= 512
-        assert len(texts.bot_short_description()) <= 120
+        options = (
+            platform_texts.option_selfie,
+            platform_texts.option_style,
+            platform_texts.option_variants,
+        )
+        assert all(len(say()) <= 100 for say in (*options, platform_texts.option_image))
+        assert len(platform_texts.bot_description()) <= 512
+        assert len(platform_texts.bot_short_description()) <= 120
         assert len(texts.not_your_button()) <= 200
         buttons = [
             texts.button_make_avatar, texts.button_new_avatar, texts.button_new_selfie,

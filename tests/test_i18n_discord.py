@@ -146,6 +146,8 @@ async def test_slash_commands_are_localised_for_discords_locales(
 ) -> None:
     commands = fake.commands[None]
     for name, synced in commands.items():
+        if name == "admin":  # the operators' command, not in the chat command table
+            continue
         descriptions = localized(synced, "description_localizations")
         assert descriptions["pt-BR"] == pt(command(name).describe)
         with i18n.use("es"):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bot import i18n, texts
+from bot import i18n, platform_texts, texts
 from bot.chat_commands import MENU
 from bot.config import Settings
 from bot.faces import DlibHogDetector
@@ -217,8 +217,8 @@ async def test_menu_and_descriptions_are_set_in_every_language(
         locale = {"": "en", "pt": "pt_BR"}.get(code, code)
         with i18n.use(locale):
             assert fake.my_commands[code] == [(c.name, c.summary) for c in MENU]
-            assert fake.my_descriptions[code] == texts.bot_description()
-            assert fake.my_short_descriptions[code] == texts.bot_short_description()
+            assert fake.my_descriptions[code] == platform_texts.bot_description()
+            assert fake.my_short_descriptions[code] == platform_texts.bot_short_description()
     assert ("avatar", "Crie um avatar a partir de uma selfie") in fake.my_commands["pt"]
     assert fake.my_short_descriptions["ar"].startswith("يحوّل صورتك الذاتية")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot import texts
+from bot import i18n, job_texts
 from bot.jobs import JobResult, ResultImage
 from bot.likeness import SAME_PERSON_DISTANCE, Likeness, score_of
 from bot.styles import StyleCatalog, StyleCatalogError
@@ -83,11 +83,26 @@ def test_result_header_carries_likeness_and_tries_and_reads_old_headers() -> Non
 
 
 def test_caption_shows_likeness_only_when_given() -> None:
-    plain = texts.avatar_caption("✏️ Pencil sketch", 1)
+    plain = job_texts.avatar_caption("✏️ Pencil sketch", 1)
     assert "Likeness" not in plain
-    shown = texts.avatar_caption("✏️ Pencil sketch", 2, likeness=["72%", "no face"])
-    assert shown.startswith(plain.replace("your avatar", "your 2 avatars"))
+    scores = [Likeness(0.336), Likeness(None)]
+    shown = job_texts.avatar_caption("✏️ Pencil sketch", 2, likeness=scores)
+    assert shown.startswith(job_texts.avatar_caption("✏️ Pencil sketch", 2) + "\n")
     assert shown.endswith("Likeness to your selfie: 72%, no face")
+    unmeasured = job_texts.avatar_caption("✏️ Pencil sketch", 2, likeness=[None, None])
+    assert unmeasured == job_texts.avatar_caption("✏️ Pencil sketch", 2)
+
+
+def test_no_face_is_said_in_the_users_language() -> None:
+    scores = [Likeness(0.336), Likeness(None)]
+    with i18n.use("de"):
+        no_face = job_texts.likeness_score(Likeness(None))
+        caption = job_texts.avatar_caption("✏️ Bleistift", 2, likeness=scores)
+        seventy_two = job_texts.likeness_score(Likeness(0.336))
+    assert no_face not in ("", "no face")
+    assert seventy_two == "72 %"  # as German writes it
+    assert caption.endswith(f": {seventy_two}, {no_face}")
+    assert "Likeness" not in caption
 
 
 # --------------------------------------------------------------------------- the embedder

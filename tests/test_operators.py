@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bot import texts
+from bot import operator_texts, texts
 from bot.admin_commands import AdminUsageError, plan
 from bot.audit import AuditLog
 from bot.config import ConfigError, Settings, load_settings
@@ -92,15 +92,15 @@ async def test_non_admin_gets_exactly_the_unknown_command_reply(stack: ChatStack
 
 
 async def test_admin_commands_answer_and_bad_words_get_the_usage(stack: ChatStack) -> None:
-    assert (await say(stack, BOSS, "/mode")) == texts.mode_open()
+    assert (await say(stack, BOSS, "/mode")) == operator_texts.access_mode(restricted=False)
     assert (await say(stack, BOSS, "/ban")) == "Usage: /ban PLATFORM:USER_ID"
     assert (await say(stack, BOSS, "/quota test:alice lots")).startswith("Usage: /quota")
     assert "is not a user" in await say(stack, BOSS, "/ban alice")
     assert "is not a scope" in await say(stack, BOSS, "/allow telegram-group:5")
-    assert (await say(stack, BOSS, "/ban test:boss")) == texts.ban_admin().format(user="test:boss")
-    assert (await say(stack, BOSS, "/deny")) == texts.deny_empty()
-    assert (await say(stack, BOSS, "/resume")) == texts.admin_not_paused()
-    assert (await say(stack, BOSS, "/log")) == texts.log_empty()  # looking changes nothing
+    assert (await say(stack, BOSS, "/ban test:boss")) == operator_texts.ban_admin("test:boss")
+    assert (await say(stack, BOSS, "/deny")) == operator_texts.deny_list([])
+    assert (await say(stack, BOSS, "/resume")) == operator_texts.admin_not_paused()
+    assert (await say(stack, BOSS, "/log")) == operator_texts.log_empty()  # looking changes nothing
 
 
 # --------------------------------------------------------------------------- bans
@@ -123,7 +123,7 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     tracker.register("test", update)
 
     banned = await say(stack, BOSS, "/ban test:alice")
-    assert banned == texts.banned().format(user="test:alice", jobs=1)
+    assert banned == operator_texts.banned("test:alice", 1)
     job = await stack.queue.get_job(alice_job.job_id)
     assert job is not None
     assert job.status is JobStatus.CANCELLED
@@ -133,7 +133,7 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
 
     # Everything she tries now is one line, and nothing of hers is stored.
     before = await snapshot(stack, "alice")
-    denied = [Failure(texts.denied())]
+    denied = [Failure(operator_texts.denied())]
     assert await conv.text(ALICE, "/avatar") == denied
     assert await conv.text(ALICE, "/stats") == denied  # as for any other command
     assert await conv.text(ALICE, "hello") == denied
@@ -156,9 +156,7 @@ async def test_ban_mid_queue_cancels_the_job_and_refuses_before_intake(
     assert bob.status is JobStatus.DONE
     assert await stack.queue.get_result(alice_job.job_id) is None
 
-    assert (await say(stack, BOSS, "/unban test:alice")) == texts.unbanned().format(
-        user="test:alice"
-    )
+    assert (await say(stack, BOSS, "/unban test:alice")) == operator_texts.unbanned("test:alice")
     assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]
     actions = [(a[0], a[1], a[2]) for a in await audit(stack)]
     assert ("test:boss", "ban", "test:alice") in actions
@@ -171,7 +169,7 @@ async def test_forget_me_keeps_bans_and_drops_the_rest(stack: ChatStack) -> None
     await say(stack, BOSS, "/quota test:alice 7")
     await say(stack, BOSS, "/allow test:alice")
     await say(stack, BOSS, "/ban test:alice")
-    assert await conv.text(ALICE, "/help") == [Failure(texts.denied())]
+    assert await conv.text(ALICE, "/help") == [Failure(operator_texts.denied())]
     before = await audit(stack)
     assert {a[1] for a in before if "test:alice" in (a[0], a[2])} == {
         "quota", "allow", "ban", "refused",
@@ -198,9 +196,9 @@ async def test_pause_with_jobs_queued_they_still_finish(stack: ChatStack, face_j
     first = await queued_job(stack, face_jpeg, who=ALICE)
     second = await queued_job(stack, face_jpeg, who=BOB, style="oil")
     answer = await say(stack, BOSS, "/pause Back at 18:00 UTC")
-    assert answer == texts.admin_paused().format(line=texts.paused("Back at 18:00 UTC"))
+    assert answer == operator_texts.admin_paused(operator_texts.paused("Back at 18:00 UTC"))
 
-    back_soon = [Text(texts.paused_with_message().format(message="Back at 18:00 UTC"))]
+    back_soon = [Text(operator_texts.paused("Back at 18:00 UTC"))]
     assert await conv.text(CAROL, "/avatar") == back_soon
     assert await conv.selfie(CAROL, face_jpeg) == back_soon
     assert await conv.selfies.get(CAROL) is None
@@ -217,7 +215,7 @@ async def test_pause_with_jobs_queued_they_still_finish(stack: ChatStack, face_j
     # Alice's "more like this" is a new request: it waits too.
     assert await conv.choose(ALICE, "sketch") == back_soon
 
-    assert (await say(stack, BOSS, "/resume")) == texts.admin_resumed()
+    assert (await say(stack, BOSS, "/resume")) == operator_texts.admin_resumed()
     assert await conv.text(CAROL, "/avatar") == [Text(texts.ask_selfie())]
     assert isinstance((await conv.choose(ALICE, "sketch"))[0], Queued)
 
@@ -229,8 +227,10 @@ async def test_restricted_mode_lets_in_only_listed_users_chats_and_guilds(
     stack: ChatStack, face_jpeg: bytes
 ) -> None:
     conv = stack.conversation
-    assert (await say(stack, BOSS, "/mode restricted")) == texts.mode_restricted()
-    private = [Failure(texts.not_allowed())]
+    assert (await say(stack, BOSS, "/mode restricted")) == operator_texts.access_mode(
+        restricted=True
+    )
+    private = [Failure(operator_texts.not_allowed())]
     assert await conv.text(ALICE, "/start") == private
     assert await conv.selfie(ALICE, face_jpeg) == private
     assert await conv.text(ALICE, "/forgetme") != private  # deleting is always allowed
@@ -238,7 +238,7 @@ async def test_restricted_mode_lets_in_only_listed_users_chats_and_guilds(
     assert await conv.text(BOSS, "/avatar") == [Text(texts.ask_selfie())]  # admins need no list
 
     added = await say(stack, BOSS, "/allow test:alice")
-    assert added == texts.allow_added().format(scope="test:alice")
+    assert added == operator_texts.allow_added("test:alice")
     assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]
 
     in_group = Owner("test", "dave", "group-9")
@@ -253,14 +253,14 @@ async def test_restricted_mode_lets_in_only_listed_users_chats_and_guilds(
 
     # The deny list always wins over the allow list.
     await say(stack, BOSS, "/deny test-chat:group-9")
-    assert await conv.text(in_group, "/avatar") == [Failure(texts.denied())]
-    assert (await say(stack, BOSS, "/allow")) == texts.allow_list().format(
-        count=3, scopes="test-chat:group-9, test-guild:guild-7, test:alice"
+    assert await conv.text(in_group, "/avatar") == [Failure(operator_texts.denied())]
+    assert (await say(stack, BOSS, "/allow")) == operator_texts.allow_list(
+        ["test-chat:group-9", "test-guild:guild-7", "test:alice"]
     )
     await say(stack, BOSS, "/allow test:*")  # a whole platform
     assert await conv.text(CAROL, "/avatar") == [Text(texts.ask_selfie())]
     await say(stack, BOSS, "/mode open")
-    assert await conv.text(in_group, "/avatar") == [Failure(texts.denied())]
+    assert await conv.text(in_group, "/avatar") == [Failure(operator_texts.denied())]
 
 
 async def test_restricted_from_the_settings_until_changed_live(
@@ -268,12 +268,14 @@ async def test_restricted_from_the_settings_until_changed_live(
 ) -> None:
     settings = settings_factory(AVATARBOT_ADMINS="test:boss", AVATARBOT_ACCESS_MODE="restricted")
     async with chat_stack(settings, redis_client) as stack:
-        assert await stack.conversation.text(ALICE, "/help") == [Failure(texts.not_allowed())]
+        assert await stack.conversation.text(ALICE, "/help") == [
+            Failure(operator_texts.not_allowed())
+        ]
         await say(stack, BOSS, "/mode open")
         # Another bot process (a new conversation on the same Redis) sees it at once.
         async with chat_stack(settings, redis_client) as other:
             assert (await other.conversation.text(ALICE, "/help"))[0] != Failure(
-                texts.not_allowed()
+                operator_texts.not_allowed()
             )
 
 
@@ -282,8 +284,8 @@ async def test_restricted_from_the_settings_until_changed_live(
 
 async def test_quota_per_user_and_default(stack: ChatStack, face_jpeg: bytes) -> None:
     conv = stack.conversation
-    assert (await say(stack, BOSS, "/quota test:alice")) == texts.quota_default_for().format(
-        user="test:alice", limit=20
+    assert (await say(stack, BOSS, "/quota test:alice")) == operator_texts.quota_of(
+        "test:alice", 20, own=False
     )
     await say(stack, BOSS, "/quota test:alice 1")
     stack.start_worker()
@@ -293,13 +295,13 @@ async def test_quota_per_user_and_default(stack: ChatStack, face_jpeg: bytes) ->
     assert isinstance(over[0], Failure)
     assert "You've made 1 avatar today" in over[0].text  # plural forms: one avatar
     await say(stack, BOSS, "/quota test:alice 0")
-    assert await conv.choose(ALICE, "oil") == [Failure(texts.no_quota())]
+    assert await conv.choose(ALICE, "oil") == [Failure(operator_texts.no_quota())]
     reset = await say(stack, BOSS, "/quota test:alice reset")
-    assert reset == texts.quota_reset().format(user="test:alice", limit=20)
-    assert (await say(stack, BOSS, "/quota default 1")) == texts.quota_default_set().format(limit=1)
+    assert reset == operator_texts.quota_reset("test:alice", 20)
+    assert (await say(stack, BOSS, "/quota default 1")) == operator_texts.quota_default_set(1)
     last = (await conv.choose(ALICE, "oil"))[0]
     assert isinstance(last, Failure)
-    assert "You've made 1 avatars today" in last.text
+    assert "You've made 1 avatar today" in last.text  # the new default, 1
 
 
 async def test_stats_count_todays_avatars_failures_and_time(
@@ -311,8 +313,8 @@ async def test_stats_count_todays_avatars_failures_and_time(
     )
     first = await queued_job(stack, face_jpeg, who=BOSS)
     before = await say(stack, BOSS, "/stats")
-    assert before.startswith("Queue: 2 waiting, 0 running, 0 worker(s) live.")
-    assert "Today (UTC): 0 avatar(s), 0 failure(s)." in before
+    assert before.startswith("Queue: 2 waiting, 0 running, 0 workers live.")
+    assert "Today (UTC): 0 avatars, 0 failures." in before
     assert "Time to avatar, median: n/a." in before
     assert "Paused since" in before
 
@@ -320,8 +322,8 @@ async def test_stats_count_todays_avatars_failures_and_time(
     await wait_final(stack, first.job_id)
     await wait_final(stack, queued.job.id)
     after = await say(stack, BOSS, "/stats")
-    assert "Queue: 0 waiting, 0 running, 1 worker(s) live." in after
-    assert "Today (UTC): 1 avatar(s), 1 failure(s)." in after
+    assert "Queue: 0 waiting, 0 running, 1 worker live." in after
+    assert "Today (UTC): 1 avatar, 1 failure." in after
     p50 = float(after.split("Time to avatar, median: ")[1].split(" s.")[0])
     done = await stack.queue.get_job(first.job_id)
     assert done is not None
@@ -370,28 +372,26 @@ async def test_group_admins_turn_the_bot_off_and_limit_variants(
     member = Owner("test", "alice", "group-1")
 
     assert await conv.text(member, "/group off") == UNKNOWN
-    assert await conv.text(gadmin, "/group") == [Text(texts.group_on().format(limit=4))]
-    assert await conv.text(gadmin, "/group off") == [Text(texts.group_turned_off())]
+    assert await conv.text(gadmin, "/group") == [Text(operator_texts.group_state(True, 4))]
+    assert await conv.text(gadmin, "/group off") == [Text(operator_texts.group_turned(on=False))]
     assert calls == ["group-1"]  # cached: one question to the platform
-    assert await conv.text(member, "/avatar") == [Failure(texts.chat_off())]
+    assert await conv.text(member, "/avatar") == [Failure(operator_texts.chat_off())]
     assert await conv.text(ALICE, "/avatar") == [Text(texts.ask_selfie())]  # her own chat
-    assert await conv.text(gadmin, "/group on") == [Text(texts.group_turned_on())]
+    assert await conv.text(gadmin, "/group on") == [Text(operator_texts.group_turned(on=True))]
 
-    assert await conv.text(gadmin, "/group variants 2") == [
-        Text(texts.group_variants().format(limit=2))
-    ]
+    assert await conv.text(gadmin, "/group variants 2") == [Text(operator_texts.group_variants(2))]
     assert (await conv.text(gadmin, "/group variants 9"))[0] == Text(
         "Usage: /group [on|off|variants 1-4|variants any]"
     )
     await conv.selfie(member, face_jpeg)
     replies: list[Reply] = await conv.choose(member, "sketch", variants=4)
-    assert replies[0] == Text(texts.variants_capped().format(limit=2))
+    assert replies[0] == Text(operator_texts.variants_capped(2))
     assert isinstance(replies[1], Queued)
     job = await stack.queue.get_job(replies[1].job_id)
     assert job is not None
     assert job.variants == 2
     private_chat = Owner("test", "boss", "boss")
-    assert await conv.text(private_chat, "/group") == [Text(texts.group_only())]
+    assert await conv.text(private_chat, "/group") == [Text(operator_texts.group_only())]
     assert await conv.text(Owner("test", "x", "group-404"), "/group off") == UNKNOWN
     assert ("test:gadmin", "group", "test-chat:group-1", "off") in await audit(stack)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
+from bot.decode_budget import DecodesBusy
 from bot.errors import AvatarbotError
 from bot.faces import DlibHogDetector, FaceBox, FaceDetector
 from bot.selfie import (
@@ -100,7 +101,8 @@ def test_bad_files_cover_every_error_and_twenty_cases() -> None:
         return direct.union(*(subclasses(sub) for sub in direct))
 
     errors = {case.error for case in hostile.BAD_FILES.values()}
-    assert errors == subclasses(IntakeError)
+    # DecodesBusy says the process is busy, not that the file is bad.
+    assert errors == subclasses(IntakeError) - {DecodesBusy}
     assert len(hostile.BAD_FILES) >= 20
 
 

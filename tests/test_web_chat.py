@@ -44,6 +44,9 @@ def web_settings(redis_url: str, data_dir: Path, **extra: str) -> Settings:
             "AVATARBOT_DATA_DIR": str(data_dir),
             "AVATARBOT_WEB_HOST": "127.0.0.1",
             "AVATARBOT_WEB_PORT": "0",
+            # Every browser here is 127.0.0.1; the limits are tests/test_abuse_limits.py's.
+            "AVATARBOT_WEB_UPLOADS_PER_IP_MINUTE": "10000",
+            "AVATARBOT_WEB_IDENTITIES_PER_IP_DAY": "10000",
             **extra,
         }
     )

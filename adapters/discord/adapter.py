@@ -10,7 +10,8 @@ translates:
 - Each interaction is answered in the user's language (their /language choice, else
   `interaction.locale`); command descriptions, option names and style choices are
   localised for every Discord locale we have a catalog for (`translator`).
-- Slash commands (`commands`, from the core's command table). Every command is
+- Slash commands (`commands`, from the core's command table; `/admin` for the bot's
+  admins, behind Discord's own command permissions: `admin_commands`). Every command is
   answered with `defer(thinking=True, ephemeral=True)` at once; the answer then edits
   that ephemeral message: an intake problem in one line, or the queue position and ETA,
   kept current by `update_status` (the StatusTracker throttles it).
@@ -40,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,6 +62,8 @@ from adapters.discord.results import Health, Results
 from adapters.discord.sharding import ShardPlan
 from adapters.discord.uploads import FRAMING_BYTES
 from bot import texts
+from bot.admin_commands import clipped
+from bot.chat_adapter import PlatformUnreachable
 from bot.config import ConfigError
 from bot.errors import AvatarbotError
 from bot.replies import (
@@ -87,6 +91,10 @@ if TYPE_CHECKING:
     from bot.queue import Delivery
 
 log = logging.getLogger(__name__)
+
+#: What a start that could not reach Discord fails with (network, gateway, Discord's 5xx).
+_UNREACHABLE = (OSError, TimeoutError, aiohttp.ClientError, discord.GatewayNotFound,
+                discord.DiscordServerError)  # fmt: skip
 
 
 class DiscordAdapter:
@@ -154,10 +162,12 @@ class DiscordAdapter:
             await self.stop()
             if isinstance(exc, AvatarbotError):  # says what to do (token, shard settings)
                 raise DiscordStartError(str(exc), user_message=str(exc)) from exc
+            if isinstance(exc, _UNREACHABLE):  # tried again later by the bot process
+                raise PlatformUnreachable(f"discord: {type(exc).__name__}") from exc
             raise DiscordStartError(f"the Discord client stopped while starting: {exc!r}")
         if not done:
             await self.stop()
-            raise DiscordStartError(f"Discord was not ready within {self.ready_timeout_s:.0f}s")
+            raise PlatformUnreachable(f"Discord was not ready within {self.ready_timeout_s:.0f}s")
         log.info("discord: connected as %s (application %s)", client.user, client.application_id)
 
     async def _run(self, client: AvatarClient) -> None:
@@ -183,6 +193,13 @@ class DiscordAdapter:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    async def check(self) -> None:
+        """Raises `PlatformUnreachable` while the client is closed or not connected
+        (discord.py reconnects on its own meanwhile)."""
+        client = self.client
+        if not self.running or client is None or client.is_closed() or not client.is_ready():
+            raise PlatformUnreachable("discord: not connected")
+
     def _live_client(self) -> AvatarClient:
         client = self.client
         if client is None or client.is_closed():
@@ -205,6 +222,9 @@ class DiscordAdapter:
     ) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         owner = await self.speak_their_language(interaction)
+        if refused := await self.conversation.gate.check(owner, new_request=True):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if style not in self.conversation.catalog:
             await self._answer(interaction, [Failure(UnknownStyleError().user_message)])
             return
@@ -230,6 +250,9 @@ class DiscordAdapter:
     async def on_styles(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         replies = await self.conversation.styles(await self.speak_their_language(interaction))
+        if not any(isinstance(r, StylePicker) for r in replies):  # refused: one line
+            await self._answer(interaction, replies)
+            return
         lines: list[str] = []
         previews: list[discord.File] = []
         budget = interaction.filesize_limit - FRAMING_BYTES
@@ -262,6 +285,9 @@ class DiscordAdapter:
     async def on_verify(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         sender = await self.speak_their_language(interaction)
+        if refused := await self.conversation.gate.check(sender):
+            await self._answer(interaction, refused.replies())  # nothing downloaded
+            return
         if image.size > self.download_limit:
             too_big = FileTooLarge(image.size, self.download_limit).user_message
             await self._answer(interaction, [Failure(too_big)])
@@ -272,6 +298,14 @@ class DiscordAdapter:
             return
         replies = await self.conversation.verify(sender, data)
         await self._answer(interaction, replies)
+
+    async def on_admin(self, interaction: discord.Interaction, line: str) -> None:
+        """An /admin subcommand, as the chat command line it stands for (`admin_commands`):
+        answered privately; to anyone not an admin of the bot, as an unknown command."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        sender = await self.speak_their_language(interaction)
+        replies = await self.conversation.text(sender, line)
+        await self._answer(interaction, clipped(replies, MAX_CONTENT))
 
     # ------------------------------------------------------------------ buttons and errors
 

@@ -4,7 +4,8 @@
 autocomplete past 25), `/styles`, `/forgetme`, `/verify image:<attachment>`,
 `/language`; each described by its table summary, built in English and localised for
 every language we speak by `translator`. Synced on start: globally (usable in servers
-and DMs), or to one guild for development (instant).
+and DMs), or to one guild for development (instant). And `/admin`, for the bot's admins
+(`admin_commands`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from adapters.discord.admin_commands import admin_group
 from adapters.discord.http_errors import describe
 from adapters.discord.translator import CatalogTranslator
-from bot import i18n, texts
+from bot import i18n, platform_texts
 from bot.chat_commands import command
 
 if TYPE_CHECKING:
@@ -39,8 +41,10 @@ async def sync(client: AvatarClient, adapter: DiscordAdapter, guild_id: int | No
     await tree.set_translator(CatalogTranslator(adapter.conversation.catalog))
     with i18n.use(i18n.SOURCE_LOCALE):  # the source texts; the translator does the rest
         slashes = slash_commands(adapter, global_scope=guild is None)
+        admin = admin_group(adapter.on_admin, global_scope=guild is None)
     for slash in slashes:
         tree.add_command(slash, guild=guild)
+    tree.add_command(admin, guild=guild)
     if not adapter.shards.syncs_commands:  # the process running shard 0 syncs
         return
     try:
@@ -84,7 +88,9 @@ def _slash(name: str, callback: Any) -> SlashCommand:
 
 def _avatar_callback(adapter: DiscordAdapter) -> Any:
     @app_commands.describe(
-        selfie=texts.option_selfie(), style=texts.option_style(), variants=texts.option_variants()
+        selfie=platform_texts.option_selfie(),
+        style=platform_texts.option_style(),
+        variants=platform_texts.option_variants(),
     )
     async def avatar(
         interaction: discord.Interaction,
@@ -114,7 +120,7 @@ def _avatar_callback(adapter: DiscordAdapter) -> Any:
 
 
 def _verify_callback(adapter: DiscordAdapter) -> Any:
-    @app_commands.describe(image=texts.option_image())
+    @app_commands.describe(image=platform_texts.option_image())
     async def verify(interaction: discord.Interaction, image: discord.Attachment) -> None:
         await adapter.on_verify(interaction, image)
 

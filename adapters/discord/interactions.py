@@ -11,8 +11,16 @@ PLATFORM = "discord"
 
 
 def owner_of(interaction: discord.Interaction) -> Owner:
+    """The user, the channel (their id in a DM) and the server (`space`: the access
+    policy's `discord-guild:ID` scope; '' in a DM)."""
     chat = interaction.channel_id or interaction.user.id
-    return Owner(platform=PLATFORM, user_id=str(interaction.user.id), chat_id=str(chat))
+    guild = interaction.guild_id
+    return Owner(
+        platform=PLATFORM,
+        user_id=str(interaction.user.id),
+        chat_id=str(chat),
+        space=str(guild) if guild else "",
+    )
 
 
 def route_of(interaction: discord.Interaction) -> DiscordRoute:

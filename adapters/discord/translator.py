@@ -3,9 +3,9 @@
 discord.py asks the translator, while syncing, for each Discord locale and each string
 of the commands (`locale_str`; plain strings are converted); what it returns becomes
 `name_localizations` / `description_localizations`. This one answers from the gettext
-catalogs (`bot.i18n`): descriptions by their English text (a message id), option names by
-`texts.option_name`, style choices by the style catalog's own translations. Command
-names stay the same in every language: the bot's messages name its commands ("send
+catalogs (`bot.i18n`): descriptions by their English text (a message id), option names
+by `platform_texts.option_name`, style choices by the style catalog's own translations.
+Command names stay the same in every language: the bot's messages name its commands ("send
 /avatar"), as Telegram's must, so each command has one name everywhere. Discord locales
 without a catalog of ours (and English ones) get no localisation: Discord shows English.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from discord import Locale, app_commands
 from discord.app_commands import TranslationContextLocation as Where
 
-from bot import i18n, texts
+from bot import i18n, platform_texts
 from bot.styles import StyleCatalog
 
 #: Discord's rule for command and option names (lowercase where a letter has a case).
@@ -48,7 +48,7 @@ class CatalogTranslator(app_commands.Translator):
         if where in (Where.command_name, Where.group_name):
             return None
         if where is Where.parameter_name:
-            name = texts.option_name(message)
+            name = platform_texts.option_name(message)
             return name.lower() if name and _NAME.match(name) else None
         if where is Where.choice_name:
             value = getattr(data, "value", None)

@@ -5,13 +5,15 @@ and starts the `Application` inside the caller's loop (long polling, or a webhoo
 mounted on the caller's aiohttp server), `stop()` undoes that. Nothing here decides what
 to say; `bot.conversation.Conversation` does. This package only translates:
 
-- the commands of `bot.chat_commands` -> `Conversation.text`; a photo (largest size) or
+- the commands of `bot.chat_commands` -> `Conversation.text` (the whole text); the
+  admin commands and /group, in private chats and groups -> `admins`; a photo (largest size) or
   an image document -> `Conversation.image` (a caption of /avatar or /verify says
   which); inline buttons -> `Conversation.button`.
 - Each update is answered in the user's language: a first handler (group -1) sets it
   from their /language choice, else their app's `language_code`. The command menu and
   the bot's descriptions are set in every language at start (`profile`).
-- Sizes are checked before anything is downloaded (`downloads`).
+- Sizes are checked before anything is downloaded (`downloads`), and so is the access
+  policy: a refused user's photo is never fetched.
 - In groups only commands trigger: a photo counts when its caption is the command or
   when it replies to the bot's "send me a selfie" message. Every keyboard is bound to
   the user it was sent to (`bot.replies.bind`); anyone else's press gets a private
@@ -57,11 +59,13 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram.admins import TelegramAdmins
 from adapters.telegram.chat_actions import ChatActions
 from adapters.telegram.downloads import TELEGRAM_DOWNLOAD_LIMIT, SelfieDownloads
 from adapters.telegram.polling_conflict import PollingConflict
 from adapters.telegram.profile import set_profile
 from adapters.telegram.queue_messages import QueueMessages
+from adapters.telegram.reachability import UNREACHABLE, check_bot_api, unreachable
 from adapters.telegram.renderer import Renderer
 from adapters.telegram.state import TelegramState
 from adapters.telegram.target import (
@@ -104,7 +108,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ("message", "callback_query")
+ALLOWED_UPDATES = ("message", "callback_query", "chat_member")
 #: A polling problem that persists is logged again after this long.
 POLL_ERROR_RELOG_S = 300.0
 #: Updates handled at once (different chats/users run concurrently, one user's in order).
@@ -174,6 +178,7 @@ class TelegramAdapter:
         self.poll_conflict = PollingConflict()
         self.handler_errors = 0
         """Updates whose handling raised (logged by the error handler)."""
+        self.admins = TelegramAdmins(self.bot, conversation, self.renderer)
         self._register_handlers()
         conversation.on_forget(self._forget)
         conversation.on_forget(self.sent_parts.forget)
@@ -211,10 +216,16 @@ class TelegramAdapter:
         fails or is cancelled half-way, what was started is stopped again."""
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.stop()
+            if isinstance(exc, UNREACHABLE):  # the process tries again later
+                raise unreachable(exc) from exc
             raise
+
+    async def check(self) -> None:
+        """Raises `PlatformUnreachable` while the Bot API does not answer."""
+        await check_bot_api(self.bot)
 
     async def _start(self) -> None:
         try:
@@ -283,6 +294,7 @@ class TelegramAdapter:
         app.add_handler(TypeHandler(Update, self._speak_their_language), group=-1)
         new_messages = filters.UpdateType.MESSAGE
         app.add_handler(CommandHandler(list(COMMAND_NAMES), self._on_command, filters=new_messages))
+        app.add_handlers(self.admins.handlers())  # before plain text, which would take them
         app.add_handler(
             MessageHandler(new_messages & (filters.PHOTO | filters.Document.ALL), self._on_file)
         )
@@ -304,8 +316,7 @@ class TelegramAdapter:
         message = update.effective_message
         if message is None or message.text is None or update.effective_user is None:
             return
-        command = message.text.split()[0]
-        name = command.lstrip("/").split("@", 1)[0].lower()
+        name = message.text.split()[0].lstrip("/").split("@", 1)[0].lower()
         target = target_of_message(message)
         sender = owner(update.effective_user.id, target.chat_id)
         waiting = await self.conversation.queue.active_job(sender) if name == "cancel" else None
@@ -337,6 +348,9 @@ class TelegramAdapter:
         ):
             return  # an album: its first photo is the selfie, the rest are ignored
         sender = owner(update.effective_user.id, target.chat_id)
+        if refused := await self.conversation.gate.check(sender):  # before downloading
+            await self.renderer.render(target, refused.replies())
+            return
         data = await self.downloads.fetch(message)
         if isinstance(data, Failure):
             await self.renderer.render(target, [data])

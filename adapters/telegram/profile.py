@@ -15,7 +15,7 @@ import logging
 from telegram import Bot, BotCommand
 from telegram.error import TelegramError
 
-from bot import i18n, texts
+from bot import i18n, platform_texts
 from bot.chat_commands import MENU
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ async def set_profile(bot: Bot) -> None:
 async def _set_in(bot: Bot, locale: str, code: str) -> None:
     with i18n.use(locale):
         commands = [BotCommand(c.name, c.summary) for c in MENU]
-        description = texts.bot_description()[:MAX_DESCRIPTION]
-        short = texts.bot_short_description()[:MAX_SHORT_DESCRIPTION]
+        description = platform_texts.bot_description()[:MAX_DESCRIPTION]
+        short = platform_texts.bot_short_description()[:MAX_SHORT_DESCRIPTION]
     language = code or None
     await bot.set_my_commands(commands, language_code=language)
     await bot.set_my_description(description, language_code=language)

@@ -11,7 +11,9 @@ Security and privacy (`adapters.web.guard` for the checks on every request):
   (`adapters.web.identity`). Result images are served only to the job's owner.
 - State-changing requests and the websocket must come from this origin.
 - Uploads are refused from their Content-Length before the body is read, and the
-  server's `client_max_size` caps any body read anyway.
+  server's `client_max_size` caps any body read anyway; uploads and new identities are
+  rate-limited per identity and per client address (`adapters.web.limits`).
+- Request JSON is bounded in size and depth (`adapters.web.http`).
 - A strict Content-Security-Policy: scripts, styles and images from this origin only.
 """
 
@@ -24,14 +26,16 @@ from urllib.parse import unquote
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import OutOfMemoryError
 
 from adapters.web import messages as wm
 from adapters.web.files import PLATFORM, Files
-from adapters.web.guard import UID_KEY, WEBSOCKET_PATH, Guard
+from adapters.web.guard import UID_KEY, WEBSOCKET_PATH, Guard, refusal
 from adapters.web.history import ChatHistory
 from adapters.web.http import json_body, json_response
 from adapters.web.identity import Identities
 from adapters.web.language import Handler, speaking
+from adapters.web.limits import WebLimits, network
 from adapters.web.sockets import Sockets
 from bot import metrics as prom
 from bot import texts
@@ -40,6 +44,7 @@ from bot.conversation import Conversation
 from bot.errors import AvatarbotError
 from bot.jobs import Job, Owner
 from bot.queue import Delivery, JobProducer
+from bot.rate_limits import RateLimited, RateLimiter
 from bot.replies import Avatar, Failure, Queued, Reply, bind, error_reply, owner_tag
 from bot.selfie import FileTooLarge
 from bot.sent_parts import Part, SentParts
@@ -63,6 +68,7 @@ class WebChat:
         identities: Identities,
         history: ChatHistory,
         sent_parts: SentParts,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -71,7 +77,10 @@ class WebChat:
         self.sent_parts = sent_parts
         self.max_upload_bytes = settings.max_upload_bytes
         self.sockets = Sockets()
-        self._guard = Guard(identities)
+        self.limits = WebLimits.from_settings(settings)
+        self._limiter = limiter
+        self._identities = identities
+        self._guard = Guard(identities, limiter, self.limits.identities_per_address)
         self._files = Files(queue, conversation.catalog, settings.max_upload_bytes)
 
     @classmethod
@@ -93,6 +102,7 @@ class WebChat:
             identities=identities,
             history=history,
             sent_parts=sent_parts,
+            limiter=RateLimiter(redis, settings.key_prefix),
         )
 
     def add_routes(self, app: web.Application) -> None:
@@ -158,6 +168,12 @@ class WebChat:
         if length is not None and length > self.max_upload_bytes:
             return await self._too_large(uid)
         try:
+            await self._count_upload(request)
+        except RateLimited as exc:
+            response = refusal(texts.too_many_uploads(exc.retry_after_s), exc.retry_after_s)
+            response.force_close()  # its body is not read
+            return response
+        try:
             data = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return await self._too_large(uid)
@@ -175,10 +191,9 @@ class WebChat:
     async def api_choose(self, request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
         style_id = str(body.get("style_id", ""))[:40]
-        try:
-            variants = int(body.get("variants", 1))
-        except (TypeError, ValueError):
-            raise web.HTTPBadRequest(text="variants must be a number") from None
+        variants = _small_number(body.get("variants", 1))
+        if variants is None:
+            raise web.HTTPBadRequest(text="variants must be a small whole number")
         catalog = self.conversation.catalog
         label = catalog.get(style_id).label if style_id in catalog else style_id
         user_message = wm.user_text(f"{label} × {variants}" if variants > 1 else label)
@@ -188,10 +203,24 @@ class WebChat:
 
     # ------------------------------------------------------------------ helpers
 
+    async def _count_upload(self, request: web.Request) -> None:
+        """One more upload for this identity and for its address (`adapters.web.limits`);
+        raises `RateLimited` past either allowance."""
+        if self._limiter is None:
+            return
+        tag = self._identities.address_tag(network(request.remote))
+        await self._limiter.hit(self.limits.uploads_per_address, tag)
+        await self._limiter.hit(self.limits.uploads, request[UID_KEY])
+
     async def _safely(self, call: Awaitable[list[Reply]]) -> list[Reply]:
         try:
             return await call
-        except (AvatarbotError, aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+        except (
+            AvatarbotError,
+            aioredis.ConnectionError,
+            aioredis.TimeoutError,
+            OutOfMemoryError,
+        ) as exc:
             log.warning("web chat: %s: %s", type(exc).__name__, exc)
             return [error_reply(exc)]
 
@@ -241,6 +270,17 @@ class WebChat:
         """StatusTracker callback for platform "web": replace the queue message."""
         message = wm.render_status(reply.bound_to(owner_tag(job.owner)))
         await self._replace(job.owner.user_id, message)
+
+
+def _small_number(value: object) -> int | None:
+    """A JSON number or numeric string of at most 3 digits (not a bool, not 1e999)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and -1000 < value < 1000:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
+        return int(value)
+    return None
 
 
 def _command(text: str) -> str | None:

@@ -18,6 +18,7 @@ from bot.styles import StyleCatalog, preview_path
 
 PLATFORM = "web"
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+_INDEX = re.compile(r"[0-9]{1,3}", re.ASCII)
 _STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -56,7 +57,9 @@ class Files:
     async def media(self, request: web.Request) -> web.StreamResponse:
         """A result image, only for its owner (404 for everyone else)."""
         job_id, index_text = request.match_info["job_id"], request.match_info["index"]
-        if not _JOB_ID.match(job_id) or not index_text.isdigit():
+        if not _INDEX.fullmatch(index_text):  # not "²", not 5000 digits: a small number
+            raise web.HTTPBadRequest(text="bad image index")
+        if not _JOB_ID.match(job_id):
             raise web.HTTPNotFound()
         job = await self.queue.get_job(job_id)
         uid = request[UID_KEY]

@@ -45,6 +45,11 @@ class Identities:
     def _sign(self, uid: str) -> str:
         return hmac.new(self._secret, uid.encode(), hashlib.sha256).hexdigest()[:_SIG_HEX]
 
+    def address_tag(self, address: str) -> str:
+        """A stable name for a client address that does not reveal it (rate limits)."""
+        message = b"address\0" + address.encode(errors="surrogateescape")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:_SIG_HEX]
+
     def issue(self) -> tuple[str, str]:
         """A new (uid, cookie value)."""
         uid = secrets.token_hex(_UID_HEX // 2)

@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Any
 
-from bot import texts
+from bot import job_texts, texts
 from bot.replies import (
     Avatar,
     Button,
@@ -131,7 +131,9 @@ def _avatar(reply: Avatar) -> Message:
             "width": image.width,
             "height": image.height,
             "mime": image.mime,
-            "likeness": None if image.likeness is None else image.likeness.percent,
+            "likeness": None
+            if image.likeness is None
+            else job_texts.likeness_score(image.likeness),
         }
         for i, image in enumerate(reply.images)
     ]

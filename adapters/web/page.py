@@ -1,8 +1,8 @@
 """The web chat's page in the current language: `lang`, `dir` and its own words.
 
 index.html is a template: `{{key}}` fields are filled (HTML-escaped) with the page's
-words from `bot.texts.web_page`, the language and its direction. The words app.js needs
-travel in the page as a JSON data block (not a script: the Content-Security-Policy
+words from `bot.platform_texts.web_page`, the language and its direction. The words
+app.js needs travel in the page as a JSON data block (not a script: the Content-Security-Policy
 allows no inline script, and none runs).
 """
 
@@ -14,7 +14,7 @@ import json
 import re
 from importlib.abc import Traversable
 
-from bot import i18n, texts
+from bot import i18n, platform_texts
 from bot.selfie import FileTooLarge
 
 _FIELD = re.compile(r"\{\{(\w+)\}\}")
@@ -29,7 +29,7 @@ def render(static: Traversable, max_upload_bytes: int) -> bytes:
 @functools.lru_cache(maxsize=64)
 def _render(template: str, locale: str, max_upload_bytes: int) -> bytes:
     with i18n.use(locale):
-        words = texts.web_page()
+        words = platform_texts.web_page()
         words["too_big"] = FileTooLarge(max_upload_bytes + 1, max_upload_bytes).user_message
     values = {
         **words,

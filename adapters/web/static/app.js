@@ -183,8 +183,8 @@
       const cell = el("figure", "avatar");
       cell.appendChild(a);
       if (image.likeness) {  // "72%" or "no face": how much it looks like the selfie
-        const note = el("figcaption", "likeness", `Likeness to your selfie: ${image.likeness}`);
-        note.title = "Face-recognition score: 50% or more means the same person";
+        const note = el("figcaption", "likeness", ui.likeness.replace("{score}", image.likeness));
+        note.title = ui.likeness_hint;
         note.setAttribute("data-testid", "avatar-likeness");
         cell.appendChild(note);
       }

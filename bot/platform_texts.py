@@ -116,7 +116,7 @@ def web_page() -> dict[str, str]:
         "avatar_alt": _("AI-made avatar"),
         # Translators: under each avatar; {score} is "72%" or "no face".
         "likeness": _("Likeness to your selfie: {score}"),
-        "likeness_hint": _("Face-recognition score: 50% or more means the same person"),
+        "likeness_hint": _("Face-recognition score: 50% and above means the same person"),
     }
 
 

@@ -229,7 +229,7 @@ async def test_pause_with_jobs_queued_they_still_finish(
     first, second = await queued(fake, alice, face_jpeg), await queued(fake, bob, face_jpeg)
 
     paused = await said(fake, await admin(fake, boss, "pause", {"message": "Back at six"}))
-    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
+    assert paused == operator_texts.admin_paused(operator_texts.paused("Back at six"))
     back_soon = operator_texts.paused("Back at six")
     fetched = len(fake.cdn_fetches)
     assert await said(fake, await ask_avatar(fake, carol, face_jpeg)) == back_soon

@@ -210,6 +210,11 @@ def test_platform_limits_hold_in_every_language(locale: str) -> None:
             platform_texts.option_variants,
         )
         assert all(len(say()) <= 100 for say in (*options, platform_texts.option_image))
+        admin = (
+            *platform_texts.admin_descriptions().values(),
+            *platform_texts.admin_options().values(),
+        )
+        assert all(0 < len(text) <= 100 for text in admin), locale
         assert len(platform_texts.bot_description()) <= 512
         assert len(platform_texts.bot_short_description()) <= 120
         assert len(texts.not_your_button()) <= 200

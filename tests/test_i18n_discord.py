@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bot import i18n, texts
+from bot import i18n, platform_texts, texts
 from bot.chat_commands import command
 from bot.config import Settings
 from bot.faces import DlibHogDetector
@@ -141,17 +141,24 @@ def localized(entity: dict[str, Any], field: str) -> dict[str, str]:
     return dict(entity.get(field) or {})
 
 
+def summary(name: str) -> str:
+    """A slash command's description in the current language."""
+    if name == "admin":  # the operators' command, not in the chat command table
+        return platform_texts.admin_descriptions()["admin"]
+    return command(name).summary
+
+
 async def test_slash_commands_are_localised_for_discords_locales(
     harness: DiscordHarness, fake: FakeDiscord
 ) -> None:
     commands = fake.commands[None]
+    assert "admin" in commands
     for name, synced in commands.items():
-        if name == "admin":  # the operators' command, not in the chat command table
-            continue
         descriptions = localized(synced, "description_localizations")
-        assert descriptions["pt-BR"] == pt(command(name).describe)
+        with i18n.use("pt_BR"):
+            assert descriptions["pt-BR"] == summary(name)
         with i18n.use("es"):
-            spanish = command(name).summary
+            spanish = summary(name)
         assert descriptions["es-ES"] == descriptions["es-419"] == spanish
         assert {"pt-BR", "es-ES", "es-419", "de", "ru", "id"} <= set(descriptions)
         assert not {"en-US", "en-GB", "fr", "ja"} & set(descriptions)  # no catalog: English
@@ -169,6 +176,32 @@ async def test_slash_commands_are_localised_for_discords_locales(
     assert names["id"] == "✏️ Sketsa pensil"
     verify = {o["name"]: o for o in commands["verify"]["options"]}
     assert localized(verify["image"], "name_localizations")["es-ES"] == "imagen"
+
+
+async def test_admin_subcommands_and_their_options_are_localised(
+    harness: DiscordHarness, fake: FakeDiscord
+) -> None:
+    """/admin's subcommands and each of their options are described in every language
+    we have a catalog for; the options keep their one name (admins type them)."""
+    english = platform_texts.admin_options()
+    option_key = {text: key for key, text in english.items()}
+    subcommands = {o["name"]: o for o in fake.commands[None]["admin"]["options"]}
+    assert set(subcommands) == set(platform_texts.admin_descriptions()) - {"admin"}
+    described = 0
+    for discord_locale, ours in [("pt-BR", "pt_BR"), ("es-ES", "es"), ("de", "de"),
+                                 ("ru", "ru"), ("id", "id")]:  # fmt: skip
+        with i18n.use(ours):
+            said, options = platform_texts.admin_descriptions(), platform_texts.admin_options()
+        for name, sub in subcommands.items():
+            assert localized(sub, "description_localizations")[discord_locale] == said[name]
+            for option in sub.get("options") or []:
+                key = option_key[option["description"]]
+                wanted = options[key]
+                assert localized(option, "description_localizations")[discord_locale] == wanted
+                assert wanted != english[key]
+                assert not localized(option, "name_localizations")
+                described += 1
+    assert described == 5 * 11  # ban, unban, quota (2), pause, allow (2), deny (2), mode, log
 
 
 async def test_the_fake_refuses_command_localisations_discord_would_refuse(

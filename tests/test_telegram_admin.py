@@ -213,7 +213,7 @@ async def test_pause_with_jobs_queued_they_still_finish(
     await queue_avatar(fake, bob, bob_chat, face_jpeg)
 
     paused = await answer(fake, boss_chat, boss, "/pause Back at six")
-    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
+    assert paused == operator_texts.admin_paused(operator_texts.paused("Back at six"))
     back_soon = operator_texts.paused("Back at six")
     assert await answer(fake, carol_chat, carol, "/avatar") == back_soon
     fake.send_photo(carol_chat, carol, face_jpeg, caption="/avatar")

@@ -174,7 +174,7 @@ async def test_pause_with_jobs_queued_they_still_finish(site: Site) -> None:
     alice, bob, carol = await site.visitor(), await site.visitor(), await site.visitor()
     queued = [await alice.queue(), await bob.queue()]
     paused = await site.admin.line("/pause Back at six")
-    assert paused == operator_texts.admin_paused().format(line=operator_texts.paused("Back at six"))
+    assert paused == operator_texts.admin_paused(operator_texts.paused("Back at six"))
 
     back_soon = ("text", operator_texts.paused("Back at six"))
     assert await carol.say("/avatar") == [back_soon]

@@ -14,24 +14,19 @@ to say; `bot.conversation.Conversation` does. This package only translates:
   the bot's descriptions are set in every language at start (`profile`).
 - Sizes are checked before anything is downloaded (`downloads`), and so is the access
   policy: a refused user's photo is never fetched.
-- In groups only commands trigger: a photo counts when its caption is the command or
-  when it replies to the bot's "send me a selfie" message. Every keyboard is bound to
-  the user it was sent to (`bot.replies.bind`); anyone else's press gets a private
-  alert and changes nothing.
+- In groups only commands trigger (a photo counts when its caption is the command or it
+  replies to the bot's "send me a selfie"). Every keyboard is bound to its recipient
+  (`bot.replies.bind`); anyone else's press gets a private alert and changes nothing.
 - Replies become Bot API calls in `renderer` (the style picker with its preview album,
   the queue message edited in place, results as a photo or an album).
-- The queue message is one message edited as the job moves (`update_status`, called by
-  `bot.status_tracker.StatusTracker`, throttled there); `upload_photo` shows while it runs.
+- The queue message is one message edited as the job moves (`update_status`, throttled
+  by `bot.status_tracker.StatusTracker`); `upload_photo` shows while it runs.
 - Results (`deliver`, called by `bot.queue.pump.DeliveryPump`): each Bot API call is a part
   recorded in `bot.sent_parts.SentParts`, so a result redelivered after a restart never
   reaches the chat twice.
-- Telegram errors: AIORateLimiter retries 429s (RetryAfter) and keeps to flood limits;
-  Forbidden (blocked, removed from the group) and BadRequest (chat gone, file too big)
-  make a result undeliverable: recorded (`TelegramState.record_undeliverable`) and
-  logged once, never retried forever, never silently dropped. Network trouble raises,
-  so the pump retries later.
-- Tokens never reach a log line from here; httpx's request lines (which contain the
-  token) are scrubbed by `bot.logs.RedactingFilter`.
+- Errors: AIORateLimiter retries 429s; Forbidden and BadRequest make a result
+  undeliverable (recorded and logged once, never dropped silently); network trouble
+  raises, so the pump retries later. Tokens are scrubbed from logs by `bot.logs`.
 """
 
 from __future__ import annotations

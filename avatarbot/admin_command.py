@@ -85,20 +85,17 @@ def cmd_admin(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _admin(settings: Settings, url: str, todo: Plan) -> str:
+    from avatarbot.commands import redis_session  # noqa: PLC0415  # commands imports us
     from bot.admin import AdminActions  # noqa: PLC0415
     from bot.queue import JobProducer, QueueConfig  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
     from bot.selfie_store import SelfieStore  # noqa: PLC0415
 
-    redis = await connect(url, wait_s=5)
-    try:
+    async with redis_session(url) as redis:
         queue = JobProducer(redis, QueueConfig.from_settings(settings))
         selfies = SelfieStore(redis, settings.key_prefix, settings.selfie_ttl_s)
         return await todo(
             AdminActions.from_settings(redis, queue, selfies, settings), cli_identity()
         )
-    finally:
-        await redis.aclose()
 
 
 async def admit_submit(

@@ -1,8 +1,12 @@
 """The `avatarbot` command line.
 
-Every failure the user can fix (bad input, a bad option, a bad setting) exits with code 2
-and one line `error: <friendly message>` on stderr; an internal failure exits 1 with one
-line (the traceback goes to the log at DEBUG). Never a bare traceback.
+Every failure the user can fix (bad input, a bad option, a bad setting, a Redis it cannot
+reach) exits with code 2 and one line `error: <message>` on stderr; an internal failure
+exits 1 with one line (the traceback goes to the log at DEBUG). Never a bare traceback,
+and never a library's warning: warnings go to the log (logger `py.warnings`), which shows
+them only at AVATARBOT_LOG_LEVEL=DEBUG. Errors that carry an `operator_message` (Redis
+unreachable, the embedded Redis failing) print that instead of the chat wording.
+`avatarbot verify` has exit codes of its own (see `VERIFY_EPILOG`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ log = logging.getLogger("avatarbot")
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+
+VERIFY_EPILOG = """\
+exit status:
+  0  made by this avatarbot instance and intact (its signed content credentials match)
+  1  not made by it: none of its labels found
+  2  bad input: no such file, not a PNG, JPEG or WebP image, too large
+  3  made by it, but altered or re-encoded since (signed manifest gone or broken,
+     invisible watermark found): what a chat app's copy of an avatar gives
+"""
 
 
 class UsageError(AvatarbotError):
@@ -72,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=_seed)
     gen.add_argument("-o", "--output", type=Path, required=True)
 
-    sub.add_parser("worker", help="run a generation worker")
+    worker = sub.add_parser("worker", help="run a generation worker")
+    # Given by `avatarbot run` to the workers it starts: end when that process is gone.
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     sub.add_parser("bot", help="run the configured chat adapters (no worker)")
     sub.add_parser("run", help="run everything: Redis (embedded if needed), workers, adapters")
 
@@ -93,7 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("previews", help="regenerate the style preview images")
 
-    verify = sub.add_parser("verify", help="check whether an image was made by this avatarbot")
+    verify = sub.add_parser(
+        "verify",
+        help="check whether an image was made by this avatarbot (exit 0, 1, 2 or 3)",
+        description="Check an image for this avatarbot's labels: C2PA manifest, "
+        "AI-made metadata, invisible watermark.",
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verify.add_argument("image", type=Path)
     add_admin_parser(sub)
 
@@ -104,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _route_warnings_to_logging()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -121,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AvatarbotError as exc:
         log.debug("command failed", exc_info=True)
         code = getattr(exc, "exit_code", EXIT_USAGE)
-        return _fail(exc.user_message, int(code))
+        return _fail(getattr(exc, "operator_message", None) or exc.user_message, int(code))
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         return _fail(f"internal error ({exc.__class__.__name__}); run with "
@@ -135,6 +158,15 @@ def _fail(message: str, code: int) -> int:
 
 
 _LONG_RUNNING = frozenset({"worker", "bot", "run"})
+_WARNINGS_LOGGER = "py.warnings"
+
+
+def _route_warnings_to_logging() -> None:
+    """Library warnings (Pillow's DecompressionBombWarning on a 144 Mpx upload, a
+    deprecation) become log records of `py.warnings`, dropped unless the level is DEBUG:
+    the terminal shows the one `error:` line, never a warning beside it."""
+    logging.captureWarnings(True)
+    logging.getLogger(_WARNINGS_LOGGER).setLevel(logging.ERROR)
 
 
 def _setup_logging(settings: Settings, *, quiet: bool) -> None:
@@ -154,6 +186,8 @@ def _setup_logging(settings: Settings, *, quiet: bool) -> None:
     if quiet and level == "INFO":
         level = "WARNING"
     setup_logging(level, json_lines=settings.log_json, secrets=secrets)
+    if level == "DEBUG":
+        logging.getLogger(_WARNINGS_LOGGER).setLevel(logging.DEBUG)
 
 
 if __name__ == "__main__":

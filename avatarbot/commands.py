@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,14 +21,21 @@ from avatarbot.admin_command import admit_submit, cmd_admin
 from avatarbot.embedded_redis import EmbeddedRedis
 from bot.config import Settings
 from bot.errors import AvatarbotError
-from bot.jobs import JobRequest, JobStatus, Owner, Route, new_seed, variant_seeds
+from bot.jobs import JobRequest, JobStatus, Owner, ResultImage, Route, new_seed, variant_seeds
 from bot.styles import StyleCatalog, UnknownStyleError
 
 if TYPE_CHECKING:
-    from bot.queue import QueueAdmin
+    import redis.asyncio as aioredis
+
+    from bot.queue import DeliveryQueue, QueueAdmin
     from provenance.labelling import Verification
 
 log = logging.getLogger("avatarbot")
+
+
+#: How long a one-shot command (queue, submit, verify, admin...) waits for Redis to answer
+#: (it may be restarting) before it says it cannot reach it. Services wait a minute.
+REDIS_WAIT_S = 2.0
 
 
 class InputError(AvatarbotError):
@@ -76,8 +83,8 @@ def _read_input(path: Path, limit: int) -> bytes:
         if size > limit:
             raise InputError(
                 f"{path} is {size} bytes",
-                user_message=f"{path} is too large ({size / 1e6:.1f} MB; the limit is "
-                f"{limit / 1e6:.0f} MB)",
+                user_message=f"{path} is too large: {size:,} bytes, over the "
+                f"{limit / 2**20:g} MB limit",
             )
         return path.read_bytes()
     except FileNotFoundError:
@@ -131,16 +138,18 @@ def cmd_styles(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from avatarbot.wiring import build_intake  # noqa: PLC0415
-    from bot.selfie import load_selfie  # noqa: PLC0415
-    from generation.backends import backend_from_settings  # noqa: PLC0415
-    from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
-    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
 
     catalog = _catalog(settings)
     _style(catalog, args.style)
     paths = _output_paths(args.output, args.variants)
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    selfie = build_intake(settings).process(data)
+    selfie = build_intake(settings, preload=False).process(data)
+    # Imported once the input is known good: bad input is refused without loading them.
+    from bot.selfie import load_selfie  # noqa: PLC0415
+    from generation.backends import backend_from_settings  # noqa: PLC0415
+    from generation.backends.base import GenerationError, GenerationRequest  # noqa: PLC0415
+    from provenance.labelling import ResultEncoder, load_labeller  # noqa: PLC0415
+
     backend = backend_from_settings(settings, catalog)
     seed = args.seed if args.seed is not None else new_seed()
     request = GenerationRequest(
@@ -163,6 +172,11 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from avatarbot.worker_process import run_worker  # noqa: PLC0415
+
+    if args.parent_pid is not None:
+        from avatarbot.parent_watch import exit_with_parent  # noqa: PLC0415
+
+        exit_with_parent(args.parent_pid)
 
     with redis_url_for(settings) as url:
         return run_worker(settings.model_copy(update={"redis_url": url}))
@@ -190,15 +204,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _worker_processes(
     redis_url: str, count: int, health_port: int = 0
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes; with a health port, worker i serves it on port + i."""
+    """`count` worker processes; with a health port, worker i serves it on port + i.
+
+    Each is told this process's pid: it ends when this process is gone, killed or not
+    (`avatarbot.parent_watch`). Started from the calling thread, which must outlive them.
+    """
+    argv = [sys.executable, "-m", "avatarbot.cli", "worker", "--parent-pid", str(os.getpid())]
     procs = []
     for i in range(count):
         env = dict(os.environ, REDIS_URL=redis_url)
         if health_port:
             env["AVATARBOT_WORKER_HEALTH_PORT"] = str(health_port + i)
         procs.append(
-            subprocess.Popen(  # our own interpreter and module
-                [sys.executable, "-m", "avatarbot.cli", "worker"],
+            subprocess.Popen(  # noqa: S603  # our own interpreter and module
+                argv,
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the workers in order
             )
@@ -206,16 +225,21 @@ def _worker_processes(
     try:
         yield procs
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # finish the batch in hand, then exit
-        deadline = time.monotonic() + 30
-        for proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _stop_workers(procs)
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    """SIGTERM (finish the batch in hand, then exit); SIGKILL what outlasts `timeout_s`."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,7 +251,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if args.output and not args.wait:
         raise InputError("-o without --wait", user_message="-o/--output needs --wait")
     data = _read_input(args.selfie, settings.max_upload_bytes)
-    selfie = build_intake(settings).process(data)
+    selfie = build_intake(settings, preload=False).process(data)
     request = JobRequest(
         owner=Owner(platform="cli", user_id=getpass.getuser(), chat_id="cli"),
         route=Route(bot=f"cli-{secrets.token_hex(6)}"),
@@ -249,6 +273,31 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         )
 
 
+@contextlib.asynccontextmanager
+async def redis_session(url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the Redis at `url` for one command. Out of reach, at first or midway,
+    it is a `RedisUnavailableError` naming the URL (password hidden) and why; the retries
+    while waiting for it are logged at INFO only (the terminal shows the one error line)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
+    from bot.redis_connection import (  # noqa: PLC0415
+        CONNECTION_ERRORS,
+        RedisUnavailableError,
+        connect,
+        connection_problem,
+    )
+
+    redis = await connect(url, wait_s=REDIS_WAIT_S, retry_log_level=logging.INFO)
+    try:
+        yield redis
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # lost midway
+        raise RedisUnavailableError(url, connection_problem(exc)) from exc
+    finally:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await redis.aclose()
+
+
 async def _submit(
     settings: Settings,
     url: str,
@@ -259,12 +308,10 @@ async def _submit(
     wait_s: float,
     paths: list[Path],
 ) -> int:
-    from avatarbot.wiring import build_queue, consumer_name  # noqa: PLC0415
+    from avatarbot.wiring import build_queue  # noqa: PLC0415
     from bot.queue import DeliveryQueue, JobProducer  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
 
-    redis = await connect(url, wait_s=10)
-    try:
+    async with redis_session(url) as redis:
         queue = build_queue(settings, redis, JobProducer)
         await queue.ensure_groups()
         outcomes = DeliveryQueue.sharing(queue)
@@ -273,51 +320,52 @@ async def _submit(
         print(f"job {receipt.job.id} queued: position {receipt.position}, ETA {receipt.eta_s:.0f}s")
         if not wait:
             return 0
-        consumer = consumer_name("cli")
-        deadline = time.monotonic() + wait_s
         try:
-            while time.monotonic() < deadline:
-                for delivery in await outcomes.read_outcomes(request.route.bot, consumer, 10, 1000):
-                    if delivery.outcome.job_id != receipt.job.id:
-                        continue
-                    await outcomes.mark_delivered(request.route.bot, delivery)
-                    if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
-                        reason = delivery.outcome.failure
-                        raise AvatarbotError(
-                            f"job failed: {reason}",
-                            user_message=f"job {receipt.job.id} {delivery.outcome.status.value}"
-                            + (f" ({reason.value})" if reason else ""),
-                        )
-                    images = delivery.result.images
-                    if paths:
-                        _write_outputs(paths, [im.data for im in images])
-                    else:
-                        print(f"job {receipt.job.id} done: {len(images)} image(s)")
-                    return 0
-            raise AvatarbotError(
-                "timeout", user_message=f"no result within {wait_s:.0f}s (job {receipt.job.id})"
-            )
+            images = await _await_result(outcomes, request, receipt.job.id, wait_s)
         finally:
             await outcomes.drop_results_stream(request.route.bot)
-    finally:
-        await redis.aclose()
+        if paths:
+            _write_outputs(paths, [im.data for im in images])
+        else:
+            print(f"job {receipt.job.id} done: {len(images)} image(s)")
+        return 0
+
+
+async def _await_result(
+    outcomes: DeliveryQueue, request: JobRequest, job_id: str, wait_s: float
+) -> tuple[ResultImage, ...]:
+    """The images of job `job_id`, read from the route's results within `wait_s`."""
+    from avatarbot.wiring import consumer_name  # noqa: PLC0415
+
+    consumer = consumer_name("cli")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for delivery in await outcomes.read_outcomes(request.route.bot, consumer, 10, 1000):
+            if delivery.outcome.job_id != job_id:
+                continue
+            await outcomes.mark_delivered(request.route.bot, delivery)
+            if delivery.outcome.status is not JobStatus.DONE or delivery.result is None:
+                reason = delivery.outcome.failure
+                raise AvatarbotError(
+                    f"job failed: {reason}",
+                    user_message=f"job {job_id} {delivery.outcome.status.value}"
+                    + (f" ({reason.value})" if reason else ""),
+                )
+            return delivery.result.images
+    raise AvatarbotError("timeout", user_message=f"no result within {wait_s:.0f}s (job {job_id})")
 
 
 def _with_queue(settings: Settings, action: Callable[[QueueAdmin], Awaitable[None]]) -> int:
     """Run an operator's `action` against the queue (REDIS_URL, or the embedded Redis)."""
     from avatarbot.wiring import build_queue  # noqa: PLC0415
     from bot.queue import QueueAdmin  # noqa: PLC0415
-    from bot.redis_connection import connect  # noqa: PLC0415
 
     async def run(url: str) -> int:
-        redis = await connect(url, wait_s=5)
-        try:
+        async with redis_session(url) as redis:
             queue = build_queue(settings, redis, QueueAdmin)
             await queue.ensure_groups()
             await action(queue)
-            return 0
-        finally:
-            await redis.aclose()
+        return 0
 
     with redis_url_for(settings) as url:
         return asyncio.run(run(url))
@@ -363,12 +411,21 @@ def cmd_previews(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: `avatarbot verify`'s exit codes (2, bad input, is every command's; see cli.VERIFY_EPILOG).
+VERIFY_INTACT = 0
+VERIFY_NOT_OURS = 1
+VERIFY_ALTERED = 3
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit 0: made by this instance and intact; 1: not ours, or altered; 2: bad input."""
+    """Exit 0: ours and intact; 1: not ours; 2: bad input; 3: ours, but altered or
+    re-encoded since (manifest gone or broken, watermark found)."""
     data = _read_input(args.image, settings.max_upload_bytes)
     verification = asyncio.run(_verify(settings, data))
     print(verification.describe())
-    return 0 if verification.intact else 1
+    if verification.intact:
+        return VERIFY_INTACT
+    return VERIFY_ALTERED if verification.ours else VERIFY_NOT_OURS
 
 
 async def _verify(settings: Settings, data: bytes) -> Verification:
@@ -382,9 +439,11 @@ async def _verify(settings: Settings, data: bytes) -> Verification:
     redis = None
     if url is not None:
         try:
-            redis = await connect(url, wait_s=2)
-        except RedisUnavailableError:
-            log.warning("mark registry unavailable; verifying the file alone")
+            redis = await connect(url, wait_s=REDIS_WAIT_S, retry_log_level=logging.INFO)
+        except RedisUnavailableError as exc:
+            log.warning(
+                "%s: checking the file alone, without the mark registry", exc.operator_message
+            )
     try:
         verifier = await load_verifier(settings, redis)
         return await asyncio.to_thread(verifier, data)
@@ -408,19 +467,22 @@ def cmd_likeness(args: argparse.Namespace, settings: Settings) -> int:
         decode_image,
         load_selfie,
     )
-    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # loads dlib models
 
     limits = IntakeLimits(max_bytes=settings.max_upload_bytes)
     selfie_data = _read_input(args.selfie, settings.max_upload_bytes)
     image_data = _read_input(args.image, settings.max_upload_bytes)
+    intake = SelfieIntake(DlibHogDetector(preload=False), limits)
     try:
-        selfie = load_selfie(SelfieIntake(DlibHogDetector(), limits).process(selfie_data).jpeg)
+        selfie = load_selfie(intake.process(selfie_data).jpeg)
     except IntakeError as exc:
         raise InputError(str(exc), user_message=f"{args.selfie}: {exc.user_message}") from None
     try:
         image = decode_image(image_data, limits).convert("RGB")
     except IntakeError as exc:
         raise InputError(str(exc), user_message=f"{args.image}: {exc.user_message}") from None
+    # Once both inputs are known good: bad input is refused without loading the models.
+    from generation.face_identity import DlibFaceIdentity  # noqa: PLC0415  # loads dlib models
+
     identity = DlibFaceIdentity(max_parallel=1)
     reference = identity.identify(np.asarray(selfie))
     if reference is None:  # intake found one; the embedder's detector looks at a small copy

@@ -65,17 +65,18 @@ def build_queue(settings: Settings, redis: aioredis.Redis, view: type[View]) -> 
     return view(redis, QueueConfig.from_settings(settings))
 
 
-def build_intake(settings: Settings) -> SelfieIntake:
+def build_intake(settings: Settings, *, preload: bool = True) -> SelfieIntake:
     """Intake whose decodes share the process's memory budget (`bot.decode_budget`), with
     the pixel limit lowered to fit it, and decode memory handed back to the system once
-    freed (`avatarbot.malloc`), which the budget counts on."""
+    freed (`avatarbot.malloc`), which the budget counts on. A one-shot command passes
+    `preload=False`: the face detector is then made only for a photo that decodes."""
     return_large_frees()
     memory = settings.intake_memory_mb * 1024 * 1024
     limits = IntakeLimits(
         max_bytes=settings.max_upload_bytes,
         max_pixels=pixel_budget(memory, IntakeLimits.max_pixels),
     )
-    return BudgetedIntake(DlibHogDetector(), limits, DecodeBudget(memory))
+    return BudgetedIntake(DlibHogDetector(preload=preload), limits, DecodeBudget(memory))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Run from the repository root: `.venv/bin/python -m bench.intake_bench`.
 Each figure is the median (and min) of several runs after a warm-up, on this machine;
 the baseline is a naive full decode (`Image.open(...).convert("RGB")`) of the same file.
 Rows marked P3 or ICC carry an embedded colour profile (built by tests/icc.py), which
-intake converts to sRGB and the naive decode ignores.
+intake converts to sRGB and the naive decode ignores. The orientation table times the
+face search on decoded pixels: upright only (the baseline) and with the other three
+orientations tried when none is found upright (what intake does).
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ import numpy as np
 from PIL import Image
 
 from bot.faces import DlibHogDetector
+from bot.intake.orientation import find_faces
 from bot.selfie import SelfieIntake
 from tests import icc
-from tests.hostile import astronaut, heic, heic_display_p3
+from tests.hostile import (
+    astronaut,
+    heic,
+    heic_display_p3,
+    no_face_gradient,
+    no_face_texture,
+    small_photo_128,
+)
 
 
 def timing(fn: Callable[[], object], runs: int = 9) -> str:
@@ -87,5 +97,38 @@ def main() -> None:
         )
 
 
+def decoded(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def orientation_table(detector: DlibHogDetector) -> None:
+    """The cost of trying the other orientations, on decoded pixels, same run."""
+    print("\nFace search, upright only (baseline) vs with the other orientations, median (min):")
+    top = astronaut().crop((0, 0, 512, 384))
+    phone = photo(3000, 2250)
+    cases = {
+        "512x384 upright": np.asarray(top),
+        "512x384 turned 90": np.asarray(top.transpose(Image.Transpose.ROTATE_90)),
+        "512x384 turned 270": np.asarray(top.transpose(Image.Transpose.ROTATE_270)),
+        "512x384 turned 180": np.asarray(top.transpose(Image.Transpose.ROTATE_180)),
+        "3000x2250 turned 90": np.asarray(phone.transpose(Image.Transpose.ROTATE_90)),
+        "800x600 no face": decoded(no_face_gradient()),
+        "768x318 no face": decoded(no_face_texture()),
+        "3000x2250 no face": decoded(
+            jpeg(Image.open(io.BytesIO(no_face_texture())).resize((3000, 2250)))
+        ),
+        "128x128 small": decoded(small_photo_128()),
+    }
+    for label, rgb in cases.items():
+        found = find_faces(detector, rgb)
+        turn = "upright" if found.turn is None else found.turn.name
+        where = f"{len(found.faces)} face(s) {turn}" if found.faces else "no face"
+        base = timing(lambda rgb=rgb: detector.detect(rgb), runs=7)
+        after = timing(lambda rgb=rgb: find_faces(detector, rgb), runs=7)
+        print(f"  {label:>20}: upright only {base}   all orientations {after}   ({where})")
+
+
 if __name__ == "__main__":
     main()
+    orientation_table(DlibHogDetector())

@@ -8,13 +8,16 @@ of crash-looping. Streams commands we rely on (XAUTOCLAIM) need Redis >= 6.2.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
+import socket
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, InvalidResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,14 +29,66 @@ log = logging.getLogger(__name__)
 MIN_VERSION = (6, 2, 0)
 
 
+#: What went wrong, in an operator's words, per errno of the OS error underneath.
+_ERRNO_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENOENT: "no such socket file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+}
+#: Errors that mean "no usable Redis there" (retried while waiting for one to come up).
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError)
+
+
 class RedisUnavailableError(AvatarbotError):
-    """Redis could not be reached within the allowed time."""
+    """Redis could not be reached within the allowed time.
+
+    Chat users get `user_message`; operators (the command line, logs) get
+    `operator_message`: the URL, password redacted, and the reason in a few words.
+    """
 
     user_text = N_("I'm having trouble reaching my queue. Please try again shortly.")
+
+    def __init__(self, url: str = "", reason: str = "", detail: str = "") -> None:
+        self.url = redact_url(url) if url else ""
+        self.reason = reason
+        super().__init__(detail or self.operator_message)
+
+    @property
+    def operator_message(self) -> str:
+        where = f" at {self.url}" if self.url else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"cannot reach Redis{where}{why}"
 
 
 class RedisTooOldError(AvatarbotError):
     """The server is older than the Streams features avatarbot needs."""
+
+    @property
+    def operator_message(self) -> str:
+        return str(self)
+
+
+def connection_problem(exc: BaseException) -> str:
+    """Why a connection to Redis failed, in a few words ("connection refused")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AuthenticationError):
+            return "authentication failed"
+        if isinstance(seen, InvalidResponse):
+            return "not a Redis server"
+        if isinstance(seen, socket.gaierror):
+            return "unknown host"
+        if isinstance(seen, TimeoutError | RedisTimeoutError):
+            return "timed out"
+        if isinstance(seen, OSError) and seen.errno in _ERRNO_REASONS:
+            return _ERRNO_REASONS[seen.errno]
+        seen = seen.__cause__ or seen.__context__
+    return exc.__class__.__name__
 
 
 def redact_url(url: str) -> str:
@@ -81,11 +136,13 @@ async def connect(
     wait_s: float = 60.0,
     initial_delay_s: float = 0.2,
     max_delay_s: float = 5.0,
+    retry_log_level: int = logging.WARNING,
 ) -> aioredis.Redis:
     """Connect to `url`, waiting up to `wait_s` with backoff; check the server version.
 
     Raises RedisUnavailableError when the server never answered, RedisTooOldError when it
-    is older than 6.2.
+    is older than 6.2. Each retry is logged at `retry_log_level` (one-shot commands pass
+    INFO: their terminal shows only the final error).
     """
     client = make_client(url)
     loop = asyncio.get_running_loop()
@@ -97,19 +154,23 @@ async def connect(
         try:
             await client.ping()
             break
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except CONNECTION_ERRORS as exc:
             remaining = deadline - loop.time()
+            reason = connection_problem(exc)
             if remaining <= 0:
                 await client.aclose()
                 raise RedisUnavailableError(
+                    url,
+                    reason,
                     f"Redis at {redact_url(url)} did not answer after {attempt} attempts "
-                    f"over {wait_s:.0f}s: {exc}"
+                    f"over {wait_s:.0f}s: {reason}",
                 ) from None
             sleep_for = min(delay, remaining) * (0.8 + 0.4 * random.random())
-            log.warning(
+            log.log(
+                retry_log_level,
                 "Redis at %s not reachable (%s); retrying in %.1fs",
                 redact_url(url),
-                exc.__class__.__name__,
+                reason,
                 sleep_for,
             )
             await asyncio.sleep(sleep_for)

@@ -168,10 +168,15 @@ class DlibFaceIdentity(FaceIdentity):
                     user_message=f"the face-recognition model file {path.name} is missing: "
                     "reinstall face-recognition-models",
                 )
-        sides = {"fast_side": 256, "thorough_side": 512, "upsample_below": 160}
-        self.detector = DlibHogDetector(**sides, max_parallel=max_parallel)
+        self.detector = DlibHogDetector(
+            fast_side=256, thorough_side=512, upsample_below=160, max_parallel=max_parallel
+        )
         self.guided = DlibHogDetector(
-            threshold=guided_threshold, **sides, max_parallel=max_parallel
+            threshold=guided_threshold,
+            fast_side=256,
+            thorough_side=512,
+            upsample_below=160,
+            max_parallel=max_parallel,
         )
         self.guided_overlap = guided_overlap
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)

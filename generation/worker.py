@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.consumers import consumer_name
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
 from bot.queue import ClaimedJob, WorkerQueue
+from bot.selfie import CorruptImage, load_selfie
 from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
     Backend,
@@ -68,11 +69,6 @@ def png_encoder(image: Image.Image, job: Job, seed: int) -> ResultImage:
     return ResultImage(
         data=buffer.getvalue(), mime="image/png", width=image.width, height=image.height, seed=seed
     )
-
-
-def load_selfie(jpeg: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(jpeg)) as image:
-        return image.convert("RGB")
 
 
 class Worker:
@@ -310,7 +306,7 @@ class Worker:
         for c in group:
             try:
                 selfie = load_selfie(c.selfie_jpeg)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            except CorruptImage as exc:
                 log.warning(
                     "job %s: selfie unreadable (%s)",
                     c.job.id,

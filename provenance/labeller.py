@@ -386,7 +386,13 @@ def _open_untrusted(data: bytes) -> tuple[Image.Image, str]:
                 raise NotAnImageError(f"{width}x{height} is over the pixel limit")
     except NotAnImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise NotAnImageError(f"not a readable PNG/JPEG/WebP image: {exc}") from exc
     return image, fmt
 

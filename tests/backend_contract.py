@@ -38,6 +38,16 @@ from generation.previews import sample_face_path
 #: Mean absolute per-channel difference (0-255) that counts as "visibly different".
 VISIBLY_DIFFERENT = 2.0
 
+#: What a backend promises for a seed (docs/diffusers.md, "Seeds and batches"): the same
+#: request in the same batch on the same machine gives identical pixels; in a batch of
+#: another size, or on another machine, the same picture, visually identical but not
+#: always bit for bit (kernels chosen per batch shape and per CPU, AVX2 or AVX-512, or
+#: per GPU round differently). "Visually identical" is at least this PSNR (dB) ...
+SAME_PICTURE_MIN_PSNR_DB = 40.0
+#: ... and no channel value further apart than this (of 255). Measured: at most 2 levels
+#: and over 80 dB across batch sizes and CPU kernel sets; two seeds give ~14 dB.
+SAME_PICTURE_MAX_DIFF = 32.0
+
 
 def pixels(image: Image.Image) -> npt.NDArray[np.float32]:
     return np.asarray(image.convert("RGB"), np.float32)
@@ -47,6 +57,22 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
     if a.size != b.size:
         b = b.resize(a.size, Image.Resampling.LANCZOS)
     return float(np.abs(pixels(a) - pixels(b)).mean())
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical pixels)."""
+    mse = float(np.mean((pixels(a) - pixels(b)) ** 2))
+    return float("inf") if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+def assert_same_picture(a: Image.Image, b: Image.Image) -> None:
+    """`a` and `b` are one seed's picture, made in batches of different sizes or on
+    different machines: visually identical (see SAME_PICTURE_MIN_PSNR_DB)."""
+    assert a.size == b.size
+    quality = psnr(a, b)
+    worst = float(np.abs(pixels(a) - pixels(b)).max())
+    assert quality >= SAME_PICTURE_MIN_PSNR_DB, f"{quality:.1f} dB"
+    assert worst <= SAME_PICTURE_MAX_DIFF, f"a channel value {worst:.0f} levels apart"
 
 
 def outputs(results: Sequence[GenerationOutput | GenerationError]) -> list[GenerationOutput]:
@@ -143,14 +169,24 @@ class BackendContract:
         assert mean_abs_diff(first, second) > VISIBLY_DIFFERENT
         assert mean_abs_diff(second, third) > VISIBLY_DIFFERENT
 
-    def test_same_seed_gives_identical_pixels(
+    def test_same_request_gives_identical_pixels(
         self, backend: Backend, selfie: Image.Image, good_styles: tuple[Style, Style]
     ) -> None:
         style = good_styles[0]
         (once,) = outputs(backend.generate([self.request("a", selfie, style, seeds=(42, 43))]))
-        (again,) = outputs(backend.generate([self.request("b", selfie, style, seeds=(42,))]))
-        assert np.array_equal(pixels(once.images[0].image), pixels(again.images[0].image))
-        assert mean_abs_diff(once.images[0].image, once.images[1].image) > VISIBLY_DIFFERENT
+        (again,) = outputs(backend.generate([self.request("a", selfie, style, seeds=(42, 43))]))
+        for first, second in zip(once.images, again.images, strict=True):
+            assert np.array_equal(pixels(first.image), pixels(second.image))
+
+    def test_same_seed_in_another_batch_gives_the_same_picture(
+        self, backend: Backend, selfie: Image.Image, good_styles: tuple[Style, Style]
+    ) -> None:
+        style = good_styles[0]
+        (pair,) = outputs(backend.generate([self.request("a", selfie, style, seeds=(42, 43))]))
+        (alone,) = outputs(backend.generate([self.request("b", selfie, style, seeds=(42,))]))
+        assert_same_picture(pair.images[0].image, alone.images[0].image)
+        assert mean_abs_diff(pair.images[0].image, pair.images[1].image) > VISIBLY_DIFFERENT
+        assert psnr(pair.images[0].image, pair.images[1].image) < SAME_PICTURE_MIN_PSNR_DB
 
     def test_output_is_rgb_at_the_requested_size(
         self, backend: Backend, selfie: Image.Image, good_styles: tuple[Style, Style]

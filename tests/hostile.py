@@ -29,6 +29,7 @@ from bot.selfie import (
     AnimatedImage,
     CorruptImage,
     FaceTooSmall,
+    FaceTooSmallToFind,
     FileTooLarge,
     ImageTooLarge,
     ImageTooSmall,
@@ -314,6 +315,19 @@ def exif_rotated(orientation: int) -> bytes:
 
 
 @functools.cache
+def rotated_pixels(turn: Image.Transpose) -> bytes:
+    """The 512x384 crop of `exif_rotated` with its pixels turned and no EXIF tag to undo
+    it (what some editors, screenshots and messaging apps produce)."""
+    return encode(astronaut().crop((0, 0, 512, 384)).transpose(turn), "JPEG", quality=92)
+
+
+@functools.cache
+def small_photo_128() -> bytes:
+    """The whole portrait at 128x128: a face of ~22 px, under what the detector finds."""
+    return encode(astronaut().resize((128, 128), Image.Resampling.LANCZOS), "JPEG", quality=90)
+
+
+@functools.cache
 def upright_landscape() -> bytes:
     """The same 512x384 crop as `exif_rotated`, stored upright (the reference)."""
     return encode(astronaut().crop((0, 0, 512, 384)), "JPEG", quality=92)
@@ -517,6 +531,7 @@ BAD_FILES.update(
         "cmyk_no_face": BadFile(cmyk_no_face, NoFaceFound),
         "grey16_one_pixel": BadFile(grey16_one_pixel, ImageTooSmall),
         "webp_16000x1": BadFile(webp_16000x1, ImageTooSmall),
+        "small_photo_128": BadFile(small_photo_128, FaceTooSmallToFind),
     }
 )
 
@@ -542,4 +557,7 @@ GOOD_FILES: dict[str, Callable[[], bytes]] = {
     "png_grey16_with_profile": png_grey16_with_profile,
     "jpeg_garbage_profile": jpeg_garbage_profile,
     "png_unusable_profile": png_unusable_profile,
+    "rotated_pixels_90": functools.partial(rotated_pixels, Image.Transpose.ROTATE_90),
+    "rotated_pixels_180": functools.partial(rotated_pixels, Image.Transpose.ROTATE_180),
+    "rotated_pixels_270": functools.partial(rotated_pixels, Image.Transpose.ROTATE_270),
 }

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +76,52 @@ async def test_connect_reaches_the_embedded_server_over_its_socket(tmp_path: Pat
         client = await connect(server.url, wait_s=5)
         assert await client.ping()
         await client.aclose()
+
+
+def test_server_left_by_a_killed_owner_is_adopted_and_stopped(tmp_path: Path) -> None:
+    """An owner killed with SIGKILL cannot stop its server; the next one to find it owns
+    it from then on and stops it like one it started."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    with owner:
+        assert owner.stdout is not None
+        server_pid = int(owner.stdout.readline())
+        owner.kill()
+        owner.wait(10)
+    try:
+        assert EmbeddedRedis(tmp_path).is_running()  # left behind
+        heir = EmbeddedRedis(tmp_path)
+        heir.start()
+        assert heir.owned
+        assert heir.owner_path.read_text().split()[0] == str(os.getpid())
+        heir.stop()
+        assert not EmbeddedRedis(tmp_path).is_running()
+        assert not heir.owner_path.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def test_server_of_a_living_owner_is_never_adopted(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as owner:
+        owner.owner_path.unlink()  # no record at all: attach, never adopt
+        guest = EmbeddedRedis(tmp_path)
+        guest.start()
+        assert not guest.owned
+        guest.stop()
+        assert owner.is_running()
+
+
+#: Starts an embedded Redis in the data dir given, prints its pid, waits to be killed.
+OWNER = """
+import sys, time
+from pathlib import Path
+import redis
+from avatarbot.embedded_redis import EmbeddedRedis
+server = EmbeddedRedis(Path(sys.argv[1]))
+server.start()
+client = redis.Redis(unix_socket_path=str(server.socket_path))
+print(client.info("server")["process_id"], flush=True)
+time.sleep(600)
+"""

@@ -136,3 +136,18 @@ def test_concurrent_detection_uses_a_bounded_pool_and_agrees_with_sequential() -
         results = list(pool.map(lambda _: detector.detect(photo), range(12)))
     assert all(r == expected for r in results)
     assert detector.detectors == 2  # never more than max_parallel
+
+
+@pytest.mark.parametrize("side", [256, 512, 3000], ids=["upsampled", "as-is", "shrunk"])
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_quick_look_at_a_turned_photo_gives_boxes_in_the_turned_pixels(
+    detector: DlibHogDetector, side: int, quarter_turns: int
+) -> None:
+    """Looking at a photo turned by k quarter turns finds the face a photo stored that way
+    shows upright, in the turned image's coordinates (the turn is made on the small copy)."""
+    upright = astronaut().resize((side, side), Image.Resampling.BILINEAR)
+    stored = np.ascontiguousarray(np.rot90(rgb(upright), -quarter_turns))  # turned back
+    assert detector.detect_quick(stored) == []  # on its side: no frontal face
+    [face] = detector.detect_quick(stored, quarter_turns)
+    [expected] = detector.detect_quick(rgb(upright))
+    assert_near(face, expected, tolerance=max(3, side / 100))

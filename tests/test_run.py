@@ -45,6 +45,108 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _processes_of(data_dir: Path) -> list[int]:
+    """Live processes whose command line or environment names `data_dir`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(data_dir).encode() in text and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _start_run(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`avatarbot run`, once its web chat answers /healthz (a worker has registered)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avatarbot.cli", "run"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{env['AVATARBOT_WEB_PORT']}/healthz"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    output, _ = proc.communicate(timeout=10)
+    raise AssertionError(f"avatarbot run never got healthy:\n{output}")
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive after up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (alive := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_killed_run_leaves_no_worker_and_the_next_run_stops_its_redis(tmp_path: Path) -> None:
+    """SIGKILL of `avatarbot run` (OOM killer, `docker kill`): its workers end with it; its
+    embedded Redis, left behind, is adopted by the next run and stopped with it."""
+    data_dir = tmp_path / "data"
+    env = _env(data_dir, free_port())
+    env["AVATARBOT_WORKERS"] = "2"
+    try:
+        _kill_run_then_run_again(tmp_path, data_dir, env)
+    finally:  # whatever failed, leave no process of this test behind
+        for pid in _processes_of(data_dir):
+            os.kill(pid, signal.SIGKILL)
+    assert not EmbeddedRedis(data_dir).is_running()
+
+
+def _kill_run_then_run_again(tmp_path: Path, data_dir: Path, env: dict[str, str]) -> None:
+    first = _start_run(env, tmp_path)
+    try:
+        children = _children(first.pid)
+        [redis_pid] = [pid for pid in children if "redis-server" in _cmdline(pid)]
+        workers = [pid for pid in children if " worker" in _cmdline(pid)]
+        assert len(workers) == 2, [_cmdline(pid) for pid in children]
+        first.kill()
+        first.wait(10)
+        assert _wait_gone(workers, 20) == [], "workers outlived the killed avatarbot run"
+        assert _alive(redis_pid)  # left behind: nothing could stop it
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+        assert first.stdout is not None
+        first.stdout.close()
+
+    second = _start_run(dict(env, AVATARBOT_WEB_PORT=str(free_port())), tmp_path)
+    try:
+        assert _alive(redis_pid)  # adopted and serving, not replaced by a new server
+        assert not [pid for pid in _children(second.pid) if "redis-server" in _cmdline(pid)]
+        second.send_signal(signal.SIGINT)
+        rest, _ = second.communicate(timeout=60)
+        assert second.returncode == 0, rest
+        assert "adopted the embedded Redis" in rest
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate(timeout=10)
+    assert not _alive(redis_pid)
+    assert _processes_of(data_dir) == [], "a process of the data dir outlived both runs"
+
+
 @pytest.mark.slow
 def test_run_serves_web_chat_takes_jobs_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"

@@ -22,6 +22,7 @@ from bot.faces import DlibHogDetector, FaceBox, FaceDetector
 from bot.selfie import (
     CorruptImage,
     FaceTooSmall,
+    FaceTooSmallToFind,
     FileTooLarge,
     ImageTooLarge,
     ImageTooSmall,
@@ -95,9 +96,13 @@ def test_bad_file_raises_its_error(intake: SelfieIntake, name: str) -> None:
 
 
 def test_bad_files_cover_every_error_and_twenty_cases() -> None:
+    def subclasses(cls: type[IntakeError]) -> set[type[IntakeError]]:
+        direct = set(cls.__subclasses__())
+        return direct.union(*(subclasses(sub) for sub in direct))
+
     errors = {case.error for case in hostile.BAD_FILES.values()}
     # DecodesBusy says the process is busy, not that the file is bad.
-    assert errors == set(IntakeError.__subclasses__()) - {DecodesBusy}
+    assert errors == subclasses(IntakeError) - {DecodesBusy}
     assert len(hostile.BAD_FILES) >= 20
 
 
@@ -203,6 +208,71 @@ def test_exif_rotation_gives_the_upright_picture(intake: SelfieIntake, orientati
     a = np.asarray(open_output(upright).convert("L"), dtype=np.float64).ravel()
     b = np.asarray(open_output(rotated).convert("L"), dtype=np.float64).ravel()
     assert np.corrcoef(a, b)[0, 1] > 0.95
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270],
+    ids=["90", "180", "270"],
+)
+def test_rotated_pixels_without_exif_give_the_upright_picture(
+    intake: SelfieIntake, turn: Image.Transpose
+) -> None:
+    """Pixels stored turned, no EXIF tag: the face is found in the orientation that shows
+    it upright, and the crop is taken from that orientation."""
+    upright = intake.process(hostile.upright_landscape())
+    turned = intake.process(hostile.rotated_pixels(turn))
+    assert turned.width == upright.width
+    for got, want in zip(
+        (turned.face.left, turned.face.top, turned.face.size),
+        (upright.face.left, upright.face.top, upright.face.size),
+        strict=True,
+    ):
+        assert abs(got - want) <= 3
+    a = np.asarray(open_output(upright).convert("L"), dtype=np.float64).ravel()
+    b = np.asarray(open_output(turned).convert("L"), dtype=np.float64).ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.95
+
+
+def test_other_orientations_are_searched_only_when_none_shows_a_face() -> None:
+    """An upright face and an upside-down one: the upright one is the selfie (the turned
+    photo is never searched, so the second face is not counted)."""
+    face = hostile.astronaut()
+    alone = Image.new("RGB", (1024, 512))
+    alone.paste(face, (0, 0))
+    both = alone.copy()
+    both.paste(face.transpose(Image.Transpose.ROTATE_180), (512, 0))
+    intake = SelfieIntake(DlibHogDetector())
+    selfie = intake.process(hostile.encode(both, "JPEG", quality=92))
+    reference = intake.process(hostile.encode(alone, "JPEG", quality=92))
+    assert_normalised(selfie)
+    assert selfie.face == reference.face
+
+
+def test_no_face_in_any_orientation_is_still_refused(intake: SelfieIntake) -> None:
+    with pytest.raises(NoFaceFound) as caught:
+        intake.process(hostile.no_face_texture())
+    assert type(caught.value) is NoFaceFound
+
+
+def test_small_photo_without_a_face_found_says_what_size_works(intake: SelfieIntake) -> None:
+    with pytest.raises(FaceTooSmallToFind) as caught:
+        intake.process(hostile.small_photo_128())
+    assert (caught.value.width, caught.value.height, caught.value.side) == (128, 128, 256)
+    message = caught.value.user_message
+    assert "128 × 128" in message
+    assert "too small or too far" in message
+    assert "256 × 256" in message
+    assert isinstance(caught.value, NoFaceFound)  # callers that handle "no face" still do
+
+
+def test_the_size_the_small_photo_answer_asks_for_works(intake: SelfieIntake) -> None:
+    """A head-and-shoulders photo of `small_photo_side` with the face filling a third of
+    it (what the answer asks for) is accepted."""
+    left, top, side = 179 + 44 - 132, 83 + 44 - 105, 264  # around the 88 px face box
+    framed = hostile.astronaut().crop((left, top, left + side, top + side))
+    small = framed.resize((256, 256), Image.Resampling.LANCZOS)
+    assert_normalised(intake.process(hostile.encode(small, "JPEG", quality=90)))
 
 
 def test_exif_rotation_swaps_the_decoded_size() -> None:
@@ -390,11 +460,11 @@ def test_unusable_profile_leaves_the_pixels_as_srgb(
     name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     profile = UNUSABLE_PROFILES[name]()
-    caplog.set_level(logging.DEBUG, logger="bot.selfie")
+    caplog.set_level(logging.DEBUG, logger="bot.intake.colour")
     decoded = decode_image(hostile.encode(hostile.astronaut(), "PNG", icc_profile=profile))
     assert np.array_equal(np.asarray(decoded), np.asarray(hostile.astronaut()))
     assert "icc_profile" not in decoded.info
-    [record] = [r for r in caplog.records if r.name == "bot.selfie"]
+    [record] = [r for r in caplog.records if r.name == "bot.intake.colour"]
     message = record.getMessage()
     assert record.levelno == logging.DEBUG
     assert f"({len(profile)} bytes) ignored" in message

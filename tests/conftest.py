@@ -25,7 +25,9 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.config import Settings, load_settings
+from bot.faces import DlibHogDetector
 from bot.logs import RedactingFilter
+from bot.selfie import SelfieIntake
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -217,3 +219,9 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 def face_jpeg() -> bytes:
     """A public-domain portrait (NASA astronaut Eileen Collins, from scikit-image's data)."""
     return (DATA / "astronaut.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def intake() -> SelfieIntake:
+    """One production intake (face detector pool) for the run: building one takes ~0.5 s."""
+    return SelfieIntake(DlibHogDetector())

@@ -16,7 +16,6 @@ from adapters.discord.admin_commands import user_of
 from bot import operator_texts, texts
 from bot.audit import AuditLog
 from bot.config import Settings
-from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus, Owner
 from bot.selfie import SelfieIntake
 from tests.discord_harness import DiscordHarness
@@ -26,11 +25,6 @@ from tests.test_discord_bot import answered, ask_avatar, original, result_of
 
 BOSS = 4_242_424_242
 SUBCOMMANDS = {"stats", "ban", "unban", "quota", "pause", "resume", "allow", "deny", "mode", "log"}
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from bot import job_texts, texts
 from bot.chat_commands import command
 from bot.config import ConfigError, Settings
 from bot.conversation import Conversation
-from bot.faces import DlibHogDetector
 from bot.jobs import Owner
 from bot.queue import Delivery
 from bot.replies import BadCallbackError, Reply, Text, owner_tag
@@ -62,12 +61,6 @@ MADE_BY_US = b"\x89PNG pretend this is one of ours"
 def known_images(data: bytes) -> Verdict:
     """A stand-in verifier: /verify must hand the attachment's bytes to the hook."""
     return Verdict(ours=data == MADE_BY_US, intact=True)
-
-
-@pytest.fixture(scope="session")
-def intake() -> SelfieIntake:
-    """One face detector for the module (building one takes ~0.5 s)."""
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from adapters.discord.adapter import DiscordAdapter, DiscordStartError
 from adapters.discord.sharding import ShardPlan, explain_close
 from bot import texts
 from bot.config import ConfigError, Settings, load_settings
-from bot.faces import DlibHogDetector
 from bot.queue import QueueConfig
 from bot.selfie import SelfieIntake
 from bot.styles import StyleCatalog
@@ -33,11 +32,6 @@ from tests.queue_helpers import JobQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARD_SETTINGS = ("AVATARBOT_DISCORD_SHARD_COUNT", "AVATARBOT_DISCORD_SHARD_IDS")
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

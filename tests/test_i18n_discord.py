@@ -17,16 +17,10 @@ import redis.asyncio as aioredis
 from bot import i18n, platform_texts, texts
 from bot.chat_commands import command
 from bot.config import Settings
-from bot.faces import DlibHogDetector
 from bot.selfie import NoFaceFound, SelfieIntake
 from tests import hostile
 from tests.discord_harness import DiscordHarness
 from tests.fake_discord import FakeDiscord, FakeInteraction, SentMessage, running_fake
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

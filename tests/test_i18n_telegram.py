@@ -18,7 +18,6 @@ import redis.asyncio as aioredis
 from bot import i18n, platform_texts, texts
 from bot.chat_commands import MENU
 from bot.config import Settings
-from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus
 from bot.replies import Action
 from bot.selfie import NoFaceFound, SelfieIntake
@@ -29,11 +28,6 @@ from tests.telegram_harness import TelegramHarness, eventually, telegram_env
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 STYLE = "sketch"
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

@@ -51,11 +51,6 @@ class FixedDetector(FaceDetector):
         return sorted(self.boxes, key=lambda box: box.score, reverse=True)
 
 
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
-
-
 def open_output(selfie: Selfie) -> Image.Image:
     image = Image.open(io.BytesIO(selfie.jpeg))
     assert image.format == "JPEG"

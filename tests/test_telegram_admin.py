@@ -15,7 +15,6 @@ from telegram.error import BadRequest
 from bot import operator_texts, texts
 from bot.audit import AuditLog
 from bot.config import Settings
-from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus
 from bot.replies import Action
 from bot.selfie import SelfieIntake
@@ -31,11 +30,6 @@ ADMIN_LINES = [
     "/resume", "/allow telegram:42", "/deny telegram:42", "/mode restricted", "/log",
     "/group off", "/stats@avatar_test_bot",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

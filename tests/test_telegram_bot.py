@@ -19,7 +19,6 @@ from PIL import Image
 from bot import texts
 from bot.chat_commands import MENU
 from bot.config import ConfigError, Settings
-from bot.faces import DlibHogDetector
 from bot.jobs import JobStatus, Owner
 from bot.logs import RedactingFilter
 from bot.replies import Action, format_callback, owner_tag
@@ -34,11 +33,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 
 STYLE = "sketch"  # the fastest CPU effect
 MB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.polling_conflict import OTHER_POLLER, WEBHOOK_SET
 from bot.config import Settings
-from bot.faces import DlibHogDetector
 from bot.selfie import SelfieIntake
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_harness import TelegramHarness, telegram_env
@@ -26,11 +25,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 TERMINATED = "Conflict: terminated by other getUpdates request"
 WEBHOOK_URL = "https://bot.example.org/telegram/webhook"
 WEBHOOK_SECRET = "s3cret-for-the-test"  # noqa: S105  # a test value
-
-
-@pytest.fixture(scope="module")
-def intake() -> SelfieIntake:
-    return SelfieIntake(DlibHogDetector())
 
 
 @pytest.fixture

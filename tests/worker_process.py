@@ -60,7 +60,7 @@ def inject_faults(kill_at: str, stall_s: float) -> None:
     ) -> list[ClaimedJob]:
         got = await claim(self, consumer, count, block_ms)
         if got:
-            time.sleep(stall_s)  # blocks the event loop on purpose
+            time.sleep(stall_s)  # noqa: ASYNC251  # blocks the event loop on purpose
         return got
 
     if kill_at == "read":

@@ -27,7 +27,9 @@ from tests.fake_backends import FakeBackend  # noqa: E402
 
 def main() -> int:
     level = os.environ.get("AVATARBOT_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(process)d %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
     settings = load_settings(dict(os.environ))
     backend = FakeBackend(
         delay_s=float(os.environ.get("FAULT_DELAY_S", "0")),

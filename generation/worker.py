@@ -3,7 +3,7 @@
 One worker process runs one backend (one GPU), two loops on one event loop, and one
 thread:
 
-- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~1 s so a stop is noticed),
+- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~0.5 s so a stop is noticed),
   group them by style, run each group through the backend in a thread, complete or fail
   every job on its own (one bad job never spoils its batch);
 - reclaim: take over the jobs of workers that stopped (`WorkerQueue.reclaim`): every
@@ -92,7 +92,7 @@ class Worker:
         batch_size: int = 4,
         output_size: int = 512,
         reclaim_interval_s: float = 5.0,
-        block_ms: int = 1000,
+        block_ms: int | None = None,
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
         metrics: WorkerMetrics | None = None,
@@ -108,7 +108,9 @@ class Worker:
         self.batch_size = batch_size
         self.output_size = output_size
         self.reclaim_interval_s = reclaim_interval_s
-        self.block_ms = block_ms
+        self.block_ms = block_ms or min(1000, max(100, int(queue.config.liveness_refresh_s * 1000)))
+        """How long a read waits on an empty queue (holding the lock): by default the
+        liveness refresh interval, so a dead worker's jobs wait at most that for the lock."""
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
@@ -186,18 +188,16 @@ class Worker:
         tick = min(self.reclaim_interval_s, self.queue.config.liveness_refresh_s)
         next_sweep = time.monotonic()
         while not stop.is_set():
-            claimed: list[ClaimedJob] = []
+            taken = 0
             try:
                 sweep = time.monotonic() >= next_sweep
                 if sweep or await self.queue.dead_workers(self.consumer):
                     async with self._lock:
                         if stop.is_set():
                             break
-                        claimed = await self.queue.reclaim(self.consumer, 1, idle=sweep)
-                        if sweep and not claimed:
-                            next_sweep = time.monotonic() + self.reclaim_interval_s
-                        for suspect in claimed:
-                            await self.process([suspect])
+                        taken = await self._take_over(stop, idle=sweep)
+                    if sweep and not taken:
+                        next_sweep = time.monotonic() + self.reclaim_interval_s
                 failures = 0
             except _REDIS_DOWN as exc:
                 failures += 1
@@ -208,9 +208,22 @@ class Worker:
                 failures += 1
                 await self._pause_after(exc, failures, stop)
                 continue
-            if not claimed:  # drain suspects back to back; otherwise wait for the tick
+            if not taken:  # drain suspects back to back; otherwise wait for the tick
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), tick)
+
+    async def _take_over(self, stop: asyncio.Event, *, idle: bool) -> int:
+        """Under the lock: take over jobs one at a time and run each alone (a suspect),
+        up to `batch_size` of them before the consume loop gets a turn. Returns how many."""
+        taken = 0
+        while taken < self.batch_size and not stop.is_set():
+            claimed = await self.queue.reclaim(self.consumer, 1, idle=idle)
+            if not claimed:
+                break
+            for suspect in claimed:
+                await self.process([suspect])
+            taken += len(claimed)
+        return taken
 
     async def _give_back_on_stop(self, stop: asyncio.Event) -> None:
         """When `stop` is set, give back at once the jobs in hand not yet started (the

@@ -28,6 +28,7 @@ from tests.queue_helpers import BOT, JobQueue, collect, request, result_for
 
 SELFIE = b"\xff\xd8 not really a jpeg \xff\xd9"
 TTL_S = 0.3
+REFRESH_S = 0.05
 
 QueueFactory = Callable[..., JobQueue]
 
@@ -65,7 +66,7 @@ def make_queue(client: aioredis.Redis, key_prefix: str) -> QueueFactory:
         options: dict[str, object] = {
             "prefix": key_prefix,
             "liveness_ttl_s": TTL_S,
-            "liveness_refresh_s": 0.05,
+            "liveness_refresh_s": REFRESH_S,
             "stuck_min_s": 60.0,  # the idle net stays out of the way unless a test lowers it
             "max_deliveries": 2,
         }
@@ -140,20 +141,46 @@ async def test_a_dead_workers_jobs_go_to_the_living_at_once(
     assert dict((await queue.stats()).pending) == {"w2": 3}
 
 
-async def test_a_worker_that_just_appeared_gives_the_others_a_ttl_first(
+async def test_a_worker_that_just_appeared_gives_the_others_two_renewals_first(
     queue: JobQueue, living: Callable[[str], WorkerLiveness]
 ) -> None:
-    """A reclaimer whose own record is younger than a TTL judges nobody: after Redis lost
-    every record (a restart past their TTLs), the others get a TTL to renew theirs."""
+    """A reclaimer whose own record is younger than two renewals judges nobody: after Redis
+    lost every record (a restart past their TTLs), the others get to renew theirs."""
     await queue.enqueue(request(1), SELFIE)
     await queue.claim("w1", 1, 10)  # w1 holds a job and has no record at all
     living("w2")
     assert await queue.dead_workers("w2") == []
     assert await queue.reclaim("w2", 1, idle=False) == []
-    await asyncio.sleep(TTL_S * 1.2)
+    await asyncio.sleep(2 * REFRESH_S * 1.5)
     assert await queue.dead_workers("w2") == ["w1"]
     [taken] = await queue.reclaim("w2", 1, idle=False)
     assert taken.deliveries == 2
+
+
+async def test_jobs_that_killed_a_worker_before_go_after_the_innocent(
+    make_queue: QueueFactory, living: Callable[[str], WorkerLiveness]
+) -> None:
+    """A dead worker's jobs are taken fewest deliveries first: a job that already killed
+    another worker (maybe a poison job) does not hold up the ones it was claimed with."""
+    queue = make_queue(max_deliveries=3)
+    suspect = await queue.enqueue(request(1), SELFIE)
+    await queue.claim("w0", 1, 10)  # w0 died on it...
+    w1 = living("w1")
+    await asyncio.sleep(2 * REFRESH_S * 1.5)
+    [again] = await queue.reclaim("w1", 1, idle=False)  # ...w1 runs it alone...
+    assert again.job.id == suspect.job.id
+    innocent = [await queue.enqueue(request(n), SELFIE) for n in (2, 3)]
+    await queue.claim("w1", 2, 10)  # ...takes two more, and dies too
+    w1.stop()
+    await queue.redis.delete(queue.keys.alive("w1"))
+    living("w2")
+    await asyncio.sleep(2 * REFRESH_S * 1.5)
+    taken = [c for _ in range(3) for c in await queue.reclaim("w2", 1, idle=False)]
+    assert [(c.job.id, c.deliveries) for c in taken] == [
+        (innocent[0].job.id, 2),
+        (innocent[1].job.id, 2),
+        (suspect.job.id, 3),
+    ]
 
 
 async def test_a_worker_back_from_a_freeze_cannot_finish_what_was_handed_over(
@@ -265,7 +292,7 @@ async def test_a_style_never_measured_falls_back_to_the_average_then_the_default
 
 
 async def _stuck_ms(queue: JobQueue, job_id: str) -> int:
-    return int(await queue.redis.hget(queue.keys.job(job_id), "stuck_ms"))
+    return int(await queue.redis.hget(queue.keys.job(job_id), "stuck_ms") or 0)
 
 
 async def test_with_liveness_off_only_the_stuck_bound_takes_a_dead_workers_job(

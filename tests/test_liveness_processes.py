@@ -136,7 +136,7 @@ async def until(predicate: Callable[[], Awaitable[object]], timeout_s: float = 3
 
 
 async def worker_of(queue: JobQueue, job_id: str) -> str | None:
-    raw = await queue.redis.hget(queue.keys.job(job_id), "worker")
+    raw: bytes | None = await queue.redis.hget(queue.keys.job(job_id), "worker")  # type: ignore[assignment]
     return raw.decode() if raw else None
 
 

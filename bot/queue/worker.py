@@ -89,6 +89,9 @@ class WorkerQueue(QueueClient):
             }
         )
         """The stuck bound's terms, as the scripts that start jobs take them."""
+        self._judge_after_ms = int(min(config.liveness_ttl_s, 2 * config.liveness_refresh_s) * 1000)
+        """How old a worker's own liveness record must be before it judges others': two
+        renewals of theirs (a new worker, or Redis back after losing the records)."""
 
     # --- claiming --------------------------------------------------------------------
 
@@ -186,15 +189,16 @@ class WorkerQueue(QueueClient):
 
     async def dead_workers(self, consumer: str) -> list[str]:
         """The consumers holding jobs that `reclaim` would take at once: workers whose
-        liveness record lapsed (judged only once `consumer`'s own record is a TTL old, and
-        only with `reclaim_by_liveness`) and the hand-back consumer. Takes nothing."""
+        liveness record lapsed (judged only once `consumer`'s own record has lived for two
+        renewals, and only with `reclaim_by_liveness`) and the hand-back consumer. Takes
+        nothing."""
         cfg, keys = self.config, self.keys
         names = await self._dead_workers(
             keys=[keys.jobs],
             args=[
                 keys.prefix,
                 consumer,
-                int(cfg.liveness_ttl_s * 1000),
+                self._judge_after_ms,
                 "1" if cfg.reclaim_by_liveness else "0",
             ],
         )
@@ -210,7 +214,7 @@ class WorkerQueue(QueueClient):
                 consumer,
                 count,
                 cfg.max_deliveries,
-                int(cfg.liveness_ttl_s * 1000),
+                self._judge_after_ms,
                 "1" if cfg.reclaim_by_liveness else "0",
                 self._stuck,
             ],

@@ -169,6 +169,14 @@ local function record_duration(stats, x, alpha, ttl, styles)
   return avg
 end
 
+-- Put a job's entry in the active index (Q.active) in stream order: the score keeps
+-- entries of the same millisecond in sequence.
+local function index_active(id, entry, ttl)
+  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
+  redis.call('ZADD', Q.active, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)
+  redis.call('EXPIRE', Q.active, ttl)
+end
+
 -- --- liveness and stuck bounds (docs/reliability.md, "When a worker stops") ---
 
 -- The expected seconds of one job of `style`: the style's moving average, else every
@@ -217,17 +225,19 @@ end
 
 -- The consumers of the jobs group holding entries that the living should take at once:
 -- HANDED_BACK always; with `by_liveness`, every other one but `me` whose liveness record
--- lapsed. Only judged once `me`'s own record is at least `ttl_ms` old: a reclaimer that
--- itself just (re)appeared -- a new process, or Redis back after losing its keys -- gives
--- the others a full TTL to renew theirs first.
-local function lapsed_consumers(me, ttl_ms, by_liveness)
+-- lapsed. Judged only once `me`'s own record is at least `judge_after_ms` old: a worker
+-- that just (re)appeared -- a new process, or any worker after Redis lost or let expire
+-- the records (a restart, a partition) -- first gives the others that long to renew
+-- theirs. (A record that lapsed while `me`'s lived was last renewed over a TTL ago, so
+-- `me`'s is old enough then.)
+local function lapsed_consumers(me, judge_after_ms, by_liveness)
   local s = redis.call('XPENDING', Q.jobs, JOBS_GROUP)
   local out = {}
   if not s[4] then return out end
   local judge = false
   if by_liveness then
     local since = tonumber(redis.call('GET', alive_key(me)) or '')
-    judge = since ~= nil and now_ms() - since >= ttl_ms
+    judge = since ~= nil and now_ms() - since >= judge_after_ms
   end
   for _, c in ipairs(s[4]) do
     local name = c[1]
@@ -238,12 +248,4 @@ local function lapsed_consumers(me, ttl_ms, by_liveness)
     end
   end
   return out
-end
-
--- Put a job's entry in the active index (Q.active) in stream order: the score keeps
--- entries of the same millisecond in sequence.
-local function index_active(id, entry, ttl)
-  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
-  redis.call('ZADD', Q.active, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)
-  redis.call('EXPIRE', Q.active, ttl)
 end

@@ -1,7 +1,10 @@
 """Kill-to-answer times for the fault suite (bench/faults.py): for each worker SIGKILLed,
-the jobs it held at that moment, and how long after the kill each was answered (marked
-delivered by a bot, so the time includes another worker taking the job over, generating
-it, and a bot sending it)."""
+the jobs it held at that moment, and how long after the kill each was finished by another
+worker (its outcome published) and answered (marked delivered by a bot, after sending).
+
+The worker killed is one holding jobs, none of them taken over from an earlier death when
+there is such a worker: each kill's recovery is measured on its own (a job whose new
+holder is killed too waits for two recoveries, one after the other)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from bot.queue.keys import JOBS_GROUP
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 POLL_S = 0.02
+FINAL = (b"done", b"failed", b"dead", b"cancelled")
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Recoveries:
     kills: int = 0
     held: int = 0
     """Jobs pending in the killed workers' names at the moment of each kill."""
+    finished_s: list[float] = field(default_factory=list)
+    """Seconds from a kill to the job's outcome, one per held job finished."""
     answered_s: list[float] = field(default_factory=list)
     """Seconds from a kill to the answer, one per held job answered."""
 
@@ -48,7 +54,8 @@ class Recoveries:
             return f"{self.held} job(s) held by {self.kills} killed worker(s); none answered"
         return (
             f"{self.held} job(s) held by {self.kills} killed worker(s): answered after "
-            f"p50 {self.p50():.2f}s, max {self.max():.2f}s"
+            f"p50 {self.p50():.2f}s, max {self.max():.2f}s (outcome ready: p50 "
+            f"{_seconds(_median(self.finished_s))}, max {_seconds(_max(self.finished_s))})"
             + (f"; {self.unanswered} not answered" if self.unanswered else "")
         )
 
@@ -69,18 +76,23 @@ class RecoveryWatch:
         self.recoveries = Recoveries()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def holders(self) -> dict[int, str]:
-        """pid -> consumer name, of the workers holding jobs now."""
+    async def holders(self) -> tuple[dict[int, str], set[int]]:
+        """(pid -> consumer name of the workers holding jobs now, the pids among them
+        holding only first deliveries)."""
+        out: dict[int, str] = {}
+        fresh: set[int] = set()
         with contextlib.suppress(*_REDIS_DOWN):
-            summary: Any = await self.redis.xpending(self.keys.jobs, JOBS_GROUP)
-            out = {}
-            for row in summary.get("consumers") or []:
-                name = row["name"].decode() if isinstance(row["name"], bytes) else row["name"]
+            rows = await self.redis.xpending_range(self.keys.jobs, JOBS_GROUP, "-", "+", 1000)
+            taken_over = set()
+            for row in rows:
+                name = _text(row["consumer"])
                 pid = pid_of(name)
                 if pid is not None:
                     out[pid] = name
-            return out
-        return {}
+                    if int(row["times_delivered"]) > 1:
+                        taken_over.add(pid)
+            fresh = set(out) - taken_over
+        return out, fresh
 
     async def killed(self, consumer: str, killed_at: float) -> None:
         """`consumer`'s worker was killed at `killed_at` (monotonic): time its jobs."""
@@ -112,9 +124,16 @@ class RecoveryWatch:
 
     async def _time(self, job_id: str, killed_at: float) -> None:
         deadline = killed_at + self.timeout_s
+        finished = False
         while time.monotonic() < deadline:
             with contextlib.suppress(*_REDIS_DOWN):
-                if await self.redis.hget(self.keys.job(job_id), "delivered") == b"1":
+                status, delivered = await self.redis.hmget(
+                    self.keys.job(job_id), ["status", "delivered"]
+                )
+                if status in FINAL and not finished:
+                    finished = True
+                    self.recoveries.finished_s.append(time.monotonic() - killed_at)
+                if delivered == b"1":
                     self.recoveries.answered_s.append(time.monotonic() - killed_at)
                     return
             await asyncio.sleep(POLL_S)
@@ -123,14 +142,28 @@ class RecoveryWatch:
 def compare(runs: list[tuple[str, Recoveries]]) -> str:
     """Kill-to-answer times of several runs of one scenario, side by side."""
     lines = [
-        "kill to answer, jobs held by a SIGKILLed worker (same scenario, one after the other):",
-        f"{'':<34}{'kills':>6}{'jobs':>6}{'p50':>9}{'max':>9}",
+        "kill to answer (and to the outcome ready), jobs held by a SIGKILLed worker:",
+        f"{'':<34}{'kills':>6}{'jobs':>6}{'p50':>9}{'max':>9}{'ready p50':>11}{'ready max':>11}",
     ]
     for name, r in runs:
-        p50, worst = _seconds(r.p50()), _seconds(r.max())
-        lines.append(f"{name:<34}{r.kills:>6}{r.held:>6}{p50:>9}{worst:>9}")
+        lines.append(
+            f"{name:<34}{r.kills:>6}{r.held:>6}{_seconds(r.p50()):>9}{_seconds(r.max()):>9}"
+            f"{_seconds(_median(r.finished_s)):>11}{_seconds(_max(r.finished_s)):>11}"
+        )
     return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _max(values: list[float]) -> float | None:
+    return max(values) if values else None
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -229,8 +229,18 @@ class Settings(BaseSettings):
         validation_alias=_env("AVATARBOT_STUCK_FACTOR"),
         description="A live worker holding a job this many times its expected time is stuck.",
     )
-    stuck_min_s: float = Field(default=30.0, gt=0, validation_alias=_env("AVATARBOT_STUCK_MIN_S"))
-    stuck_max_s: float = Field(default=600.0, gt=0, validation_alias=_env("AVATARBOT_STUCK_MAX_S"))
+    stuck_min_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=_env("AVATARBOT_STUCK_MIN_S"),
+        description="The stuck bound's floor.",
+    )
+    stuck_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=_env("AVATARBOT_STUCK_MAX_S"),
+        description="The stuck bound's ceiling.",
+    )
 
     # --- Access (see docs/operations.md) --------------------------------------
     admins: Annotated[frozenset[str], NoDecode] = Field(

@@ -35,7 +35,7 @@ end
 -- so job records sent back leave them out (less to encode and parse).
 local BOOKKEEPING = {owner_key=true, bot=true, quota_key=true, entry=true,
                      outcome_entry=true, dead_entry=true, worker=true, delivering=true,
-                     lease_until=true}
+                     lease_until=true, stuck_ms=true}
 
 local function job_record(job)
   local t = {}

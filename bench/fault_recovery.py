@@ -4,7 +4,8 @@ worker (its outcome published) and answered (marked delivered by a bot, after se
 
 The worker killed is one holding jobs, none of them taken over from an earlier death when
 there is such a worker: each kill's recovery is measured on its own (a job whose new
-holder is killed too waits for two recoveries, one after the other)."""
+holder is killed too waits for two recoveries, one after the other). Poison jobs are left
+out: their answer is the dead letter, after a death per delivery."""
 
 from __future__ import annotations
 
@@ -94,10 +95,12 @@ class RecoveryWatch:
             fresh = set(out) - taken_over
         return out, fresh
 
-    async def killed(self, consumer: str, killed_at: float) -> None:
-        """`consumer`'s worker was killed at `killed_at` (monotonic): time its jobs."""
+    async def killed(self, consumer: str, killed_at: float, poison: set[str]) -> None:
+        """`consumer`'s worker was killed at `killed_at` (monotonic): time its jobs, but
+        for the `poison` ones (their answer is a dead letter, after as many deaths as
+        `AVATARBOT_MAX_DELIVERIES` allows)."""
         self.recoveries.kills += 1
-        job_ids = await self._held(consumer)
+        job_ids = [j for j in await self._held(consumer) if j not in poison]
         self.recoveries.held += len(job_ids)
         for job_id in job_ids:
             self._tasks.append(asyncio.create_task(self._time(job_id, killed_at)))

@@ -30,7 +30,8 @@ What runs, and what is real:
 Events fire at fixed fractions of the answered requests, so they land mid-run whatever
 the machine's speed; a killed worker (by us or by a poison job) is restarted at once. The
 worker killed is one holding jobs, none of them taken over from an earlier death, when
-there is one.
+there is one (else one not busy recovering another's jobs): each kill's recovery is
+measured on its own.
 Afterwards: requests, answered exactly once, lost, duplicates (from the bots' file),
 answers with the wrong outcome, orphaned selfie keys, dead letters (must equal the
 poison jobs), and outcome entries never confirmed.
@@ -220,13 +221,14 @@ class Fleet:
                 self.deaths += 1
                 self.workers[i] = self._spawn("fault_worker", f"worker-{i}")
 
-    def kill_worker(self, rng: random.Random, holding: set[int]) -> int | None:
-        """SIGKILL a live worker, one whose pid is in `holding` when there is one; returns
-        its pid."""
+    def kill_worker(self, rng: random.Random, prefer: set[int], spare: set[int]) -> int | None:
+        """SIGKILL a live worker: one whose pid is in `prefer` when there is one, else one
+        not in `spare` if there is one; returns its pid."""
         live = [p for p in self.workers if p.poll() is None]
         if not live:
             return None
-        victim = rng.choice([p for p in live if p.pid in holding] or live)
+        chosen = [p for p in live if p.pid in prefer] or [p for p in live if p.pid not in spare]
+        victim = rng.choice(chosen or live)
         victim.kill()
         return victim.pid
 
@@ -437,9 +439,9 @@ class FaultRun:
     async def fault(self, what: str) -> None:
         if what == "kill-worker":
             holders, fresh = await self.recovery.holders()
-            pid = self.fleet.kill_worker(self.rng, fresh or set(holders))
+            pid = self.fleet.kill_worker(self.rng, fresh, set(holders) - fresh)
             if pid in holders:
-                await self.recovery.killed(holders[pid], time.monotonic())
+                await self.recovery.killed(holders[pid], time.monotonic(), self.poison)
             self.report.worker_kills += 1
         elif what == "restart-redis":
             self.server.kill()

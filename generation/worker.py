@@ -3,16 +3,16 @@
 One worker process runs one backend (one GPU), two loops on one event loop, and one
 thread:
 
-- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~0.5 s so a stop is noticed),
-  group them by style, run each group through the backend in a thread, complete or fail
-  every job on its own (one bad job never spoils its batch);
+- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~0.25 s so a stop is
+  noticed), group them by style, run each group through the backend in a thread, complete
+  or fail every job on its own (one bad job never spoils its batch);
 - reclaim: take over the jobs of workers that stopped (`WorkerQueue.reclaim`): every
-  `liveness_refresh_s` it looks for workers whose liveness record lapsed (and jobs given
-  back by stopping workers) and takes theirs at once; every `reclaim_interval_s` it also
-  sweeps for jobs held past their stuck bound. A job taken from a dead worker is a suspect
-  (it may be what killed it), so it runs alone, with nothing else claimed by this worker
-  meanwhile: if it kills this worker too, no innocent job is charged another delivery, and
-  after `max_deliveries` it is dead-lettered;
+  `watch_interval_s` (a quarter second) it looks for workers whose liveness record lapsed
+  (and jobs given back by stopping workers) and takes theirs at once; every
+  `reclaim_interval_s` it also sweeps for jobs held past their stuck bound. A job taken
+  from a dead worker is a suspect (it may be what killed it), so it runs alone, with
+  nothing else claimed by this worker meanwhile: if it kills this worker too, no innocent
+  job is charged another delivery, and after `max_deliveries` it is dead-lettered;
 - liveness (`bot.queue.WorkerLiveness`, an OS thread with its own Redis client): renews
   this worker's liveness record and registration, whatever the backend and the event loop
   are busy with.
@@ -108,9 +108,9 @@ class Worker:
         self.batch_size = batch_size
         self.output_size = output_size
         self.reclaim_interval_s = reclaim_interval_s
-        self.block_ms = block_ms or min(1000, max(100, int(queue.config.liveness_refresh_s * 1000)))
-        """How long a read waits on an empty queue (holding the lock): by default the
-        liveness refresh interval, so a dead worker's jobs wait at most that for the lock."""
+        self.block_ms = block_ms or min(1000, max(50, int(queue.config.watch_interval_s * 1000)))
+        """How long a read waits on an empty queue (holding the lock): by default the watch
+        interval, so a dead worker's jobs wait at most that for the lock."""
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
@@ -181,11 +181,11 @@ class Worker:
                 await self._pause_after(exc, failures, stop)
 
     async def _reclaim_loop(self, stop: asyncio.Event) -> None:
-        """Every `liveness_refresh_s`, look (without waiting for the lock) for workers that
+        """Every `watch_interval_s`, look (without waiting for the lock) for workers that
         stopped; take their jobs when there are some, and sweep for stuck jobs when the
         sweep is due (every `reclaim_interval_s`, back to back while it finds some)."""
         failures = 0
-        tick = min(self.reclaim_interval_s, self.queue.config.liveness_refresh_s)
+        tick = min(self.reclaim_interval_s, self.queue.config.watch_interval_s)
         next_sweep = time.monotonic()
         while not stop.is_set():
             taken = 0

@@ -25,8 +25,8 @@ class QueueConfig:
     liveness_ttl_s: float = 2.0
     """A worker's liveness record lapses this long after its last renewal."""
     liveness_refresh_s: float = 0.5
-    """How often a worker renews its record (from its own thread), and how often it looks
-    for workers whose record lapsed."""
+    """How often a worker renews its record (from its own thread); it looks for workers
+    whose record lapsed twice as often (`watch_interval_s`)."""
     stuck_factor: float = 4.0
     """A job in a live worker's hands longer than this many times its expected time (the
     style's measured average, summed over the batch it came in) is taken over."""
@@ -46,6 +46,12 @@ class QueueConfig:
     delivery_lease_s: float = 30.0
     """How long a bot's claim to deliver an outcome lasts unless renewed; after that (the
     bot died before confirming) another bot process may deliver it."""
+
+    @property
+    def watch_interval_s(self) -> float:
+        """How often a worker looks for workers whose liveness record lapsed (and for
+        jobs given back), and the longest its reads wait on an empty queue."""
+        return self.liveness_refresh_s / 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueueConfig:

@@ -141,20 +141,49 @@ async def test_a_dead_workers_jobs_go_to_the_living_at_once(
     assert dict((await queue.stats()).pending) == {"w2": 3}
 
 
-async def test_a_worker_that_just_appeared_gives_the_others_two_renewals_first(
+async def test_a_new_worker_judges_at_once_one_whose_record_lapsed_waits(
     queue: JobQueue, living: Callable[[str], WorkerLiveness]
 ) -> None:
-    """A reclaimer whose own record is younger than two renewals judges nobody: after Redis
-    lost every record (a restart past their TTLs), the others get to renew theirs."""
+    """A worker whose record lived since it first made it judges at once; one whose own
+    record lapsed and was made again (it was frozen, or cut off from Redis) first gives the
+    others two renewals to renew theirs."""
     await queue.enqueue(request(1), SELFIE)
     await queue.claim("w1", 1, 10)  # w1 holds a job and has no record at all
-    living("w2")
+    fresh = living("w2")
+    assert await queue.dead_workers("w2") == ["w1"]
+    fresh.stop()
+    await queue.redis.delete(queue.keys.alive("w2"))  # w2's record lapses...
+    fresh.renew()  # ...and is made again
     assert await queue.dead_workers("w2") == []
     assert await queue.reclaim("w2", 1, idle=False) == []
     await asyncio.sleep(2 * REFRESH_S * 1.5)
+    fresh.renew()
     assert await queue.dead_workers("w2") == ["w1"]
     [taken] = await queue.reclaim("w2", 1, idle=False)
     assert taken.deliveries == 2
+
+
+async def test_nobody_judges_in_the_first_moments_after_redis_started(
+    redis_server_factory: Callable[[], RedisServer], key_prefix: str
+) -> None:
+    """Records may have expired while Redis was down: right after it starts, the others
+    get time to renew theirs (uptime is counted in whole seconds: a second here)."""
+    client = make_client(redis_server_factory().url)
+    try:
+        config = QueueConfig(prefix=key_prefix, liveness_ttl_s=2.0, liveness_refresh_s=0.5)
+        queue = JobQueue(client, config)
+        await queue.ensure_groups(BOT)
+        await queue.enqueue(request(1), SELFIE)
+        await queue.claim("w1", 1, 10)
+        w2 = WorkerLiveness.beside(queue, "w2")
+        w2.renew()
+        assert await queue.dead_workers("w2") == []
+        await asyncio.sleep(1.2)
+        w2.renew()
+        assert await queue.dead_workers("w2") == ["w1"]
+        w2.stop()
+    finally:
+        await client.aclose()
 
 
 async def test_jobs_that_killed_a_worker_before_go_after_the_innocent(

@@ -41,7 +41,8 @@ class QueueKeys:
 
     def alive(self, consumer: str) -> str:
         """A worker's liveness record: a string with a TTL of a few seconds, renewed by
-        the worker's own thread; its value is when (server time, ms) it was created."""
+        the worker's own thread; its value, 'first:since', is when (server time, ms) the
+        worker first created it and when it was created this time."""
         return f"{self.prefix}alive:{consumer}"
 
     def job(self, job_id: str) -> str:

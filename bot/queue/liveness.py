@@ -61,6 +61,8 @@ class WorkerLiveness:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._first = ""
+        """When (server ms) this worker first created its record (the script returns it)."""
         self.renewed_at: float | None = None
         """When (monotonic) the record was last renewed; None before the first renewal."""
 
@@ -74,7 +76,7 @@ class WorkerLiveness:
     def renew(self) -> None:
         """Renew the record now; raises RedisError when Redis cannot be reached."""
         now = self._clock()
-        self._alive(
+        first = self._alive(
             keys=self._keys,
             args=[
                 self.consumer,
@@ -82,8 +84,10 @@ class WorkerLiveness:
                 repr(now),
                 repr(now + self.ttl_s),
                 max(int(self.ttl_s) + 1, 60),
+                self._first,
             ],
         )
+        self._first = first.decode() if isinstance(first, bytes) else str(first)
         self.renewed_at = time.monotonic()
 
     def start(self) -> None:

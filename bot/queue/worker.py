@@ -90,8 +90,8 @@ class WorkerQueue(QueueClient):
         )
         """The stuck bound's terms, as the scripts that start jobs take them."""
         self._judge_after_ms = int(min(config.liveness_ttl_s, 2 * config.liveness_refresh_s) * 1000)
-        """How old a worker's own liveness record must be before it judges others': two
-        renewals of theirs (a new worker, or Redis back after losing the records)."""
+        """How long a worker gives the others to renew their records, after Redis started
+        or after its own record lapsed, before it judges them: two renewals."""
 
     # --- claiming --------------------------------------------------------------------
 
@@ -189,9 +189,9 @@ class WorkerQueue(QueueClient):
 
     async def dead_workers(self, consumer: str) -> list[str]:
         """The consumers holding jobs that `reclaim` would take at once: workers whose
-        liveness record lapsed (judged only once `consumer`'s own record has lived for two
-        renewals, and only with `reclaim_by_liveness`) and the hand-back consumer. Takes
-        nothing."""
+        liveness record lapsed while `consumer`'s lived (only with `reclaim_by_liveness`;
+        not in the two renewals after Redis started or `consumer`'s own record lapsed) and
+        the hand-back consumer. Takes nothing."""
         cfg, keys = self.config, self.keys
         names = await self._dead_workers(
             keys=[keys.jobs],

@@ -2,9 +2,9 @@
 -- now (lapsed_consumers in lib.lua), taking nothing (WorkerQueue.dead_workers: a worker
 -- looks before it waits for its turn to take them over with reclaim_dead.lua).
 -- KEYS: [1] jobs stream
--- ARGV: [1] key prefix, [2] the asking consumer, [3] the age (ms) its own liveness record
---       must have before it judges others, [4] '1' to judge workers by their liveness
---       records
+-- ARGV: [1] key prefix, [2] the asking consumer, [3] how long (ms) it gives the others to
+--       renew their records after Redis started or its own record lapsed, [4] '1' to
+--       judge workers by their liveness records
 -- Derives from the prefix: alive:{consumer} of the asking consumer and of each consumer
 -- holding entries.
 -- Returns their names.

@@ -225,19 +225,23 @@ end
 
 -- The consumers of the jobs group holding entries that the living should take at once:
 -- HANDED_BACK always; with `by_liveness`, every other one but `me` whose liveness record
--- lapsed. Judged only once `me`'s own record is at least `judge_after_ms` old: a worker
--- that just (re)appeared -- a new process, or any worker after Redis lost or let expire
--- the records (a restart, a partition) -- first gives the others that long to renew
--- theirs. (A record that lapsed while `me`'s lived was last renewed over a TTL ago, so
--- `me`'s is old enough then.)
+-- lapsed, judged by `me` only when it can tell the other had time to renew its record and
+-- did not: `me`'s own record lives and, if it lapsed once and was created again (`me` was
+-- frozen, or cut off from Redis), has lived since for `judge_after_ms`; and Redis has been
+-- up that long (records may have expired while it was down). A record holds two server
+-- times 'first:since': when its worker first created it, and when this one was created.
 local function lapsed_consumers(me, judge_after_ms, by_liveness)
   local s = redis.call('XPENDING', Q.jobs, JOBS_GROUP)
   local out = {}
   if not s[4] then return out end
   local judge = false
-  if by_liveness then
-    local since = tonumber(redis.call('GET', alive_key(me)) or '')
-    judge = since ~= nil and now_ms() - since >= judge_after_ms
+  local record = by_liveness and redis.call('GET', alive_key(me))
+  if record then
+    local first, since = string.match(record, '^(%d+):(%d+)$')
+    local info = redis.call('INFO', 'server')
+    local uptime_ms = tonumber(string.match(info, 'uptime_in_seconds:(%d+)') or '0') * 1000
+    judge = since ~= nil and uptime_ms >= judge_after_ms
+      and (first == since or now_ms() - tonumber(since) >= judge_after_ms)
   end
   for _, c in ipairs(s[4]) do
     local name = c[1]

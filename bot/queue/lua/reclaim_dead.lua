@@ -7,9 +7,9 @@
 -- nothing pending is deleted from the group.
 -- KEYS: [1] jobs stream, [2] active_jobs, [3] dead-letter stream, [4] stats
 -- ARGV: [1] key prefix, [2] now, [3] consumer, [4] count, [5] max deliveries,
---       [6] the age (ms) `consumer`'s own liveness record must have before it judges
---       others, [7] '1' to judge workers by their liveness records, [8] the stuck
---       bound's terms (JSON: factor, min_ms, max_ms, default_s)
+--       [6] how long (ms) `consumer` gives the others to renew their records after Redis
+--       started or its own record lapsed, [7] '1' to judge workers by their liveness
+--       records, [8] the stuck bound's terms (JSON: factor, min_ms, max_ms, default_s)
 -- Derives from the prefix: alive:{consumer} of the asking consumer and of each consumer
 -- holding entries, job:{id} and selfie:{id} of each entry taken over, and the owner's
 -- slot and results stream named in the hash of a job that ends here.

@@ -215,7 +215,8 @@ class Settings(BaseSettings):
         default=0.5,
         gt=0,
         validation_alias=_env("AVATARBOT_LIVENESS_REFRESH_S"),
-        description="How often a worker renews its liveness record and looks for dead ones.",
+        description="How often a worker renews its liveness record (it looks for dead "
+        "ones twice as often).",
     )
     liveness_ttl_s: float = Field(
         default=2.0,

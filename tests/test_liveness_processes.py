@@ -33,6 +33,8 @@ from generation.worker import Worker
 from tests.fake_backends import FakeBackend
 from tests.queue_helpers import BOT, JobQueue, collect, request
 
+pytestmark = pytest.mark.slow  # worker processes: a few seconds each
+
 ROOT = Path(__file__).resolve().parent.parent
 TTL_S = 0.5
 REFRESH_S = 0.1

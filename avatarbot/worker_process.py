@@ -60,7 +60,6 @@ async def _serve(
                 batch_size=settings.batch_size,
                 output_size=settings.output_size,
                 reclaim_interval_s=settings.reclaim_interval_s,
-                heartbeat_interval_s=max(0.05, settings.reclaim_idle_s / 3),
                 encode=encode or await load_encoder(settings, redis),
                 likeness=await load_likeness(settings),
             )

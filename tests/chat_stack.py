@@ -62,7 +62,6 @@ class ChatStack:
             batch_size=4,
             output_size=self.settings.output_size,
             reclaim_interval_s=1.0,
-            heartbeat_interval_s=1.0,
             block_ms=100,
             progress_interval_s=0.1,
             encode=self.encoder(),

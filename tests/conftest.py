@@ -90,11 +90,13 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A private redis-server process on a free port, with AOF on, that tests may kill."""
+    """A private redis-server process on a free port, with AOF on, that tests may kill.
+    `binary`: a redis-server other than `redis_binary()` (say the embedded one)."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, binary: str | None = None) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.binary = binary or redis_binary()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,7 +107,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
-                redis_binary(),
+                self.binary,
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--dir", str(self.directory),

@@ -1,7 +1,8 @@
 """Generation backends for queue and worker tests: real `Backend` subclasses, no models.
 
 `FakeBackend` makes a flat image per seed (its colour derived from the style and seed, so
-results are checkable) and can be told to be slow, to fail every request of one style, or
+results are checkable) and can be told to be slow (sleeping, as a GPU batch waits, or
+spinning in pure Python, as a CPU-bound style), to fail every request of one style, or
 to kill its whole process on one style (a "poison" job, as a segfaulting model would).
 Every batch it sees is recorded, in-process in `batches` and, when `log_path` is given, one
 JSON line per batch in that file (for worker processes that tests kill).
@@ -42,11 +43,13 @@ class FakeBackend(Backend):
         self,
         *,
         delay_s: float = 0.0,
+        spin_s: float = 0.0,
         fail_style: str | None = None,
         poison_style: str | None = None,
         log_path: Path | None = None,
     ) -> None:
         self.delay_s = delay_s
+        self.spin_s = spin_s
         self.fail_style = fail_style
         self.poison_style = poison_style
         self.log_path = log_path
@@ -70,6 +73,8 @@ class FakeBackend(Backend):
         for step in range(1, steps + 1):
             if self.delay_s:
                 time.sleep(self.delay_s / steps)
+            if self.spin_s:
+                _spin(self.spin_s / steps)
             if progress is not None:
                 for r in batch:
                     progress(r.key, step / steps)
@@ -89,6 +94,14 @@ class FakeBackend(Backend):
     def keys_seen(self) -> list[str]:
         with self._lock:
             return [key for batch in self.batches for key, _style in batch]
+
+
+def _spin(seconds: float) -> None:
+    """Keep the CPU busy in Python bytecode (holding the GIL between switches)."""
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < deadline:
+        n = (n * 31 + 7) % 1_000_003
 
 
 class RaisingBackend(Backend):

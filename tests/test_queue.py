@@ -47,6 +47,8 @@ def make_queue(redis_client: aioredis.Redis, key_prefix: str, clock: MovableCloc
         options: dict[str, object] = {
             "prefix": key_prefix,
             "reclaim_idle_s": IDLE_S,
+            "stuck_min_s": IDLE_S,
+            "stuck_factor": 0,  # a fixed stuck bound: the floor
             "max_deliveries": 2,
             "job_ttl_s": 600,
             "result_ttl_s": 300,
@@ -300,26 +302,25 @@ async def test_cancel_running_job_discards_its_result(
     assert await queue.read_outcomes(BOT, "bot-1", 10, 10) == []
 
 
-async def test_reclaim_after_idle_and_heartbeat(queue: JobQueue) -> None:
+async def test_reclaim_past_the_stuck_bound_and_the_stale_finish_loses(queue: JobQueue) -> None:
     await queue.enqueue(request(1), SELFIE)
     await queue.enqueue(request(2), SELFIE)
-    [alive, dead] = await queue.claim("w1", 2, 10)
-    for _ in range(4):  # w1 heartbeats only `alive`
-        await asyncio.sleep(IDLE_S / 2)
-        assert await queue.heartbeat("w1", [alive.entry_id]) == []
+    [finished, stuck] = await queue.claim("w1", 2, 10)
+    assert await queue.reclaim("w2", 4) == []  # within their bound
+    assert await queue.complete(finished, result_for(finished))
+    await asyncio.sleep(IDLE_S * 1.5)
     [taken] = await queue.reclaim("w2", 4)
-    assert taken.entry_id == dead.entry_id
-    assert taken.deliveries == 2
+    assert taken.entry_id == stuck.entry_id
+    assert (taken.deliveries, taken.consumer) == (2, "w2")
     assert taken.job.attempts == 2
     assert taken.selfie_jpeg == SELFIE
     assert await queue.reclaim("w2", 4) == []
-    assert await queue.heartbeat("w1", [dead.entry_id]) == [dead.entry_id]  # not stolen back
     stats = await queue.stats()
-    assert dict(stats.pending) == {"w1": 1, "w2": 1}
+    assert dict(stats.pending) == {"w2": 1}
+    assert not await queue.complete(stuck, result_for(stuck))  # the slow original loses
     assert await queue.complete(taken, result_for(taken))
-    assert not await queue.complete(dead, result_for(dead))  # the slow original loses
-    [delivery] = await collect(queue, 1, timeout_s=2)
-    assert delivery.outcome.job_id == taken.job.id
+    told = await collect(queue, 2, timeout_s=1)
+    assert sorted(d.outcome.job_id for d in told) == sorted([finished.job.id, taken.job.id])
 
 
 async def test_dead_letter_after_max_deliveries_then_retry(

@@ -29,6 +29,7 @@ from tests.queue_helpers import BOT, JobQueue, collect, keys_under, request, wai
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_S = 0.5
+LIVENESS = {"liveness_ttl_s": 0.5, "liveness_refresh_s": 0.1}  # a dead worker is found fast
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,12 @@ def catalog() -> StyleCatalog:
 
 
 def make_queue(client: aioredis.Redis, prefix: str, **overrides: object) -> JobQueue:
-    options: dict[str, object] = {"prefix": prefix, "reclaim_idle_s": IDLE_S, "max_deliveries": 2}
+    options: dict[str, object] = {
+        "prefix": prefix,
+        "reclaim_idle_s": IDLE_S,
+        "max_deliveries": 2,
+        **LIVENESS,
+    }
     options.update(overrides)
     return JobQueue(client, QueueConfig(**options))  # type: ignore[arg-type]
 
@@ -55,7 +61,6 @@ def worker(queue: JobQueue, backend: FakeBackend | RaisingBackend, catalog: Styl
         "batch_size": 4,
         "output_size": 64,
         "reclaim_interval_s": 0.1,
-        "heartbeat_interval_s": 0.1,
         "block_ms": 100,
         "progress_interval_s": 0.0,
     }
@@ -190,6 +195,7 @@ def worker_env(redis_url: str, key_prefix: str) -> dict[str, str]:
         "AVATARBOT_KEY_PREFIX": key_prefix,
         "AVATARBOT_RECLAIM_IDLE_S": str(IDLE_S),
         "AVATARBOT_RECLAIM_INTERVAL_S": "0.1",
+        **{f"AVATARBOT_{k.upper()}": str(v) for k, v in LIVENESS.items()},
         "AVATARBOT_MAX_DELIVERIES": "2",
         "AVATARBOT_BATCH_SIZE": "4",
         "AVATARBOT_WEB_ENABLED": "false",

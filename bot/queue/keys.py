@@ -17,6 +17,9 @@ JOBS_GROUP = "workers"
 """Consumer group of the jobs stream; every worker process is a consumer in it."""
 DELIVERY_GROUP = "delivery"
 """Consumer group of each bot's results stream; every bot process is a consumer in it."""
+HANDED_BACK = "handed-back"
+"""The jobs group's consumer that holds the entries a stopping worker gave back before
+starting them: it never has a liveness record, so the living take them at once."""
 
 
 class QueueKeys:
@@ -35,6 +38,12 @@ class QueueKeys:
         """Sorted set of live workers scored by when their registration lapses."""
         self.stats = self.prefix + "stats"
         """Hash with the moving average of a job's duration (ETAs)."""
+
+    def alive(self, consumer: str) -> str:
+        """A worker's liveness record: a string with a TTL of a few seconds, renewed by
+        the worker's own thread; its value, 'first:since', is when (server time, ms) the
+        worker first created it and when it was created this time."""
+        return f"{self.prefix}alive:{consumer}"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"

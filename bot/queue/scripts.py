@@ -2,8 +2,8 @@
 
 Each file in `lua/` starts with a comment naming the KEYS and ARGV it takes (and the keys
 it must derive from data it reads). The loader puts two things in front of every script:
-one line naming the consumer groups (from `bot.queue.keys`) and `lua/lib.lua`, the
-helpers the scripts share. That is all it does.
+two lines naming the consumer groups and the hand-back consumer (from `bot.queue.keys`),
+and `lua/lib.lua`, the helpers the scripts share. That is all it does.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from bot.queue.keys import DELIVERY_GROUP, JOBS_GROUP
+from bot.queue.keys import DELIVERY_GROUP, HANDED_BACK, JOBS_GROUP
 
 _LUA = resources.files("bot.queue").joinpath("lua")
-_GROUPS = f"local JOBS_GROUP, DELIVERY_GROUP = '{JOBS_GROUP}', '{DELIVERY_GROUP}'\n"
+_GROUPS = (
+    f"local JOBS_GROUP, DELIVERY_GROUP = '{JOBS_GROUP}', '{DELIVERY_GROUP}'\n"
+    f"local HANDED_BACK = '{HANDED_BACK}'\n"
+)
 
 
 def script_names() -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot.jobs import JobStatus
-from bot.queue.client import QueueClient
+from bot.queue.client import QueueClient, text
 from bot.queue.keys import JOBS_GROUP
 from bot.queue.scripts import Script
 
@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 async def maintain(client: QueueClient) -> tuple[int, int, int, int]:
     """Trim dead letters older than `job_ttl_s`, prune the active index and the worker
-    registry, drop idle worker consumers with nothing pending, sweep orphaned selfies.
+    registry, drop worker consumers with nothing pending that are dead (no liveness record)
+    or idle for `consumer_idle_s`, sweep orphaned selfies.
     Returns (dead letters trimmed, index entries pruned, workers expired, consumers
     removed)."""
     redis, keys, config = client.redis, client.keys, client.config
@@ -26,10 +27,15 @@ async def maintain(client: QueueClient) -> tuple[int, int, int, int]:
         args=[keys.prefix, repr(now), min_id, 10_000],
     )
     consumers = 0
+    lapsed_ms = 4 * config.liveness_ttl_s * 1000
     for info in await redis.xinfo_consumers(keys.jobs, JOBS_GROUP):
         idle_ms = int(info.get("idle", 0))
-        if int(info.get("pending", 0)) == 0 and idle_ms > config.consumer_idle_s * 1000:
-            await redis.xgroup_delconsumer(keys.jobs, JOBS_GROUP, info["name"])
+        if int(info.get("pending", 0)) != 0:
+            continue  # a dead worker's are taken over first (WorkerQueue.reclaim)
+        name = info["name"]
+        dead = idle_ms > lapsed_ms and not await redis.exists(keys.alive(text(name)))
+        if dead or idle_ms > config.consumer_idle_s * 1000:
+            await redis.xgroup_delconsumer(keys.jobs, JOBS_GROUP, name)
             consumers += 1
     orphans = await sweep_orphaned_selfies(client)
     if trimmed or pruned or workers or consumers or orphans:

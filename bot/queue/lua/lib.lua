@@ -1,6 +1,7 @@
 -- lib.lua: helpers shared by the queue's scripts. The loader (bot/queue/scripts.py) puts
--- one line naming the consumer groups (JOBS_GROUP, DELIVERY_GROUP) and then this file in
--- front of every script. Nothing here runs on its own or reads KEYS or ARGV.
+-- two lines naming the consumer groups (JOBS_GROUP, DELIVERY_GROUP) and the jobs group's
+-- hand-back consumer (HANDED_BACK), then this file, in front of every script. Nothing
+-- here runs on its own or reads KEYS or ARGV.
 --
 -- Key names follow the key schema in docs/reliability.md. A script passes the keys it
 -- knows up front as KEYS and sets the fields of Q its helpers use from them; the helpers
@@ -8,14 +9,17 @@
 -- a field of a job hash) from Q.prefix, the key prefix ending in ':'.
 
 -- Set by each script: prefix (ARGV), jobs (the jobs stream), active (the active_jobs
--- index), dead (the dead-letter stream): those its helpers use.
-local Q = {}
+-- index), dead (the dead-letter stream), and, in the scripts that start jobs, stats (the
+-- stats hash) and stuck (the stuck bound's terms: factor, min_ms, max_ms, default_s):
+-- those its helpers use. start_one lists the jobs it started in Q.started.
+local Q = {started = {}}
 
 local function job_key(id) return Q.prefix .. 'job:' .. id end
 local function selfie_key(id) return Q.prefix .. 'selfie:' .. id end
 local function result_key(id) return Q.prefix .. 'result:' .. id end
 local function slot_key(owner_key) return Q.prefix .. 'active:' .. owner_key end
 local function results_key(bot) return Q.prefix .. 'results:' .. bot end
+local function alive_key(consumer) return Q.prefix .. 'alive:' .. consumer end
 
 local FINAL = {done=true, failed=true, cancelled=true, dead=true}
 
@@ -31,7 +35,7 @@ end
 -- so job records sent back leave them out (less to encode and parse).
 local BOOKKEEPING = {owner_key=true, bot=true, quota_key=true, entry=true,
                      outcome_entry=true, dead_entry=true, worker=true, delivering=true,
-                     lease_until=true}
+                     lease_until=true, stuck_ms=true}
 
 local function job_record(job)
   local t = {}
@@ -120,6 +124,7 @@ local function start_one(out, entry, id, jk, sk, now, consumer, n)
                  'progress', '0.0')
       redis.call('HINCRBY', jk, 'attempts', 1)
       job = job_record(hash_obj(redis.call('HGETALL', jk)))
+      Q.started[#Q.started + 1] = {jk, job.style_id}
     end
   end
   out[#out + 1] = cjson.encode({entry, verdict, id, n, job})
@@ -146,12 +151,19 @@ local function take_over(out, entry, id, n, max, now, consumer)
   out[#out + 1] = ''
 end
 
--- Add one job's duration (seconds) to the moving average in `stats` used for ETAs;
--- returns the new average.
-local function record_duration(stats, x, alpha, ttl)
-  local avg = tonumber(redis.call('HGET', stats, 'avg_job_s') or '')
+-- Fold `x` into the moving average in field `name` of `stats`; returns the new average.
+local function fold(stats, name, x, alpha)
+  local avg = tonumber(redis.call('HGET', stats, name) or '')
   if avg then avg = alpha * x + (1 - alpha) * avg else avg = x end
-  redis.call('HSET', stats, 'avg_job_s', tostring(avg))
+  redis.call('HSET', stats, name, tostring(avg))
+  return avg
+end
+
+-- Add one job's duration (seconds) to the moving average in `stats` used for ETAs, and,
+-- for each style named, to that style's average (the stuck bounds); returns the first.
+local function record_duration(stats, x, alpha, ttl, styles)
+  local avg = fold(stats, 'avg_job_s', x, alpha)
+  for _, style in ipairs(styles or {}) do fold(stats, 'avg_s:' .. style, x, alpha) end
   redis.call('HINCRBY', stats, 'samples', 1)
   redis.call('EXPIRE', stats, ttl)
   return avg
@@ -163,4 +175,81 @@ local function index_active(id, entry, ttl)
   local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
   redis.call('ZADD', Q.active, tonumber(ms) * 1024 + math.min(tonumber(seq), 1023), id)
   redis.call('EXPIRE', Q.active, ttl)
+end
+
+-- --- liveness and stuck bounds (docs/reliability.md, "When a worker stops") ---
+
+-- The expected seconds of one job of `style`: the style's moving average, else every
+-- style's, else the configured default.
+local function expected_s(style)
+  local f = redis.call('HMGET', Q.stats, 'avg_s:' .. (style or ''), 'avg_job_s')
+  return tonumber(f[1] or '') or tonumber(f[2] or '') or tonumber(Q.stuck.default_s)
+end
+
+-- Give every job this script call started (Q.started) its stuck bound, `stuck_ms` in its
+-- hash: factor times the expected time of the whole batch (a worker runs a batch's groups
+-- one after another), within [min_ms, max_ms]. Call once, after the jobs are started.
+local function note_stuck_bounds()
+  if #Q.started == 0 then return end
+  local total = 0
+  for _, s in ipairs(Q.started) do total = total + expected_s(s[2]) end
+  local t = Q.stuck
+  local bound = math.max(t.min_ms, math.min(t.max_ms, t.factor * total * 1000))
+  for _, s in ipairs(Q.started) do
+    redis.call('HSET', s[1], 'stuck_ms', string.format('%d', bound))
+  end
+end
+
+-- Claim entry `entry` of the jobs stream for `consumer` if it has been idle at least
+-- `min_idle` ms (a delivery counted); returns its job id, or nil when it was not claimed.
+-- An entry deleted meanwhile (Redis 6.2 returns it as nil and keeps it pending) is
+-- dropped.
+local function claim_entry(entry, consumer, min_idle)
+  local r = redis.call('XCLAIM', Q.jobs, JOBS_GROUP, consumer, min_idle, entry)
+  if #r == 0 then return nil end
+  if not r[1] then drop_entry(entry); return nil end
+  return field(r[1][2], 'job_id') or false
+end
+
+-- The current delivery count of a pending entry (1 if it is not pending).
+local function deliveries(entry)
+  local p = redis.call('XPENDING', Q.jobs, JOBS_GROUP, entry, entry, 1)
+  return (p[1] and tonumber(p[1][4])) or 1
+end
+
+-- Server time in ms.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The consumers of the jobs group holding entries that the living should take at once:
+-- HANDED_BACK always; with `by_liveness`, every other one but `me` whose liveness record
+-- lapsed, judged by `me` only when it can tell the other had time to renew its record and
+-- did not: `me`'s own record lives and, if it lapsed once and was created again (`me` was
+-- frozen, or cut off from Redis), has lived since for `judge_after_ms`; and Redis has been
+-- up that long (records may have expired while it was down). A record holds two server
+-- times 'first:since': when its worker first created it, and when this one was created.
+local function lapsed_consumers(me, judge_after_ms, by_liveness)
+  local s = redis.call('XPENDING', Q.jobs, JOBS_GROUP)
+  local out = {}
+  if not s[4] then return out end
+  local judge = false
+  local record = by_liveness and redis.call('GET', alive_key(me))
+  if record then
+    local first, since = string.match(record, '^(%d+):(%d+)$')
+    local info = redis.call('INFO', 'server')
+    local uptime_ms = tonumber(string.match(info, 'uptime_in_seconds:(%d+)') or '0') * 1000
+    judge = since ~= nil and uptime_ms >= judge_after_ms
+      and (first == since or now_ms() - tonumber(since) >= judge_after_ms)
+  end
+  for _, c in ipairs(s[4]) do
+    local name = c[1]
+    if name == HANDED_BACK then
+      out[#out + 1] = name
+    elseif judge and name ~= me and redis.call('EXISTS', alive_key(name)) == 0 then
+      out[#out + 1] = name
+    end
+  end
+  return out
 end

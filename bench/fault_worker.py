@@ -3,8 +3,8 @@
 back what is not started and finishes the group in hand) with the test suite's
 `FakeBackend` (a flat image per seed after FAULT_DELAY_S; a job of style
 FAULT_POISON_STYLE kills the process, as a segfaulting model would) and plain PNG
-output (the labeller is measured elsewhere: bench/labelling_bench.py). Settings come from the environment. Run as
-`python -m bench.fault_worker` from the repository root."""
+output (the labeller is measured elsewhere: bench/labelling_bench.py). Settings come
+from the environment. Run as `python -m bench.fault_worker` from the repository root."""
 
 from __future__ import annotations
 

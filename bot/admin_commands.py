@@ -238,28 +238,29 @@ def _resume(words: list[str]) -> Plan:
 
 
 def _allow(words: list[str]) -> Plan:
-    match words:
-        case []:
-            return lambda actions, _actor: actions.allow_list()
-        case ["remove", scope]:
-            gone = parse_scope(scope)
-            return lambda actions, actor: actions.unallow(actor, gone)
-        case [scope]:
-            new = parse_scope(scope)
-            return lambda actions, actor: actions.allow(actor, new)
-    raise _BadWords
+    return _scope_list(words, AdminActions.allow_list, AdminActions.allow, AdminActions.unallow)
 
 
 def _deny(words: list[str]) -> Plan:
+    return _scope_list(words, AdminActions.deny_list, AdminActions.deny, AdminActions.undeny)
+
+
+def _scope_list(
+    words: list[str],
+    show: Callable[[AdminActions], Awaitable[str]],
+    add: Callable[[AdminActions, str, str], Awaitable[str]],
+    remove: Callable[[AdminActions, str, str], Awaitable[str]],
+) -> Plan:
+    """`/allow` and `/deny`: no words show the list, `SCOPE` adds, `remove SCOPE` removes."""
     match words:
         case []:
-            return lambda actions, _actor: actions.deny_list()
+            return lambda actions, _actor: show(actions)
         case ["remove", scope]:
             gone = parse_scope(scope)
-            return lambda actions, actor: actions.undeny(actor, gone)
+            return lambda actions, actor: remove(actions, actor, gone)
         case [scope]:
             new = parse_scope(scope)
-            return lambda actions, actor: actions.deny(actor, new)
+            return lambda actions, actor: add(actions, actor, new)
     raise _BadWords
 
 

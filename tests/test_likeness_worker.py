@@ -17,7 +17,7 @@ from PIL import Image
 
 from bot.faces import RGBArray
 from bot.jobs import JobResult, JobStatus
-from bot.queue import QueueConfig
+from bot.queue import Delivery, QueueConfig
 from bot.styles import StyleCatalog
 from generation.backends.base import GenerationRequest
 from generation.face_identity import DlibFaceIdentity, FaceIdentity, Identity, Region
@@ -61,6 +61,18 @@ def no_face(_request: GenerationRequest, _seed: int) -> None:
     return None
 
 
+async def one_delivery(queue: JobQueue, worker: Worker) -> Delivery:
+    """Run `worker` until the one job queued is delivered; stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        [delivery] = await collect(queue, 1, timeout_s=60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    return delivery
+
+
 async def run_jobs(
     queue: JobQueue,
     catalog: StyleCatalog,
@@ -77,13 +89,7 @@ async def run_jobs(
         queue, backend, catalog, output_size=SIZE, block_ms=100, reclaim_interval_s=0.5,
         likeness=LikenessCheck(identity, policy),
     )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        [delivery] = await collect(queue, 1, timeout_s=60)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    delivery = await one_delivery(queue, worker)
     assert delivery.outcome.job_id == receipt.job.id
     assert delivery.outcome.status is JobStatus.DONE, delivery.outcome
     stored = await queue.get_result(receipt.job.id)
@@ -231,13 +237,7 @@ async def test_a_failing_embedder_never_costs_the_avatar(
         queue, backend, catalog, output_size=SIZE, block_ms=100,
         likeness=LikenessCheck(BrokenIdentity()),
     )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        [delivery] = await collect(queue, 1, timeout_s=60)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    delivery = await one_delivery(queue, worker)
     assert delivery.outcome.job_id == receipt.job.id
     assert delivery.outcome.status is JobStatus.DONE
     assert delivery.result is not None

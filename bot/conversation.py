@@ -189,12 +189,14 @@ class Conversation:
             answered = await self.admin.handle(sender, command, args)
             if answered is not None:
                 return answered
-        if command != "forgetme" and (refused := await self.gate.check(sender)):
-            return refused.replies()
-        if command == "language" and args:  # "/language es"
-            return await self.set_language(sender, args[0])
         handler = self._commands().get(command)
-        return await handler(sender) if handler else [Text(texts.unknown_command())]
+        if handler is not None and not (command == "language" and args):
+            return await handler(sender)  # each handler asks the gate itself (or never)
+        if refused := await self.gate.check(sender):
+            return refused.replies()
+        if handler is not None:  # "/language es"
+            return await self.set_language(sender, args[0])
+        return [Text(texts.unknown_command())]
 
     def _commands(self) -> dict[str, Callable[[Owner], Awaitable[list[Reply]]]]:
         """A handler for each name in `bot.chat_commands.CHAT_COMMANDS`."""
@@ -423,6 +425,8 @@ class Conversation:
 
     async def language(self, sender: Owner) -> list[Reply]:
         """/language: the languages, each named in itself, and "automatic"."""
+        if refused := await self.gate.check(sender):
+            return refused.replies()
         return [self.language_choice.picker(texts.language_ask(i18n.current_locale()))]
 
     async def set_language(self, sender: Owner, choice: str) -> list[Reply]:
